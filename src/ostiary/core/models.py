@@ -1,0 +1,199 @@
+"""Frozen domain records shared by the core, storage and HTTP layers (OAuth 2.1 §1-§4).
+
+Times are integer Unix seconds. Secrets (codes, refresh tokens, client secrets, registration
+access tokens, session ids) appear here only as SHA-256 hex hashes; see ``core/secrets.py``.
+Every record carries ``tenant_id`` and every token-like record carries ``grant_id`` so that
+revoking a grant can cascade.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal
+
+ClientSource = Literal["dcr", "static", "cimd"]
+AuthMethod = Literal["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
+ApplicationType = Literal["native", "web"]
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    tenant_id: str
+    client_id: str
+    redirect_uris: tuple[str, ...]
+    token_endpoint_auth_method: AuthMethod = "none"
+    grant_types: tuple[str, ...] = ("authorization_code", "refresh_token")
+    response_types: tuple[str, ...] = ("code",)
+    application_type: ApplicationType = "native"
+    client_name: str | None = None
+    client_uri: str | None = None
+    logo_uri: str | None = None
+    scope: str | None = None
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = None
+    client_secret_hash: str | None = None
+    client_secret_expires_at: int = 0
+    registration_access_token_hash: str | None = None
+    client_id_issued_at: int = 0
+    source: ClientSource = "dcr"
+    #: Extra RFC 7591 metadata echoed back on read (contacts, tos_uri, software_id, ...).
+    extra: dict[str, Any] = field(default_factory=dict)
+    #: For CIMD clients: when the cached metadata document must be fetched again.
+    metadata_expires_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    tenant_id: str
+    user_id: str
+    username: str
+    password_hash: str
+    created_at: int
+    disabled: bool = False
+    display_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One authorization a user (or a client, for client_credentials) gave to a client."""
+
+    tenant_id: str
+    grant_id: str
+    client_id: str
+    subject: str
+    scopes: tuple[str, ...]
+    resource: str | None
+    created_at: int
+    expires_at: int
+    revoked_at: int | None = None
+    last_used_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationCode:
+    tenant_id: str
+    code_hash: str
+    grant_id: str
+    client_id: str
+    subject: str
+    redirect_uri: str
+    code_challenge: str
+    scopes: tuple[str, ...]
+    resource: str | None
+    expires_at: int
+    consumed_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    tenant_id: str
+    token_hash: str
+    grant_id: str
+    client_id: str
+    subject: str
+    scopes: tuple[str, ...]
+    resource: str | None
+    issued_at: int
+    expires_at: int
+    idle_expires_at: int
+    rotated_at: int | None = None
+    revoked_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessTokenRecord:
+    """Book-keeping for an issued JWT: lets introspection see revocation and /stats count."""
+
+    tenant_id: str
+    jti: str
+    grant_id: str
+    client_id: str
+    subject: str
+    expires_at: int
+    revoked_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    tenant_id: str
+    subject: str
+    client_id: str
+    resource: str | None
+    scopes: tuple[str, ...]
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    tenant_id: str
+    kid: str
+    alg: str
+    private_jwk: dict[str, Any]
+    created_at: int
+    #: Set when a newer key took over signing; the key stays in JWKS until ``expires_at``.
+    retired_at: int | None = None
+    expires_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """A pending authorization request waiting for login and consent (server-side state)."""
+
+    tenant_id: str
+    interaction_id: str
+    params: dict[str, Any]
+    expires_at: int
+    subject: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserSession:
+    tenant_id: str
+    session_hash: str
+    subject: str
+    created_at: int
+    expires_at: int
+
+
+class ConsumeStatus(Enum):
+    OK = "ok"
+    NOT_FOUND = "not_found"
+    EXPIRED = "expired"
+    REPLAYED = "replayed"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumeResult:
+    """Outcome of an atomic single-use code consumption.
+
+    ``record`` is set for OK, EXPIRED and REPLAYED so the caller can revoke ``grant_id``.
+    """
+
+    status: ConsumeStatus
+    record: AuthorizationCode | None = None
+
+
+class RotateStatus(Enum):
+    OK = "ok"
+    NOT_FOUND = "not_found"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    #: Presented again after rotation, outside the grace window: the grant must be revoked.
+    REUSED = "reused"
+
+
+@dataclass(frozen=True, slots=True)
+class RotateResult:
+    status: RotateStatus
+    old: RefreshToken | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    clients: int
+    users: int
+    live_grants: int
+    live_authorization_codes: int
+    live_access_tokens: int
+    live_refresh_tokens: int

@@ -1,0 +1,244 @@
+"""The one typed settings tree (pydantic-settings), validated at start-up.
+
+Every knob has an ``OSTIARY_`` environment variable (nested sections use ``__``, e.g.
+``OSTIARY_TOKENS__ACCESS_TOKEN_TTL=600``) and may come from a ``.env`` file. Settings are
+always passed explicitly; there is no module-level singleton.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ostiary.errors import ConfigurationError
+
+log = logging.getLogger("ostiary.settings")
+
+CIMD_DRAFT = "draft-ietf-oauth-client-id-metadata-document-00"
+DEFAULT_SCOPE_DESCRIPTIONS = {
+    "mcp:read": "Read your data through the MCP server's tools and resources.",
+    "mcp:write": "Create and change data through the MCP server's tools.",
+    "offline_access": "Stay connected when you are away (issue refresh tokens).",
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address `ostiary serve` binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port `ostiary serve` binds to.")
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest request body accepted by any endpoint."
+    )
+    cors_origins: tuple[str, ...] = Field(
+        (), description="Browser origins allowed to call the JSON endpoints (CORS)."
+    )
+    trust_forwarded_for: bool = Field(
+        False, description="Use X-Forwarded-For for the client address (behind a proxy)."
+    )
+
+
+class TokenSettings(_Section):
+    authorization_code_ttl: int = Field(60, ge=5, le=600, description="Seconds a code lives.")
+    access_token_ttl: int = Field(900, ge=30, le=86400, description="Access token lifetime (s).")
+    refresh_token_ttl: int = Field(
+        30 * 86400, ge=60, description="Absolute refresh-token lifetime of a grant (s)."
+    )
+    refresh_token_idle_ttl: int = Field(
+        7 * 86400, ge=60, description="A refresh token unused this long expires (s)."
+    )
+    refresh_grace_seconds: int = Field(
+        30,
+        ge=0,
+        le=300,
+        description="A just-rotated refresh token may be presented again this long "
+        "(concurrent refresh) without being treated as reuse.",
+    )
+    issue_refresh_tokens: Literal["always", "offline_access"] = Field(
+        "always",
+        description="'always' issues a refresh token whenever the client may use the grant; "
+        "'offline_access' only when that scope was granted.",
+    )
+    signing_alg: Literal["ES256", "EdDSA", "RS256"] = Field(
+        "ES256", description="Algorithm of new access-token signing keys."
+    )
+    client_secret_ttl: int = Field(
+        0, ge=0, description="Seconds a DCR client secret lives; 0 means it never expires."
+    )
+    key_retire_grace: int = Field(
+        0, ge=0, description="Extra seconds a rotated-out key stays in JWKS past token lifetime."
+    )
+
+
+class ScopeSettings(_Section):
+    supported: tuple[str, ...] = Field(
+        ("mcp:read", "mcp:write", "offline_access"), description="Scopes this server knows."
+    )
+    default: tuple[str, ...] = Field(
+        ("mcp:read",), description="Scopes granted when a request names none."
+    )
+    descriptions: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_SCOPE_DESCRIPTIONS),
+        description="Text shown on the consent page for each scope.",
+    )
+
+    @model_validator(mode="after")
+    def _defaults_supported(self) -> ScopeSettings:
+        unknown = set(self.default) - set(self.supported)
+        if unknown:
+            raise ValueError(f"scopes.default names unsupported scopes: {sorted(unknown)}")
+        return self
+
+
+class StorageSettings(_Section):
+    url: str = Field(
+        "sqlite:///./.ostiary/ostiary.db",
+        description="sqlite:///path, postgresql://…, or memory:// (tests only).",
+    )
+    redis_url: str | None = Field(
+        None, description="Optional Redis for codes, replay caches and rate limits."
+    )
+    tenant: str = Field("default", min_length=1, max_length=64, description="Tenant id.")
+
+
+class SecuritySettings(_Section):
+    allow_private_fetch: bool = Field(
+        False,
+        description="Let outbound fetches (CIMD, JWKS) reach private/loopback addresses.",
+    )
+    fetch_timeout_seconds: float = Field(5.0, gt=0, le=30, description="Outbound fetch timeout.")
+    fetch_max_bytes: int = Field(5 * 1024, ge=512, description="Largest CIMD document fetched.")
+    cimd_allowed_domains: tuple[str, ...] = Field(
+        (), description="When set, only CIMD client_ids on these hosts are accepted."
+    )
+    remember_consent: bool = Field(
+        True, description="Skip the consent page when the same grant was approved before."
+    )
+    session_ttl: int = Field(8 * 3600, ge=60, description="Browser login session lifetime (s).")
+    rate_limit_per_minute: int = Field(
+        60, ge=1, description="Requests per minute per address on login, register and token."
+    )
+    login_failures_per_account: int = Field(
+        10, ge=1, description="Failed logins per account per 15 minutes before throttling."
+    )
+    secret_key: SecretStr | None = Field(
+        None, description="Key for signed cookies; generated and stored when unset."
+    )
+
+
+class FeatureSettings(_Section):
+    dynamic_registration: bool = Field(True, description="Serve RFC 7591/7592 registration.")
+    client_id_metadata_documents: bool = Field(True, description="Accept CIMD URL client_ids.")
+    cimd_ack: str = Field(CIMD_DRAFT, description="Draft version acknowledged for CIMD.")
+    client_credentials: bool = Field(True, description="Allow the client_credentials grant.")
+
+
+class DevSettings(_Section):
+    enabled: bool = Field(False, description="Allow an http issuer on localhost; loud warning.")
+
+
+class Settings(BaseSettings):
+    """Root settings. Build with ``Settings()`` (env + .env) or ``Settings(**overrides)``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OSTIARY_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="forbid",
+        frozen=True,
+    )
+
+    issuer: str = Field(
+        "http://127.0.0.1:8000", description="Issuer URL; https unless dev mode is on."
+    )
+    data_dir: Path = Field(Path(".ostiary"), description="Where SQLite and local keys live.")
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    tokens: TokenSettings = Field(default_factory=TokenSettings)
+    scopes: ScopeSettings = Field(default_factory=ScopeSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
+    dev: DevSettings = Field(default_factory=DevSettings)
+
+    @model_validator(mode="after")
+    def _check_issuer(self) -> Settings:
+        problem = issuer_problem(self.issuer, dev=self.dev.enabled)
+        if problem:
+            raise ValueError(f"issuer: {problem}")
+        if self.features.client_id_metadata_documents and self.features.cimd_ack != CIMD_DRAFT:
+            raise ValueError(
+                f"features.cimd_ack must be {CIMD_DRAFT!r} (the draft ostiary implements); "
+                f"got {self.features.cimd_ack!r}"
+            )
+        return self
+
+    @property
+    def issuer_path(self) -> str:
+        """The issuer's path without trailing slash ('' for a host-only issuer)."""
+        return urlsplit(self.issuer).path.rstrip("/")
+
+    def relaxed_checks(self) -> list[str]:
+        """What dev mode relaxes, for the start-up warning."""
+        if not self.dev.enabled:
+            return []
+        relaxed = []
+        if self.issuer.startswith("http://"):
+            relaxed.append(f"issuer {self.issuer} is plain http (allowed on loopback in dev mode)")
+        relaxed.append("session cookies are not marked Secure on an http issuer")
+        return relaxed
+
+
+def issuer_problem(issuer: str, *, dev: bool) -> str | None:
+    """Why ``issuer`` is unusable (RFC 8414 §2), or None.
+
+    An issuer is https, has no query or fragment and no trailing slash; plain http is allowed
+    only for a loopback host in dev mode.
+    """
+    parts = urlsplit(issuer)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return f"{issuer!r} is not an absolute http(s) URL"
+    if parts.query or parts.fragment:
+        return f"{issuer!r} must not have a query or fragment (RFC 8414 §2)"
+    if issuer.endswith("/"):
+        return f"{issuer!r} must not end with '/'"
+    if parts.scheme == "http":
+        if not dev:
+            return (
+                f"{issuer!r} is plain http; use https, or set OSTIARY_DEV__ENABLED=true "
+                "for a local loopback issuer"
+            )
+        if not is_loopback_host(parts.hostname):
+            return f"{issuer!r}: http is allowed only for loopback hosts, even in dev mode"
+    return None
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback IP literals (RFC 8252 §7.3)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into one readable ConfigurationError."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            lines.append(f"  {where}: {err['msg']}")
+        raise ConfigurationError("invalid settings:\n" + "\n".join(lines)) from None

@@ -1,0 +1,198 @@
+"""The storage protocol every backend implements (OAuth 2.1 §4.1.2, §4.3.1; RFC 9700 §4.14).
+
+The security-critical semantics are part of the contract and are checked by
+``tests/contract/storage`` on every backend:
+
+* ``consume_authorization_code`` is atomic and single-use, even across processes.
+* ``rotate_refresh_token`` is atomic; a second presentation of a rotated token outside the
+  grace window is reported as ``REUSED`` (the caller then revokes the grant).
+* ``revoke_grant`` cascades to every code, refresh token and access-token record of the grant.
+* Every method is scoped to a tenant; one tenant never sees another's records.
+* Secrets arrive already hashed; a backend never sees a raw code, token or secret.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ostiary.core.models import (
+    AccessTokenRecord,
+    AuthorizationCode,
+    BrowserSession,
+    Client,
+    Consent,
+    ConsumeResult,
+    Grant,
+    Interaction,
+    RefreshToken,
+    RotateResult,
+    SigningKey,
+    Stats,
+    User,
+)
+
+
+class ClientStore(Protocol):
+    async def save_client(self, client: Client) -> None:
+        """Insert or replace a client (keyed by tenant and client_id)."""
+
+    async def get_client(self, tenant_id: str, client_id: str) -> Client | None: ...
+
+    async def delete_client(self, tenant_id: str, client_id: str) -> bool:
+        """Delete a client and revoke every grant issued to it. True if it existed."""
+
+    async def list_clients(self, tenant_id: str) -> list[Client]: ...
+
+
+class UserStore(Protocol):
+    async def save_user(self, user: User) -> None:
+        """Insert or replace a user; usernames are unique per tenant (StorageError if taken)."""
+
+    async def get_user(self, tenant_id: str, user_id: str) -> User | None: ...
+
+    async def get_user_by_username(self, tenant_id: str, username: str) -> User | None: ...
+
+    async def list_users(self, tenant_id: str) -> list[User]: ...
+
+    async def delete_user(self, tenant_id: str, user_id: str) -> bool:
+        """Delete a user and revoke all of their grants. True if it existed."""
+
+
+class GrantStore(Protocol):
+    async def save_grant(self, grant: Grant) -> None: ...
+
+    async def get_grant(self, tenant_id: str, grant_id: str) -> Grant | None: ...
+
+    async def list_grants(self, tenant_id: str, subject: str) -> list[Grant]:
+        """Live (unrevoked) grants of a subject, newest first."""
+
+    async def touch_grant(self, tenant_id: str, grant_id: str, now: int) -> None:
+        """Record ``last_used_at``."""
+
+    async def revoke_grant(self, tenant_id: str, grant_id: str, now: int) -> bool:
+        """Revoke the grant and, in the same transaction, its codes and tokens.
+
+        Returns True if the grant existed and was live.
+        """
+
+
+class CodeStore(Protocol):
+    async def save_authorization_code(self, code: AuthorizationCode) -> None: ...
+
+    async def consume_authorization_code(
+        self, tenant_id: str, code_hash: str, now: int
+    ) -> ConsumeResult:
+        """Mark the code consumed, atomically; exactly one concurrent caller gets OK.
+
+        A code already consumed yields REPLAYED with the record (so its grant can be revoked),
+        an expired one EXPIRED, an unknown one NOT_FOUND. Consumed codes are kept until
+        they expire so a replay can still be recognised.
+        """
+
+
+class RefreshTokenStore(Protocol):
+    async def save_refresh_token(self, token: RefreshToken) -> None: ...
+
+    async def get_refresh_token(self, tenant_id: str, token_hash: str) -> RefreshToken | None: ...
+
+    async def rotate_refresh_token(
+        self, tenant_id: str, old_hash: str, new: RefreshToken, now: int, grace_seconds: int
+    ) -> RotateResult:
+        """Atomically retire ``old_hash`` and store ``new``.
+
+        OK when the old token is live and either unrotated, or rotated no more than
+        ``grace_seconds`` ago (concurrent refresh). With ``grace_seconds=0`` exactly one of
+        N concurrent callers gets OK. REUSED when it was rotated earlier than the grace window
+        (the store does NOT revoke: the caller does, so it can audit). EXPIRED when past its
+        absolute or idle expiry, REVOKED when revoked, NOT_FOUND when unknown. ``new`` is
+        stored only on OK.
+        """
+
+    async def revoke_refresh_token(self, tenant_id: str, token_hash: str, now: int) -> bool: ...
+
+
+class AccessTokenStore(Protocol):
+    async def save_access_token(self, record: AccessTokenRecord) -> None: ...
+
+    async def get_access_token(self, tenant_id: str, jti: str) -> AccessTokenRecord | None: ...
+
+    async def revoke_access_token(self, tenant_id: str, jti: str, now: int) -> bool: ...
+
+
+class ConsentStore(Protocol):
+    async def save_consent(self, consent: Consent) -> None:
+        """Insert or replace the consent for (subject, client_id, resource)."""
+
+    async def get_consent(
+        self, tenant_id: str, subject: str, client_id: str, resource: str | None
+    ) -> Consent | None: ...
+
+    async def delete_consents(self, tenant_id: str, subject: str, client_id: str) -> int: ...
+
+
+class KeyStore(Protocol):
+    async def save_signing_key(self, key: SigningKey) -> None:
+        """Insert or replace (by kid)."""
+
+    async def list_signing_keys(self, tenant_id: str) -> list[SigningKey]:
+        """All keys, newest first."""
+
+
+class InteractionStore(Protocol):
+    async def save_interaction(self, interaction: Interaction) -> None: ...
+
+    async def get_interaction(
+        self, tenant_id: str, interaction_id: str, now: int
+    ) -> Interaction | None:
+        """The interaction if it exists and has not expired."""
+
+    async def delete_interaction(self, tenant_id: str, interaction_id: str) -> bool:
+        """Remove it; True for exactly one concurrent caller (single use)."""
+
+    async def save_session(self, session: BrowserSession) -> None: ...
+
+    async def get_session(
+        self, tenant_id: str, session_hash: str, now: int
+    ) -> BrowserSession | None: ...
+
+    async def delete_session(self, tenant_id: str, session_hash: str) -> None: ...
+
+
+class ReplayCache(Protocol):
+    async def remember_jti(self, tenant_id: str, key: str, expires_at: int, now: int) -> bool:
+        """Remember a one-time value until ``expires_at``. True the first time, else False."""
+
+
+class RateLimiter(Protocol):
+    async def hit(self, tenant_id: str, bucket: str, window_seconds: int, now: int) -> int:
+        """Count one event in the fixed window containing ``now``; return the count so far."""
+
+
+class Storage(
+    ClientStore,
+    UserStore,
+    GrantStore,
+    CodeStore,
+    RefreshTokenStore,
+    AccessTokenStore,
+    ConsentStore,
+    KeyStore,
+    InteractionStore,
+    ReplayCache,
+    RateLimiter,
+    Protocol,
+):
+    """Everything the authorization server persists, as one backend object."""
+
+    async def initialize(self) -> None:
+        """Create or migrate the schema. Idempotent; safe with several processes starting."""
+
+    async def close(self) -> None: ...
+
+    async def stats(self, tenant_id: str, now: int) -> Stats: ...
+
+    async def purge_expired(self, now: int) -> int:
+        """Delete expired records of every kind; returns how many went."""
+
+    async def healthy(self) -> bool:
+        """A cheap round-trip to the backend."""
