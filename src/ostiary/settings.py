@@ -67,7 +67,7 @@ class TokenSettings(_Section):
         description="'always' issues a refresh token whenever the client may use the grant; "
         "'offline_access' only when that scope was granted.",
     )
-    signing_alg: Literal["ES256", "EdDSA", "RS256"] = Field(
+    signing_alg: Literal["ES256", "Ed25519", "RS256"] = Field(
         "ES256", description="Algorithm of new access-token signing keys."
     )
     client_secret_ttl: int = Field(
@@ -75,6 +75,17 @@ class TokenSettings(_Section):
     )
     key_retire_grace: int = Field(
         0, ge=0, description="Extra seconds a rotated-out key stays in JWKS past token lifetime."
+    )
+
+
+class ResourceSettings(_Section):
+    allowed: tuple[str, ...] = Field(
+        (),
+        description="RFC 8707 resources (MCP server URLs) this server issues tokens for; "
+        "empty means the built-in MCP endpoint `{issuer}/mcp` only.",
+    )
+    allow_any: bool = Field(
+        False, description="Accept any https (or loopback http) resource. Testing only."
     )
 
 
@@ -163,6 +174,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     tokens: TokenSettings = Field(default_factory=TokenSettings)
     scopes: ScopeSettings = Field(default_factory=ScopeSettings)
+    resources: ResourceSettings = Field(default_factory=ResourceSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
@@ -179,6 +191,18 @@ class Settings(BaseSettings):
                 f"got {self.features.cimd_ack!r}"
             )
         return self
+
+    @property
+    def default_resource(self) -> str:
+        """The audience used when a request names no resource: the built-in MCP endpoint."""
+        return self.resources.allowed[0] if self.resources.allowed else f"{self.issuer}/mcp"
+
+    @property
+    def allowed_resources(self) -> tuple[str, ...] | None:
+        """Resources accepted by the authorization endpoint; None means any."""
+        if self.resources.allow_any:
+            return None
+        return self.resources.allowed or (f"{self.issuer}/mcp",)
 
     @property
     def issuer_path(self) -> str:

@@ -1,0 +1,80 @@
+"""Token endpoint dispatch (OAuth 2.1 §3.2; RFC 6749 §5): authenticate, then run the grant."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+from ostiary.core import client_auth
+from ostiary.core.clients import load_client
+from ostiary.core.context import ServerContext
+from ostiary.core.grants import authorization_code, client_credentials, refresh_token
+from ostiary.core.models import Client
+from ostiary.core.requests import Params
+from ostiary.core.tokens import TokenResponse
+from ostiary.errors import (
+    InvalidClientError,
+    InvalidClientMetadataError,
+    InvalidRequestError,
+    UnauthorizedClientError,
+    UnsupportedGrantTypeError,
+)
+
+Handler = Callable[[ServerContext, Client, Params], Awaitable[TokenResponse]]
+
+GRANTS: Final[Mapping[str, Handler]] = {
+    authorization_code.GRANT_TYPE: authorization_code.handle,
+    refresh_token.GRANT_TYPE: refresh_token.handle,
+    client_credentials.GRANT_TYPE: client_credentials.handle,
+}
+
+
+async def exchange(
+    ctx: ServerContext, params: Params, authorization_header: str | None
+) -> TokenResponse:
+    """Run one token request end to end; raises an OAuthError on any failure."""
+    grant_type = params.get("grant_type")
+    if grant_type is None:
+        raise InvalidRequestError("grant_type is required")
+    handler = GRANTS.get(grant_type)
+    if handler is None:
+        raise UnsupportedGrantTypeError(f"grant_type {grant_type!r} is not supported"[:200])
+    client = await authenticate(ctx, params, authorization_header)
+    if grant_type not in client.grant_types:
+        raise UnauthorizedClientError(f"client is not registered for grant_type {grant_type}")
+    return await handler(ctx, client, params)
+
+
+async def authenticate(
+    ctx: ServerContext, params: Params, authorization_header: str | None
+) -> Client:
+    """Authenticate the calling client by whichever single method it used (OAuth 2.1 §2.4)."""
+    presented = client_auth.parse_client_credentials(authorization_header, params.single)
+    used_basic = presented.method == "client_secret_basic"
+    client = None
+    if presented.client_id is not None:
+        try:
+            client = await load_client(ctx, presented.client_id)
+        except InvalidClientMetadataError as exc:
+            raise InvalidClientError(exc.description, used_basic=used_basic) from None
+    now = ctx.clock()
+
+    async def remember(jti: str, expires_at: int) -> bool:
+        key = f"client_assertion:{presented.client_id}:{jti}"
+        return await ctx.storage.remember_jti(ctx.tenant, key, expires_at, now)
+
+    async def load_jwks(found: Client) -> Mapping[str, Any]:
+        return found.jwks or {"keys": []}
+
+    try:
+        return await client_auth.authenticate_client(
+            presented,
+            client,
+            audiences=(ctx.issuer, f"{ctx.issuer}/token"),
+            now=now,
+            remember_jti=remember,
+            load_jwks=load_jwks,
+        )
+    except InvalidClientError:
+        ctx.audit("client.authentication_failed", client_id=presented.client_id)
+        raise

@@ -1,0 +1,35 @@
+"""Client lookup across registration kinds (RFC 7591, pre-registration, CIMD draft -00).
+
+A URL-shaped ``client_id`` is a Client ID Metadata Document and is resolved (fetched,
+validated, cached) through the injected resolver; any other id is looked up in storage.
+"""
+
+from __future__ import annotations
+
+from ostiary.core.client_id_metadata import is_client_id_metadata_url
+from ostiary.core.context import ServerContext
+from ostiary.core.models import Client
+
+
+async def load_client(ctx: ServerContext, client_id: str) -> Client | None:
+    """The client for ``client_id``, or None when unknown.
+
+    Raises:
+        InvalidClientMetadataError: a metadata document could not be fetched or is invalid.
+    """
+    features = ctx.settings.features
+    if is_client_id_metadata_url(client_id):
+        if not features.client_id_metadata_documents or ctx.resolver is None:
+            return None
+        return await ctx.resolver.resolve(
+            client_id,
+            tenant_id=ctx.tenant,
+            now=ctx.clock(),
+            supported_scopes=ctx.settings.scopes.supported,
+        )
+    return await ctx.storage.get_client(ctx.tenant, client_id)
+
+
+def is_confidential(client: Client) -> bool:
+    """Confidential clients authenticate at the token endpoint (OAuth 2.1 §2.1)."""
+    return client.token_endpoint_auth_method != "none"

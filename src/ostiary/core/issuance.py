@@ -1,0 +1,75 @@
+"""Minting access and refresh tokens for a grant (RFC 9068; OAuth 2.1 §4.3; RFC 9700 §4.14).
+
+Every issued access token is booked (jti, grant, expiry) so revocation and introspection can
+see it and ``/stats`` can count it; refresh tokens are stored only as hashes and never outlive
+their grant.
+"""
+
+from __future__ import annotations
+
+from ostiary.core.context import ServerContext
+from ostiary.core.models import AccessTokenRecord, Client, Grant, RefreshToken
+from ostiary.core.secrets import hash_secret, new_secret
+from ostiary.core.tokens import AccessTokenClaims, mint_access_token
+
+OFFLINE_ACCESS = "offline_access"
+
+
+async def issue_access_token(
+    ctx: ServerContext, grant: Grant, scopes: tuple[str, ...]
+) -> tuple[str, int]:
+    """Mint and book a JWT for ``grant`` with ``scopes``; returns (token, expires_in)."""
+    now = ctx.clock()
+    ttl = min(ctx.settings.tokens.access_token_ttl, max(grant.expires_at - now, 1))
+    claims = AccessTokenClaims(
+        issuer=ctx.issuer,
+        subject=grant.subject,
+        audience=grant.resource or ctx.settings.default_resource,
+        client_id=grant.client_id,
+        scopes=tuple(s for s in scopes if s != OFFLINE_ACCESS),
+        jti=new_secret(16),
+        issued_at=now,
+        expires_at=now + ttl,
+    )
+    ring = await ctx.keys.ring(now)
+    token = mint_access_token(ring, claims)
+    await ctx.storage.save_access_token(
+        AccessTokenRecord(
+            tenant_id=ctx.tenant,
+            jti=claims.jti,
+            grant_id=grant.grant_id,
+            client_id=grant.client_id,
+            subject=grant.subject,
+            expires_at=claims.expires_at,
+        )
+    )
+    return token, ttl
+
+
+def wants_refresh_token(ctx: ServerContext, client: Client, scopes: tuple[str, ...]) -> bool:
+    """Issue a refresh token only to clients registered for the grant, per the policy."""
+    if "refresh_token" not in client.grant_types:
+        return False
+    if ctx.settings.tokens.issue_refresh_tokens == "offline_access":
+        return OFFLINE_ACCESS in scopes
+    return True
+
+
+def new_refresh_token(ctx: ServerContext, grant: Grant) -> tuple[str, RefreshToken]:
+    """A fresh refresh token for ``grant``: (raw value for the client, hashed record)."""
+    now = ctx.clock()
+    raw = new_secret()
+    idle = now + ctx.settings.tokens.refresh_token_idle_ttl
+    record = RefreshToken(
+        tenant_id=ctx.tenant,
+        token_hash=hash_secret(raw),
+        grant_id=grant.grant_id,
+        client_id=grant.client_id,
+        subject=grant.subject,
+        scopes=grant.scopes,
+        resource=grant.resource,
+        issued_at=now,
+        expires_at=grant.expires_at,
+        idle_expires_at=min(idle, grant.expires_at),
+    )
+    return raw, record
