@@ -1,0 +1,387 @@
+"""In-memory reference implementation of the storage protocol (``storage/base.py``; RFC 9700 §4.14).
+
+Dicts keyed by ``(tenant_id, id)``; every operation runs under one ``asyncio.Lock`` so
+single-use codes, refresh rotation and cascading revocation are atomic within the process.
+Nothing survives a restart: this backend is for tests and ``memory://`` demos only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Protocol, TypeVar
+
+from ostiary.core.models import (
+    AccessTokenRecord,
+    AuthorizationCode,
+    BrowserSession,
+    Client,
+    Consent,
+    ConsumeResult,
+    ConsumeStatus,
+    Grant,
+    Interaction,
+    RefreshToken,
+    RotateResult,
+    RotateStatus,
+    SigningKey,
+    Stats,
+    User,
+)
+from ostiary.errors import StorageError
+from ostiary.storage.rules import consume_status, rotation_status
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _drop(table: dict[K, V], dead: Callable[[V], bool]) -> int:
+    """Delete the values ``dead`` selects; return how many went."""
+    keys = [key for key, value in table.items() if dead(value)]
+    for key in keys:
+        del table[key]
+    return len(keys)
+
+
+class MemoryStorage:
+    """Dict-backed :class:`~ostiary.storage.base.Storage`; atomic under one asyncio lock."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._clients: dict[tuple[str, str], Client] = {}
+        self._users: dict[tuple[str, str], User] = {}
+        self._grants: dict[tuple[str, str], Grant] = {}
+        self._codes: dict[tuple[str, str], AuthorizationCode] = {}
+        self._refresh: dict[tuple[str, str], RefreshToken] = {}
+        self._access: dict[tuple[str, str], AccessTokenRecord] = {}
+        self._consents: dict[tuple[str, str, str, str | None], Consent] = {}
+        self._keys: dict[tuple[str, str], SigningKey] = {}
+        self._interactions: dict[tuple[str, str], Interaction] = {}
+        self._sessions: dict[tuple[str, str], BrowserSession] = {}
+        self._jtis: dict[tuple[str, str], int] = {}
+        self._rates: dict[tuple[str, str], tuple[int, int, int]] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def initialize(self) -> None:
+        """Nothing to create; present for the protocol."""
+
+    async def close(self) -> None:
+        """Nothing to release; the data stays readable until the object is dropped."""
+
+    async def healthy(self) -> bool:
+        return True
+
+    # -- clients -----------------------------------------------------------------------------
+
+    async def save_client(self, client: Client) -> None:
+        async with self._lock:
+            self._clients[(client.tenant_id, client.client_id)] = client
+
+    async def get_client(self, tenant_id: str, client_id: str) -> Client | None:
+        return self._clients.get((tenant_id, client_id))
+
+    async def delete_client(self, tenant_id: str, client_id: str) -> bool:
+        async with self._lock:
+            existed = self._clients.pop((tenant_id, client_id), None) is not None
+            self._revoke_where(tenant_id, lambda g: g.client_id == client_id)
+            return existed
+
+    async def list_clients(self, tenant_id: str) -> list[Client]:
+        found = [c for (t, _), c in self._clients.items() if t == tenant_id]
+        return sorted(found, key=lambda c: c.client_id)
+
+    # -- users -------------------------------------------------------------------------------
+
+    async def save_user(self, user: User) -> None:
+        async with self._lock:
+            for (tenant, user_id), other in self._users.items():
+                taken = tenant == user.tenant_id and other.username == user.username
+                if taken and user_id != user.user_id:
+                    raise StorageError(f"username {user.username!r} is taken")
+            self._users[(user.tenant_id, user.user_id)] = user
+
+    async def get_user(self, tenant_id: str, user_id: str) -> User | None:
+        return self._users.get((tenant_id, user_id))
+
+    async def get_user_by_username(self, tenant_id: str, username: str) -> User | None:
+        for (tenant, _), user in self._users.items():
+            if tenant == tenant_id and user.username == username:
+                return user
+        return None
+
+    async def list_users(self, tenant_id: str) -> list[User]:
+        found = [u for (t, _), u in self._users.items() if t == tenant_id]
+        return sorted(found, key=lambda u: u.username)
+
+    async def delete_user(self, tenant_id: str, user_id: str) -> bool:
+        async with self._lock:
+            existed = self._users.pop((tenant_id, user_id), None) is not None
+            self._revoke_where(tenant_id, lambda g: g.subject == user_id)
+            return existed
+
+    # -- grants ------------------------------------------------------------------------------
+
+    async def save_grant(self, grant: Grant) -> None:
+        async with self._lock:
+            self._grants[(grant.tenant_id, grant.grant_id)] = grant
+
+    async def get_grant(self, tenant_id: str, grant_id: str) -> Grant | None:
+        return self._grants.get((tenant_id, grant_id))
+
+    async def list_grants(self, tenant_id: str, subject: str) -> list[Grant]:
+        found = [
+            g
+            for (t, _), g in self._grants.items()
+            if t == tenant_id and g.subject == subject and g.revoked_at is None
+        ]
+        return sorted(found, key=lambda g: (g.created_at, g.grant_id), reverse=True)
+
+    async def touch_grant(self, tenant_id: str, grant_id: str, now: int) -> None:
+        async with self._lock:
+            grant = self._grants.get((tenant_id, grant_id))
+            if grant is not None:
+                self._grants[(tenant_id, grant_id)] = replace(grant, last_used_at=now)
+
+    async def revoke_grant(self, tenant_id: str, grant_id: str, now: int) -> bool:
+        async with self._lock:
+            # Cascade even when the grant is gone or already revoked: stray live tokens of a
+            # grant must never survive a revocation request.
+            self._cascade(tenant_id, grant_id, now)
+            grant = self._grants.get((tenant_id, grant_id))
+            if grant is None or grant.revoked_at is not None:
+                return False
+            self._grants[(tenant_id, grant_id)] = replace(grant, revoked_at=now)
+            return True
+
+    def _revoke_where(self, tenant_id: str, match: Callable[[Grant], bool]) -> None:
+        """Revoke (with cascade) every live grant of the tenant that ``match`` selects.
+
+        The protocol gives delete_client/delete_user no ``now``, so the wall clock is used.
+        """
+        now = int(time.time())
+        for (tenant, grant_id), grant in list(self._grants.items()):
+            if tenant == tenant_id and match(grant):
+                self._cascade(tenant_id, grant_id, now)
+                if grant.revoked_at is None:
+                    self._grants[(tenant, grant_id)] = replace(grant, revoked_at=now)
+
+    def _cascade(self, tenant_id: str, grant_id: str, now: int) -> None:
+        """Retire every code and token of the grant (caller holds the lock)."""
+        for key, code in self._codes.items():
+            if key[0] == tenant_id and code.grant_id == grant_id and code.consumed_at is None:
+                self._codes[key] = replace(code, consumed_at=now)
+        for key, token in self._refresh.items():
+            if key[0] == tenant_id and token.grant_id == grant_id and token.revoked_at is None:
+                self._refresh[key] = replace(token, revoked_at=now)
+        for key, record in self._access.items():
+            if key[0] == tenant_id and record.grant_id == grant_id and record.revoked_at is None:
+                self._access[key] = replace(record, revoked_at=now)
+
+    # -- authorization codes -----------------------------------------------------------------
+
+    async def save_authorization_code(self, code: AuthorizationCode) -> None:
+        async with self._lock:
+            self._codes[(code.tenant_id, code.code_hash)] = code
+
+    async def consume_authorization_code(
+        self, tenant_id: str, code_hash: str, now: int
+    ) -> ConsumeResult:
+        async with self._lock:
+            code = self._codes.get((tenant_id, code_hash))
+            if code is None:
+                return ConsumeResult(ConsumeStatus.NOT_FOUND)
+            status = consume_status(code, now)
+            if status is ConsumeStatus.OK:
+                code = replace(code, consumed_at=now)
+                self._codes[(tenant_id, code_hash)] = code
+            return ConsumeResult(status, code)
+
+    # -- refresh tokens ----------------------------------------------------------------------
+
+    async def save_refresh_token(self, token: RefreshToken) -> None:
+        async with self._lock:
+            self._refresh[(token.tenant_id, token.token_hash)] = token
+
+    async def get_refresh_token(self, tenant_id: str, token_hash: str) -> RefreshToken | None:
+        return self._refresh.get((tenant_id, token_hash))
+
+    async def rotate_refresh_token(
+        self, tenant_id: str, old_hash: str, new: RefreshToken, now: int, grace_seconds: int
+    ) -> RotateResult:
+        async with self._lock:
+            old = self._refresh.get((tenant_id, old_hash))
+            if old is None:
+                return RotateResult(RotateStatus.NOT_FOUND)
+            status = rotation_status(old, now, grace_seconds)
+            if status is RotateStatus.OK:
+                if old.rotated_at is None:
+                    old = replace(old, rotated_at=now)
+                    self._refresh[(tenant_id, old_hash)] = old
+                self._refresh[(new.tenant_id, new.token_hash)] = new
+            return RotateResult(status, old)
+
+    async def revoke_refresh_token(self, tenant_id: str, token_hash: str, now: int) -> bool:
+        async with self._lock:
+            token = self._refresh.get((tenant_id, token_hash))
+            if token is None or token.revoked_at is not None:
+                return False
+            self._refresh[(tenant_id, token_hash)] = replace(token, revoked_at=now)
+            return True
+
+    # -- access-token records ----------------------------------------------------------------
+
+    async def save_access_token(self, record: AccessTokenRecord) -> None:
+        async with self._lock:
+            self._access[(record.tenant_id, record.jti)] = record
+
+    async def get_access_token(self, tenant_id: str, jti: str) -> AccessTokenRecord | None:
+        return self._access.get((tenant_id, jti))
+
+    async def revoke_access_token(self, tenant_id: str, jti: str, now: int) -> bool:
+        async with self._lock:
+            record = self._access.get((tenant_id, jti))
+            if record is None or record.revoked_at is not None:
+                return False
+            self._access[(tenant_id, jti)] = replace(record, revoked_at=now)
+            return True
+
+    # -- consents ----------------------------------------------------------------------------
+
+    async def save_consent(self, consent: Consent) -> None:
+        key = (consent.tenant_id, consent.subject, consent.client_id, consent.resource)
+        async with self._lock:
+            self._consents[key] = consent
+
+    async def get_consent(
+        self, tenant_id: str, subject: str, client_id: str, resource: str | None
+    ) -> Consent | None:
+        return self._consents.get((tenant_id, subject, client_id, resource))
+
+    async def delete_consents(self, tenant_id: str, subject: str, client_id: str) -> int:
+        async with self._lock:
+            return _drop(
+                self._consents,
+                lambda c: (c.tenant_id, c.subject, c.client_id) == (tenant_id, subject, client_id),
+            )
+
+    # -- signing keys ------------------------------------------------------------------------
+
+    async def save_signing_key(self, key: SigningKey) -> None:
+        async with self._lock:
+            self._keys[(key.tenant_id, key.kid)] = key
+
+    async def list_signing_keys(self, tenant_id: str) -> list[SigningKey]:
+        found = [k for (t, _), k in self._keys.items() if t == tenant_id]
+        return sorted(found, key=lambda k: (k.created_at, k.kid), reverse=True)
+
+    # -- interactions and browser sessions ---------------------------------------------------
+
+    async def save_interaction(self, interaction: Interaction) -> None:
+        async with self._lock:
+            self._interactions[(interaction.tenant_id, interaction.interaction_id)] = interaction
+
+    async def get_interaction(
+        self, tenant_id: str, interaction_id: str, now: int
+    ) -> Interaction | None:
+        found = self._interactions.get((tenant_id, interaction_id))
+        return found if found is not None and found.expires_at > now else None
+
+    async def delete_interaction(self, tenant_id: str, interaction_id: str) -> bool:
+        async with self._lock:
+            return self._interactions.pop((tenant_id, interaction_id), None) is not None
+
+    async def save_session(self, session: BrowserSession) -> None:
+        async with self._lock:
+            self._sessions[(session.tenant_id, session.session_hash)] = session
+
+    async def get_session(
+        self, tenant_id: str, session_hash: str, now: int
+    ) -> BrowserSession | None:
+        found = self._sessions.get((tenant_id, session_hash))
+        return found if found is not None and found.expires_at > now else None
+
+    async def delete_session(self, tenant_id: str, session_hash: str) -> None:
+        async with self._lock:
+            self._sessions.pop((tenant_id, session_hash), None)
+
+    # -- replay cache and rate limits --------------------------------------------------------
+
+    async def remember_jti(self, tenant_id: str, key: str, expires_at: int, now: int) -> bool:
+        async with self._lock:
+            seen = self._jtis.get((tenant_id, key))
+            if seen is not None and seen > now:
+                return False
+            self._jtis[(tenant_id, key)] = expires_at
+            return True
+
+    async def hit(self, tenant_id: str, bucket: str, window_seconds: int, now: int) -> int:
+        start = now - now % window_seconds
+        async with self._lock:
+            window, count, _ = self._rates.get((tenant_id, bucket), (start, 0, 0))
+            count = count + 1 if window == start else 1
+            self._rates[(tenant_id, bucket)] = (start, count, start + window_seconds)
+            return count
+
+    # -- housekeeping ------------------------------------------------------------------------
+
+    async def stats(self, tenant_id: str, now: int) -> Stats:
+        return Stats(
+            clients=_count(self._clients.values(), tenant_id, lambda _: True),
+            users=_count(self._users.values(), tenant_id, lambda _: True),
+            live_grants=_count(
+                self._grants.values(),
+                tenant_id,
+                lambda g: g.revoked_at is None and g.expires_at > now,
+            ),
+            live_authorization_codes=_count(
+                self._codes.values(),
+                tenant_id,
+                lambda c: c.consumed_at is None and c.expires_at > now,
+            ),
+            live_access_tokens=_count(
+                self._access.values(),
+                tenant_id,
+                lambda a: a.revoked_at is None and a.expires_at > now,
+            ),
+            live_refresh_tokens=_count(
+                self._refresh.values(), tenant_id, lambda r: _refresh_live(r, now)
+            ),
+        )
+
+    async def purge_expired(self, now: int) -> int:
+        async with self._lock:
+            return (
+                _drop(self._codes, lambda c: c.expires_at <= now)
+                + _drop(self._refresh, lambda r: r.expires_at <= now or r.idle_expires_at <= now)
+                + _drop(self._access, lambda a: a.expires_at <= now)
+                + _drop(self._grants, lambda g: g.expires_at <= now)
+                + _drop(self._interactions, lambda i: i.expires_at <= now)
+                + _drop(self._sessions, lambda s: s.expires_at <= now)
+                + _drop(self._keys, lambda k: k.expires_at is not None and k.expires_at <= now)
+                + _drop(self._jtis, lambda expires_at: expires_at <= now)
+                + _drop(self._rates, lambda rate: rate[2] <= now)
+            )
+
+
+def _refresh_live(token: RefreshToken, now: int) -> bool:
+    return (
+        token.revoked_at is None
+        and token.rotated_at is None
+        and token.expires_at > now
+        and token.idle_expires_at > now
+    )
+
+
+class _Owned(Protocol):
+    @property
+    def tenant_id(self) -> str: ...
+
+
+R = TypeVar("R", bound=_Owned)
+
+
+def _count(values: Iterable[R], tenant_id: str, live: Callable[[R], bool]) -> int:
+    return sum(1 for value in values if value.tenant_id == tenant_id and live(value))

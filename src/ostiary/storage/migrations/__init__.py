@@ -1,0 +1,1 @@
+"""Alembic migrations of the SQL schema (``storage/schema.py``), applied by ``initialize()``."""

@@ -1,0 +1,216 @@
+"""SQL table definitions of the storage protocol (SQLAlchemy Core; RFC 9700 §4.14, OAuth 2.1 §4).
+
+One ``MetaData`` for SQLite and PostgreSQL. Every primary key and unique constraint starts
+with ``tenant_id`` so every lookup is tenant-scoped by an index. Column names are the field
+names of the records in ``core/models.py``; tuples and dicts are JSON. Secrets arrive hashed
+(``*_hash`` columns). The migrations in ``storage/migrations`` create exactly this schema;
+``tests/contract/storage/test_migrations.py`` checks they agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+#: Name of Alembic's version table; prefixed so it cannot clash with another application's.
+VERSION_TABLE = "ostiary_alembic_version"
+
+
+def _json() -> JSON:
+    # none_as_null: a Python None is SQL NULL, not the JSON literal 'null'.
+    return JSON(none_as_null=True)
+
+
+def _time(name: str, *, nullable: bool = False) -> Column[int]:
+    return Column(name, BigInteger, nullable=nullable)
+
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("client_id", Text, nullable=False),
+    Column("redirect_uris", _json(), nullable=False),
+    Column("token_endpoint_auth_method", Text, nullable=False),
+    Column("grant_types", _json(), nullable=False),
+    Column("response_types", _json(), nullable=False),
+    Column("application_type", Text, nullable=False),
+    Column("client_name", Text),
+    Column("client_uri", Text),
+    Column("logo_uri", Text),
+    Column("scope", Text),
+    Column("jwks", _json()),
+    Column("jwks_uri", Text),
+    Column("client_secret_hash", Text),
+    _time("client_secret_expires_at"),
+    Column("registration_access_token_hash", Text),
+    _time("client_id_issued_at"),
+    Column("source", Text, nullable=False),
+    Column("extra", _json(), nullable=False),
+    _time("metadata_expires_at"),
+    PrimaryKeyConstraint("tenant_id", "client_id", name="pk_clients"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("username", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),
+    _time("created_at"),
+    Column("disabled", Boolean, nullable=False),
+    Column("display_name", Text),
+    PrimaryKeyConstraint("tenant_id", "user_id", name="pk_users"),
+    UniqueConstraint("tenant_id", "username", name="uq_users_username"),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("grant_id", Text, nullable=False),
+    Column("client_id", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("scopes", _json(), nullable=False),
+    Column("resource", Text),
+    _time("created_at"),
+    _time("expires_at"),
+    _time("revoked_at", nullable=True),
+    _time("last_used_at", nullable=True),
+    PrimaryKeyConstraint("tenant_id", "grant_id", name="pk_grants"),
+    Index("ix_grants_subject", "tenant_id", "subject"),
+    Index("ix_grants_client", "tenant_id", "client_id"),
+)
+
+authorization_codes = Table(
+    "authorization_codes",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("code_hash", Text, nullable=False),
+    Column("grant_id", Text, nullable=False),
+    Column("client_id", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("code_challenge", Text, nullable=False),
+    Column("scopes", _json(), nullable=False),
+    Column("resource", Text),
+    _time("expires_at"),
+    _time("consumed_at", nullable=True),
+    PrimaryKeyConstraint("tenant_id", "code_hash", name="pk_authorization_codes"),
+    Index("ix_authorization_codes_grant", "tenant_id", "grant_id"),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("token_hash", Text, nullable=False),
+    Column("grant_id", Text, nullable=False),
+    Column("client_id", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("scopes", _json(), nullable=False),
+    Column("resource", Text),
+    _time("issued_at"),
+    _time("expires_at"),
+    _time("idle_expires_at"),
+    _time("rotated_at", nullable=True),
+    _time("revoked_at", nullable=True),
+    PrimaryKeyConstraint("tenant_id", "token_hash", name="pk_refresh_tokens"),
+    Index("ix_refresh_tokens_grant", "tenant_id", "grant_id"),
+)
+
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("jti", Text, nullable=False),
+    Column("grant_id", Text, nullable=False),
+    Column("client_id", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    _time("expires_at"),
+    _time("revoked_at", nullable=True),
+    PrimaryKeyConstraint("tenant_id", "jti", name="pk_access_tokens"),
+    Index("ix_access_tokens_grant", "tenant_id", "grant_id"),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("client_id", Text, nullable=False),
+    # A primary-key column cannot be NULL: "no resource" is stored as ''.
+    Column("resource", Text, nullable=False),
+    Column("scopes", _json(), nullable=False),
+    _time("created_at"),
+    PrimaryKeyConstraint("tenant_id", "subject", "client_id", "resource", name="pk_consents"),
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("kid", Text, nullable=False),
+    Column("alg", Text, nullable=False),
+    Column("private_jwk", _json(), nullable=False),
+    _time("created_at"),
+    _time("retired_at", nullable=True),
+    _time("expires_at", nullable=True),
+    PrimaryKeyConstraint("tenant_id", "kid", name="pk_signing_keys"),
+)
+
+interactions = Table(
+    "interactions",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("interaction_id", Text, nullable=False),
+    Column("params", _json(), nullable=False),
+    _time("expires_at"),
+    Column("subject", Text),
+    PrimaryKeyConstraint("tenant_id", "interaction_id", name="pk_interactions"),
+)
+
+browser_sessions = Table(
+    "browser_sessions",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("session_hash", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    _time("created_at"),
+    _time("expires_at"),
+    PrimaryKeyConstraint("tenant_id", "session_hash", name="pk_browser_sessions"),
+)
+
+replay_cache = Table(
+    "replay_cache",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    _time("expires_at"),
+    PrimaryKeyConstraint("tenant_id", "key", name="pk_replay_cache"),
+)
+
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("bucket", Text, nullable=False),
+    _time("window_start"),
+    Column("count", Integer, nullable=False),
+    _time("expires_at"),
+    PrimaryKeyConstraint("tenant_id", "bucket", name="pk_rate_limits"),
+)
