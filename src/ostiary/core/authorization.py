@@ -189,7 +189,7 @@ async def approve(ctx: ServerContext, subject: str, request: AuthorizationReques
     return build_redirect(ctx, request.redirect_uri, {"code": code, "state": request.state})
 
 
-def deny(ctx: ServerContext, subject: str | None, request: AuthorizationRequest) -> str:
+async def deny(ctx: ServerContext, subject: str | None, request: AuthorizationRequest) -> str:
     """The access_denied redirect (RFC 6749 §4.1.2.1) with ``iss``."""
     ctx.audit("authorization.denied", client_id=request.client_id, subject=subject)
     return build_redirect(

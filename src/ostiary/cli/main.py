@@ -1,0 +1,296 @@
+"""The ``ostiary`` command: serve, users, clients, keys, check-config (typer + rich).
+
+Every command builds Settings from the environment (``OSTIARY_…``, ``.env``) plus its flags and
+talks to the same storage the server uses. Errors print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ostiary.core.context import ServerContext, system_clock
+from ostiary.core.registration import build_registered_client
+from ostiary.core.users import hash_password, new_user, validate_password
+from ostiary.errors import ConfigurationError, OAuthError, StorageError
+from ostiary.settings import Settings, load_settings
+from ostiary.storage import open_storage
+from ostiary.storage.base import Storage
+
+app = typer.Typer(no_args_is_help=True, help="OAuth 2.1 for MCP servers.")
+users_app = typer.Typer(no_args_is_help=True, help="Local user accounts.")
+clients_app = typer.Typer(no_args_is_help=True, help="Registered OAuth clients.")
+keys_app = typer.Typer(no_args_is_help=True, help="Access-token signing keys.")
+app.add_typer(users_app, name="users")
+app.add_typer(clients_app, name="clients")
+app.add_typer(keys_app, name="keys")
+
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _with_storage(settings: Settings, work: Callable[[Storage], Awaitable[T]]) -> T:
+    async def run() -> T:
+        storage = open_storage(settings)
+        try:
+            await storage.initialize()
+            return await work(storage)
+        finally:
+            await storage.close()
+
+    try:
+        return asyncio.run(run())
+    except (StorageError, OAuthError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _when(ts: int | None) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Bind port.")] = None,
+    issuer: Annotated[str | None, typer.Option(help="Issuer URL.")] = None,
+) -> None:
+    """Run the authorization server (and the demo MCP server) with uvicorn."""
+    import uvicorn
+
+    from ostiary.server.app import create_authorization_server
+
+    current = _settings()
+    server = current.server.model_copy(
+        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    )
+    if issuer is None and (host or port) and current.dev.enabled:
+        issuer = f"http://{server.host}:{server.port}"
+    settings = _settings(
+        server=server.model_dump(), **({"issuer": issuer} if issuer is not None else {})
+    )
+    asyncio.run(_first_start_hint(settings))
+    console.print(f"ostiary issuer [bold]{settings.issuer}[/] on {server.host}:{server.port}")
+    uvicorn.run(
+        create_authorization_server(settings),
+        host=server.host,
+        port=server.port,
+        log_level="info",
+        proxy_headers=settings.server.trust_forwarded_for,
+    )
+
+
+async def _first_start_hint(settings: Settings) -> None:
+    storage = open_storage(settings)
+    try:
+        await storage.initialize()
+        if not await storage.list_users(settings.storage.tenant):
+            console.print(
+                "No users yet. Create one with: [bold]ostiary users add <username>[/] "
+                "(or `.venv/bin/ostiary users add alice` from this checkout)."
+            )
+    finally:
+        await storage.close()
+
+
+@app.command("check-config")
+def check_config() -> None:
+    """Validate the settings from the environment and print them (secrets hidden)."""
+    settings = _settings()
+    console.print_json(settings.model_dump_json())
+    for relaxed in settings.relaxed_checks():
+        console.print(f"[yellow]DEV MODE:[/] {relaxed}")
+    console.print("[green]configuration is valid[/]")
+
+
+def _read_password(password: str | None) -> str:
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=sys.stdin.isatty())
+    try:
+        validate_password(password)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    return password
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    password: Annotated[str | None, typer.Option(help="Password (prompted when absent).")] = None,
+) -> None:
+    """Create a local user."""
+    settings = _settings()
+    secret = _read_password(password)
+
+    async def work(storage: Storage) -> str:
+        tenant = settings.storage.tenant
+        if await storage.get_user_by_username(tenant, username) is not None:
+            raise ValueError(f"user {username!r} already exists")
+        user = await new_user(tenant, username, secret, system_clock())
+        await storage.save_user(user)
+        return user.user_id
+
+    user_id = _with_storage(settings, work)
+    console.print(f"created user [bold]{username}[/] (subject {user_id})")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List local users."""
+    settings = _settings()
+    users = _with_storage(settings, lambda s: s.list_users(settings.storage.tenant))
+    table = Table("username", "subject", "created", "disabled")
+    for user in users:
+        table.add_row(user.username, user.user_id, _when(user.created_at), str(user.disabled))
+    console.print(table)
+
+
+@users_app.command("remove")
+def users_remove(username: str) -> None:
+    """Delete a user and revoke all of their grants."""
+    settings = _settings()
+
+    async def work(storage: Storage) -> None:
+        user = await storage.get_user_by_username(settings.storage.tenant, username)
+        if user is None:
+            raise ValueError(f"no user {username!r}")
+        await storage.delete_user(settings.storage.tenant, user.user_id)
+
+    _with_storage(settings, work)
+    console.print(f"removed user [bold]{username}[/]")
+
+
+@users_app.command("passwd")
+def users_passwd(
+    username: str,
+    password: Annotated[str | None, typer.Option(help="New password (prompted).")] = None,
+) -> None:
+    """Set a user's password."""
+    from dataclasses import replace
+
+    settings = _settings()
+    secret = _read_password(password)
+
+    async def work(storage: Storage) -> None:
+        user = await storage.get_user_by_username(settings.storage.tenant, username)
+        if user is None:
+            raise ValueError(f"no user {username!r}")
+        await storage.save_user(replace(user, password_hash=await hash_password(secret)))
+
+    _with_storage(settings, work)
+    console.print(f"password changed for [bold]{username}[/]")
+
+
+@clients_app.command("add")
+def clients_add(
+    name: Annotated[str, typer.Option(help="Client name shown on the consent page.")],
+    redirect_uri: Annotated[list[str] | None, typer.Option(help="Redirect URI (repeat).")] = None,
+    auth_method: Annotated[str, typer.Option(help="Token endpoint auth method.")] = "none",
+    grant_type: Annotated[list[str] | None, typer.Option(help="Grant type (repeat).")] = None,
+    scope: Annotated[str | None, typer.Option(help="Allowed scopes.")] = None,
+) -> None:
+    """Pre-register a client; prints its client_id (and secret, once)."""
+    settings = _settings()
+    metadata: dict[str, Any] = {
+        "client_name": name,
+        "redirect_uris": redirect_uri or [],
+        "token_endpoint_auth_method": auth_method,
+    }
+    if grant_type:
+        metadata["grant_types"] = grant_type
+        metadata["response_types"] = ["code"] if "authorization_code" in grant_type else []
+    if scope:
+        metadata["scope"] = scope
+
+    async def work(storage: Storage) -> dict[str, Any]:
+        from dataclasses import replace
+
+        client, issued = build_registered_client(
+            metadata,
+            tenant_id=settings.storage.tenant,
+            now=system_clock(),
+            supported_scopes=settings.scopes.supported,
+            client_credentials_enabled=settings.features.client_credentials,
+            secret_ttl=0,
+        )
+        await storage.save_client(replace(client, source="static"))
+        return {"client_id": client.client_id, "client_secret": issued.client_secret}
+
+    result = _with_storage(settings, work)
+    console.print_json(json.dumps({k: v for k, v in result.items() if v is not None}))
+
+
+@clients_app.command("list")
+def clients_list() -> None:
+    """List registered clients."""
+    settings = _settings()
+    clients = _with_storage(settings, lambda s: s.list_clients(settings.storage.tenant))
+    table = Table("client_id", "name", "kind", "auth", "redirect URIs", "registered")
+    for c in clients:
+        table.add_row(
+            c.client_id,
+            c.client_name or "-",
+            c.source,
+            c.token_endpoint_auth_method,
+            "\n".join(c.redirect_uris),
+            _when(c.client_id_issued_at),
+        )
+    console.print(table)
+
+
+@clients_app.command("remove")
+def clients_remove(client_id: str) -> None:
+    """Delete a client and revoke every grant issued to it."""
+    settings = _settings()
+    found = _with_storage(settings, lambda s: s.delete_client(settings.storage.tenant, client_id))
+    if not found:
+        raise _fail(f"no client {client_id!r}")
+    console.print(f"removed client [bold]{client_id}[/]")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Start signing with a new key; old keys stay in JWKS until their tokens expire."""
+    settings = _settings()
+
+    async def work(storage: Storage) -> str:
+        ctx = ServerContext.build(settings, storage)
+        return (await ctx.keys.rotate(system_clock())).kid
+
+    console.print(f"new signing key [bold]{_with_storage(settings, work)}[/]")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List signing keys and their state."""
+    settings = _settings()
+    keys = _with_storage(settings, lambda s: s.list_signing_keys(settings.storage.tenant))
+    table = Table("kid", "alg", "created", "state", "published until")
+    for k in keys:
+        state = "active" if k.retired_at is None else "retired"
+        table.add_row(k.kid, k.alg, _when(k.created_at), state, _when(k.expires_at))
+    console.print(table)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,134 @@
+"""The authorization-server application: ``create_authorization_server(settings, storage)``.
+
+Wires the async core to Starlette routes; every URL lives under the issuer's path. On start it
+migrates storage, creates the first signing key and warns loudly about relaxed dev checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ostiary.core.context import MetadataResolver, ServerContext
+from ostiary.core.metadata import well_known_paths
+from ostiary.server.endpoints import authorize, health, metadata, register, token
+from ostiary.server.ui.render import STATIC
+from ostiary.settings import Settings
+from ostiary.storage import open_storage
+from ostiary.storage.base import Storage
+
+log = logging.getLogger("ostiary.server")
+
+
+def build_routes(ctx: ServerContext) -> list[BaseRoute]:
+    """Every URL the authorization server answers, in one place."""
+    settings = ctx.settings
+    base = settings.issuer_path
+    meta = metadata.metadata_endpoint(ctx)
+    routes: list[BaseRoute] = [
+        Route(path, meta, methods=["GET"])
+        for suffix in ("oauth-authorization-server", "openid-configuration")
+        for path in well_known_paths(settings, suffix)
+    ]
+    routes += [
+        Route(f"{base}/jwks", metadata.jwks_endpoint(ctx), methods=["GET"]),
+        Route(f"{base}/authorize", authorize.authorize_endpoint(ctx), methods=["GET", "POST"]),
+        Route(
+            f"{base}/interaction/{{interaction_id}}",
+            authorize.interaction_endpoint(ctx),
+            methods=["GET"],
+        ),
+        Route(
+            f"{base}/interaction/{{interaction_id}}/login",
+            authorize.login_endpoint(ctx),
+            methods=["POST"],
+        ),
+        Route(
+            f"{base}/interaction/{{interaction_id}}/consent",
+            authorize.consent_endpoint(ctx),
+            methods=["POST"],
+        ),
+        Route(f"{base}/logout", authorize.logout_endpoint(ctx), methods=["GET", "POST"]),
+        Route(f"{base}/token", token.token_endpoint(ctx), methods=["POST"]),
+        Route(f"{base}/revoke", token.revocation_endpoint(ctx), methods=["POST"]),
+        Route(f"{base}/introspect", token.introspection_endpoint(ctx), methods=["POST"]),
+        Route(f"{base}/health", health.health_endpoint(ctx), methods=["GET"]),
+        Route(f"{base}/stats", health.stats_endpoint(ctx), methods=["GET"]),
+        Mount(f"{base}/static", app=StaticFiles(directory=STATIC), name="static"),
+    ]
+    if settings.features.dynamic_registration:
+        routes += [
+            Route(f"{base}/register", register.registration_endpoint(ctx), methods=["POST"]),
+            Route(
+                f"{base}/register/{{client_id}}",
+                register.client_management_endpoint(ctx),
+                methods=["GET", "PUT", "DELETE"],
+            ),
+        ]
+    return routes
+
+
+def default_resolver(settings: Settings) -> MetadataResolver:
+    from ostiary.net.cimd import ClientMetadataResolver
+    from ostiary.net.fetch import FetchPolicy, SafeFetcher
+
+    security = settings.security
+    policy = FetchPolicy(
+        allow_private=security.allow_private_fetch,
+        timeout_seconds=security.fetch_timeout_seconds,
+        max_bytes=security.fetch_max_bytes,
+        allowed_domains=security.cimd_allowed_domains,
+    )
+    return ClientMetadataResolver(SafeFetcher(policy))
+
+
+def create_authorization_server(
+    settings: Settings,
+    storage: Storage | None = None,
+    *,
+    resolver: MetadataResolver | None = None,
+    context: ServerContext | None = None,
+) -> Starlette:
+    """The authorization server as an ASGI app; ``app.state.ctx`` is its core context."""
+    if context is None:
+        storage = storage if storage is not None else open_storage(settings)
+        context = ServerContext.build(
+            settings, storage, resolver=resolver or default_resolver(settings)
+        )
+    ctx = context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await startup(ctx)
+        yield
+        await ctx.storage.close()
+
+    middleware = []
+    if settings.server.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.server.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            )
+        )
+    app = Starlette(routes=build_routes(ctx), middleware=middleware, lifespan=lifespan)
+    app.state.ctx = ctx
+    return app
+
+
+async def startup(ctx: ServerContext) -> None:
+    """Migrate storage, make sure a signing key exists, and warn about dev mode."""
+    await ctx.storage.initialize()
+    await ctx.keys.ensure(ctx.clock())
+    for relaxed in ctx.settings.relaxed_checks():
+        log.warning("DEV MODE: %s", relaxed)
