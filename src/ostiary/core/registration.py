@@ -1,0 +1,518 @@
+"""Dynamic client registration and management (RFC 7591 §2-§3; RFC 7592 §2).
+
+Sans-IO: this module validates client metadata, builds the :class:`Client` record and the
+registration response; the endpoint stores the record. Validation is shared with Client ID
+Metadata Documents (``core/client_id_metadata.py``), which accept a narrower set of
+authentication methods.
+
+Decisions worth knowing:
+
+* ``token_endpoint_auth_method`` defaults to ``client_secret_basic`` as RFC 7591 §2 says; MCP
+  public clients send ``none`` explicitly.
+* ``application_type`` (OpenID Connect Registration, required from MCP clients since
+  2026-07-28) is inferred when absent: ``native`` when the redirect URIs include a loopback or
+  private-use-scheme URI and all of them are acceptable for a native app, otherwise ``web``.
+* Every value is type-checked; a wrong JSON type is ``invalid_client_metadata``, never a crash.
+* Secrets (client secret, registration access token) are returned once and stored as hashes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, Literal, cast, get_args
+from urllib.parse import urlsplit
+
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from ostiary.core.models import ApplicationType, AuthMethod, Client
+from ostiary.core.redirect_uris import is_loopback_redirect, validate_registered_redirect_uri
+from ostiary.core.scopes import format_scope, parse_scope
+from ostiary.core.secrets import hash_secret, new_secret, secrets_equal
+from ostiary.errors import (
+    InvalidClientMetadataError,
+    InvalidRedirectUriError,
+    InvalidScopeError,
+)
+from ostiary.settings import is_loopback_host
+
+SUPPORTED_GRANT_TYPES: Final = ("authorization_code", "refresh_token", "client_credentials")
+DEFAULT_GRANT_TYPES: Final = ("authorization_code", "refresh_token")
+AUTH_METHODS: Final[tuple[AuthMethod, ...]] = get_args(AuthMethod)
+SECRET_AUTH_METHODS: Final = frozenset({"client_secret_basic", "client_secret_post"})
+#: Optional URL-valued metadata (RFC 7591 §2): https, or http on loopback.
+URL_FIELDS: Final = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
+#: Optional metadata kept in ``Client.extra`` and echoed back on read.
+EXTRA_STRING_FIELDS: Final = ("tos_uri", "policy_uri", "software_id", "software_version")
+MAX_STRING_LENGTH: Final = 2000
+MAX_REDIRECT_URIS: Final = 20
+MAX_CONTACTS: Final = 20
+CLIENT_ID_BYTES: Final = 16
+#: JWK members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4).
+_PRIVATE_JWK_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+_ASYMMETRIC_KTY: Final = frozenset({"EC", "RSA", "OKP"})
+_UNSAFE_DESCRIPTION_CHARS = re.compile(r"[^\x20-\x21\x23-\x5B\x5D-\x7E]")
+
+
+@dataclass(frozen=True)
+class IssuedCredentials:
+    """Secrets created by a registration, returned to the client exactly once."""
+
+    client_secret: str | None
+    registration_access_token: str
+
+
+@dataclass(frozen=True)
+class ClientMetadata:
+    """Validated RFC 7591 §2 client metadata, before ids and secrets are attached."""
+
+    redirect_uris: tuple[str, ...]
+    token_endpoint_auth_method: AuthMethod
+    grant_types: tuple[str, ...]
+    response_types: tuple[str, ...]
+    application_type: ApplicationType
+    client_name: str | None = None
+    client_uri: str | None = None
+    logo_uri: str | None = None
+    scope: str | None = None
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _safe(value: object) -> str:
+    """A short rendering of client input that fits the error_description charset."""
+    return _UNSAFE_DESCRIPTION_CHARS.sub("?", str(value))[:60]
+
+
+def _invalid(description: str) -> InvalidClientMetadataError:
+    return InvalidClientMetadataError(description)
+
+
+def _string(metadata: Mapping[str, Any], name: str) -> str | None:
+    value = metadata.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _invalid(f"{name} must be a string")
+    if len(value) > MAX_STRING_LENGTH:
+        raise _invalid(f"{name} is too long")
+    return value
+
+
+def _string_list(metadata: Mapping[str, Any], name: str, limit: int = 50) -> tuple[str, ...] | None:
+    value = metadata.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _invalid(f"{name} must be an array of strings")
+    if len(value) > limit:
+        raise _invalid(f"{name} has too many entries")
+    return tuple(dict.fromkeys(cast("list[str]", value)))
+
+
+def _web_url(name: str, value: str) -> str:
+    """RFC 7591 §2 URL metadata: absolute https (http only on loopback), no fragment."""
+    if not value.isascii() or any(ch.isspace() for ch in value) or "#" in value:
+        raise _invalid(f"{name} must be an https URL")
+    parts = urlsplit(value)
+    if "@" in parts.netloc or not parts.hostname:
+        raise _invalid(f"{name} must be an https URL")
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+        return value
+    raise _invalid(f"{name} must be an https URL")
+
+
+def _grant_types(
+    metadata: Mapping[str, Any], *, client_credentials_enabled: bool
+) -> tuple[str, ...]:
+    grant_types = _string_list(metadata, "grant_types")
+    if grant_types is None:
+        return DEFAULT_GRANT_TYPES
+    if not grant_types:
+        raise _invalid("grant_types must not be empty")
+    for grant_type in grant_types:
+        if grant_type not in SUPPORTED_GRANT_TYPES:
+            raise _invalid(f"unsupported grant_type: {_safe(grant_type)}")
+    if "client_credentials" in grant_types and not client_credentials_enabled:
+        raise _invalid("the client_credentials grant is not enabled on this server")
+    return grant_types
+
+
+def _response_types(metadata: Mapping[str, Any], grant_types: tuple[str, ...]) -> tuple[str, ...]:
+    uses_code = "authorization_code" in grant_types
+    response_types = _string_list(metadata, "response_types")
+    if response_types is None:
+        return ("code",) if uses_code else ()
+    for response_type in response_types:
+        if response_type != "code":
+            raise _invalid(f"unsupported response_type: {_safe(response_type)}")
+    # RFC 7591 §2.1: grant_types and response_types must be consistent.
+    if response_types and not uses_code:
+        raise _invalid("response_type code requires the authorization_code grant type")
+    if uses_code and not response_types:
+        raise _invalid("the authorization_code grant type requires response_type code")
+    return response_types
+
+
+def _auth_method(metadata: Mapping[str, Any], allowed: Sequence[AuthMethod]) -> AuthMethod:
+    value = _string(metadata, "token_endpoint_auth_method")
+    method = "client_secret_basic" if value is None else value
+    if method not in allowed:
+        raise _invalid(f"unsupported token_endpoint_auth_method: {_safe(method)}")
+    return cast("AuthMethod", method)
+
+
+def _validate_jwks(value: object) -> dict[str, Any]:
+    """An inline JWK set holding only public asymmetric keys (RFC 7591 §2; RFC 7517 §5)."""
+    if not isinstance(value, dict) or not isinstance(value.get("keys"), list):
+        raise _invalid("jwks must be a JWK set object with a keys array")
+    keys = cast("list[object]", value["keys"])
+    if not keys:
+        raise _invalid("jwks must contain at least one key")
+    for key in keys:
+        if not isinstance(key, dict) or key.get("kty") not in _ASYMMETRIC_KTY:
+            raise _invalid("jwks keys must be EC, RSA or OKP public keys")
+        if _PRIVATE_JWK_MEMBERS & key.keys():
+            raise _invalid("jwks must contain public keys only")
+    try:
+        KeySet.import_key_set(cast("Any", value))
+    except (JoseError, ValueError, TypeError):
+        raise _invalid("jwks contains a key that cannot be parsed") from None
+    return cast("dict[str, Any]", value)
+
+
+def _key_material(
+    metadata: Mapping[str, Any], method: AuthMethod
+) -> tuple[dict[str, Any] | None, str | None]:
+    jwks_value = metadata.get("jwks")
+    jwks_uri = _string(metadata, "jwks_uri")
+    if jwks_value is not None and jwks_uri is not None:
+        # RFC 7591 §2: jwks_uri and jwks MUST NOT both be present.
+        raise _invalid("use either jwks or jwks_uri, not both")
+    jwks = _validate_jwks(jwks_value) if jwks_value is not None else None
+    if jwks_uri is not None:
+        if not jwks_uri.startswith("https://"):
+            raise _invalid("jwks_uri must be an https URL")
+        _web_url("jwks_uri", jwks_uri)
+    if method == "private_key_jwt" and jwks is None and jwks_uri is None:
+        raise _invalid("private_key_jwt requires jwks or jwks_uri")
+    return jwks, jwks_uri
+
+
+def _application_type(
+    metadata: Mapping[str, Any], redirect_uris: tuple[str, ...]
+) -> ApplicationType:
+    value = _string(metadata, "application_type")
+    if value is not None:
+        if value not in ("native", "web"):
+            raise _invalid("application_type must be native or web")
+        return cast("ApplicationType", value)
+    native_only = [u for u in redirect_uris if is_loopback_redirect(u) or _is_private_use(u)]
+    if not native_only:
+        return "web"
+    try:
+        for uri in redirect_uris:
+            validate_registered_redirect_uri(uri, "native")
+    except InvalidRedirectUriError:
+        return "web"
+    return "native"
+
+
+def _is_private_use(uri: str) -> bool:
+    scheme, sep, _ = uri.partition(":")
+    return bool(sep) and scheme.lower() not in ("http", "https")
+
+
+def _redirect_uris(metadata: Mapping[str, Any], grant_types: tuple[str, ...]) -> tuple[str, ...]:
+    value = metadata.get("redirect_uris")
+    if value is not None and (
+        not isinstance(value, list) or not all(isinstance(item, str) for item in value)
+    ):
+        raise InvalidRedirectUriError("redirect_uris must be an array of strings")
+    uris = tuple(dict.fromkeys(cast("list[str]", value or [])))
+    if "authorization_code" in grant_types and not uris:
+        raise InvalidRedirectUriError("redirect_uris is required for the authorization_code grant")
+    if len(uris) > MAX_REDIRECT_URIS:
+        raise InvalidRedirectUriError("too many redirect_uris")
+    return uris
+
+
+def _scope(metadata: Mapping[str, Any], supported_scopes: Sequence[str]) -> str | None:
+    value = _string(metadata, "scope")
+    if value is None:
+        return None
+    try:
+        scopes = parse_scope(value)
+    except InvalidScopeError:
+        raise _invalid("scope must be space-separated scope tokens") from None
+    unsupported = [s for s in scopes if s not in supported_scopes]
+    if unsupported:
+        raise _invalid(f"unsupported scope: {_safe(' '.join(unsupported))}")
+    return format_scope(scopes) or None
+
+
+def _extra(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    for name in EXTRA_STRING_FIELDS:
+        value = _string(metadata, name)
+        if value is not None:
+            extra[name] = _web_url(name, value) if name in URL_FIELDS else value
+    contacts = _string_list(metadata, "contacts", limit=MAX_CONTACTS)
+    if contacts is not None:
+        extra["contacts"] = list(contacts)
+    return extra
+
+
+def validate_client_metadata(
+    metadata: Mapping[str, Any],
+    *,
+    supported_scopes: Sequence[str],
+    client_credentials_enabled: bool,
+    allowed_auth_methods: Sequence[AuthMethod] = AUTH_METHODS,
+) -> ClientMetadata:
+    """Validate RFC 7591 §2 client metadata.
+
+    Args:
+        metadata: The parsed JSON object sent by the client (or fetched, for CIMD).
+        supported_scopes: Scopes the server knows; ``scope`` must be a subset.
+        client_credentials_enabled: Whether the client_credentials grant may be registered.
+        allowed_auth_methods: Token endpoint authentication methods acceptable here.
+
+    Returns:
+        The validated metadata with defaults applied.
+
+    Raises:
+        InvalidClientMetadataError: A field has the wrong type or an unacceptable value.
+        InvalidRedirectUriError: ``redirect_uris`` is missing or an entry is unacceptable.
+    """
+    if not isinstance(metadata, Mapping):
+        raise _invalid("client metadata must be a JSON object")
+    grant_types = _grant_types(metadata, client_credentials_enabled=client_credentials_enabled)
+    response_types = _response_types(metadata, grant_types)
+    method = _auth_method(metadata, allowed_auth_methods)
+    if "client_credentials" in grant_types and method == "none":
+        # OAuth 2.1 §4.2: the client_credentials grant is for confidential clients only.
+        raise _invalid("the client_credentials grant requires a confidential client")
+    jwks, jwks_uri = _key_material(metadata, method)
+    redirect_uris = _redirect_uris(metadata, grant_types)
+    application_type = _application_type(metadata, redirect_uris)
+    for uri in redirect_uris:
+        validate_registered_redirect_uri(uri, application_type)
+    urls = {name: _string(metadata, name) for name in ("client_uri", "logo_uri")}
+    return ClientMetadata(
+        redirect_uris=redirect_uris,
+        token_endpoint_auth_method=method,
+        grant_types=grant_types,
+        response_types=response_types,
+        application_type=application_type,
+        client_name=_string(metadata, "client_name"),
+        client_uri=_web_url("client_uri", urls["client_uri"]) if urls["client_uri"] else None,
+        logo_uri=_web_url("logo_uri", urls["logo_uri"]) if urls["logo_uri"] else None,
+        scope=_scope(metadata, supported_scopes),
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        extra=_extra(metadata),
+    )
+
+
+def client_from_metadata(
+    validated: ClientMetadata,
+    *,
+    tenant_id: str,
+    client_id: str,
+    source: Literal["dcr", "static", "cimd"],
+    issued_at: int,
+) -> Client:
+    """A :class:`Client` record carrying ``validated`` metadata and no secrets."""
+    return Client(
+        tenant_id=tenant_id,
+        client_id=client_id,
+        redirect_uris=validated.redirect_uris,
+        token_endpoint_auth_method=validated.token_endpoint_auth_method,
+        grant_types=validated.grant_types,
+        response_types=validated.response_types,
+        application_type=validated.application_type,
+        client_name=validated.client_name,
+        client_uri=validated.client_uri,
+        logo_uri=validated.logo_uri,
+        scope=validated.scope,
+        jwks=validated.jwks,
+        jwks_uri=validated.jwks_uri,
+        client_id_issued_at=issued_at,
+        source=source,
+        extra=dict(validated.extra),
+    )
+
+
+def build_registered_client(
+    metadata: Mapping[str, Any],
+    *,
+    tenant_id: str,
+    now: int,
+    supported_scopes: Sequence[str],
+    client_credentials_enabled: bool,
+    secret_ttl: int,
+) -> tuple[Client, IssuedCredentials]:
+    """Validate a registration request and mint the client's identifiers (RFC 7591 §3.1-§3.2).
+
+    Args:
+        metadata: The JSON object of the registration request.
+        tenant_id: Tenant the client belongs to.
+        now: Current Unix time.
+        supported_scopes: Scopes the server knows.
+        client_credentials_enabled: Whether the client_credentials grant may be registered.
+        secret_ttl: Seconds until a client secret expires; 0 means never.
+
+    Returns:
+        The client record (secrets as hashes only) and the plaintext credentials to return once.
+
+    Raises:
+        InvalidClientMetadataError: A field has the wrong type or an unacceptable value.
+        InvalidRedirectUriError: ``redirect_uris`` is missing or an entry is unacceptable.
+
+    Example:
+        >>> client, creds = build_registered_client(
+        ...     {"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"},
+        ...     tenant_id="default", now=0, supported_scopes=(), client_credentials_enabled=False,
+        ...     secret_ttl=0)
+        >>> client.application_type, creds.client_secret
+        ('native', None)
+    """
+    validated = validate_client_metadata(
+        metadata,
+        supported_scopes=supported_scopes,
+        client_credentials_enabled=client_credentials_enabled,
+    )
+    client = client_from_metadata(
+        validated,
+        tenant_id=tenant_id,
+        client_id=new_secret(CLIENT_ID_BYTES),
+        source="dcr",
+        issued_at=now,
+    )
+    secret = new_secret() if validated.token_endpoint_auth_method in SECRET_AUTH_METHODS else None
+    registration_access_token = new_secret()
+    client = replace(
+        client,
+        client_secret_hash=hash_secret(secret) if secret else None,
+        client_secret_expires_at=now + secret_ttl if secret and secret_ttl else 0,
+        registration_access_token_hash=hash_secret(registration_access_token),
+    )
+    return client, IssuedCredentials(secret, registration_access_token)
+
+
+def build_registration_response(
+    client: Client, credentials: IssuedCredentials | None, *, registration_client_uri: str
+) -> dict[str, Any]:
+    """The client information response (RFC 7591 §3.2.1; RFC 7592 §3).
+
+    Args:
+        client: The registered client.
+        credentials: Secrets just issued (registration), or None (read or update): plaintext
+            secrets are only ever returned when they are issued.
+        registration_client_uri: The RFC 7592 management URL of this client.
+
+    Returns:
+        The JSON object to send with status 201 (registration) or 200 (read, update).
+    """
+    body: dict[str, Any] = {
+        "client_id": client.client_id,
+        "client_id_issued_at": client.client_id_issued_at,
+        "redirect_uris": list(client.redirect_uris),
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "grant_types": list(client.grant_types),
+        "response_types": list(client.response_types),
+        "application_type": client.application_type,
+    }
+    optional = {
+        "client_name": client.client_name,
+        "client_uri": client.client_uri,
+        "logo_uri": client.logo_uri,
+        "scope": client.scope,
+        "jwks": client.jwks,
+        "jwks_uri": client.jwks_uri,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    body.update(client.extra)
+    if credentials is not None and credentials.client_secret is not None:
+        body["client_secret"] = credentials.client_secret
+    if client.client_secret_hash is not None:
+        # RFC 7591 §3.2.1: REQUIRED whenever a client_secret was issued; 0 = no expiry.
+        body["client_secret_expires_at"] = client.client_secret_expires_at
+    if credentials is not None:
+        body["registration_access_token"] = credentials.registration_access_token
+    body["registration_client_uri"] = registration_client_uri
+    return body
+
+
+def _check_update_identity(existing: Client, metadata: Mapping[str, Any]) -> None:
+    client_id = metadata.get("client_id")
+    if client_id is None:
+        raise _invalid("client_id is required in an update request")
+    if not isinstance(client_id, str) or not secrets_equal(client_id, existing.client_id):
+        raise _invalid("client_id does not match the registration")
+    secret = metadata.get("client_secret")
+    if secret is None:
+        return
+    if not isinstance(secret, str) or existing.client_secret_hash is None:
+        raise _invalid("client_secret does not match the registration")
+    if not secrets_equal(hash_secret(secret), existing.client_secret_hash):
+        raise _invalid("client_secret does not match the registration")
+
+
+def apply_client_update(
+    existing: Client,
+    metadata: Mapping[str, Any],
+    *,
+    now: int,
+    supported_scopes: Sequence[str],
+    client_credentials_enabled: bool,
+) -> Client:
+    """Replace a client's metadata (RFC 7592 §2.2).
+
+    The request carries the complete metadata: omitted fields take their defaults. The
+    ``client_id``, secret, registration access token and ``client_id_issued_at`` never change.
+    A client without a secret cannot switch to a secret-based method here (it would have no
+    way to learn the secret); it must register again.
+
+    Args:
+        existing: The stored client.
+        metadata: The JSON object of the PUT request.
+        now: Current Unix time (kept for symmetry with registration; unused today).
+        supported_scopes: Scopes the server knows.
+        client_credentials_enabled: Whether the client_credentials grant may be registered.
+
+    Returns:
+        The updated client record to store.
+
+    Raises:
+        InvalidClientMetadataError: Identity mismatch or invalid metadata.
+        InvalidRedirectUriError: ``redirect_uris`` is missing or an entry is unacceptable.
+    """
+    del now
+    _check_update_identity(existing, metadata)
+    validated = validate_client_metadata(
+        metadata,
+        supported_scopes=supported_scopes,
+        client_credentials_enabled=client_credentials_enabled,
+    )
+    uses_secret = validated.token_endpoint_auth_method in SECRET_AUTH_METHODS
+    if uses_secret and existing.client_secret_hash is None:
+        raise _invalid("token_endpoint_auth_method cannot change to a secret method on update")
+    updated = client_from_metadata(
+        validated,
+        tenant_id=existing.tenant_id,
+        client_id=existing.client_id,
+        source=existing.source,
+        issued_at=existing.client_id_issued_at,
+    )
+    return replace(
+        updated,
+        client_secret_hash=existing.client_secret_hash if uses_secret else None,
+        client_secret_expires_at=existing.client_secret_expires_at if uses_secret else 0,
+        registration_access_token_hash=existing.registration_access_token_hash,
+        metadata_expires_at=existing.metadata_expires_at,
+    )
