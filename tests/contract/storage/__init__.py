@@ -1,0 +1,1 @@
+"""The storage contract suite (storage/base.py): one suite, every backend."""
