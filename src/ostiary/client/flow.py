@@ -1,0 +1,460 @@
+"""The MCP client authorization flow, transport-neutral (MCP authorization 2026-07-28).
+
+:class:`OAuthFlow` is the state machine behind :class:`ostiary.client.auth.OAuthClientAuth`:
+send the request with the current token; on ``401`` discover (PRM, then AS metadata),
+obtain a client identity, then refresh or authorize (code + PKCE, or client credentials)
+and retry once; on ``403 insufficient_scope`` step up with the union of the scopes asked so
+far and the challenged ones, at most :data:`MAX_STEP_UP_ATTEMPTS` times; refresh before
+expiry. It is an async generator over :class:`~ostiary.client._http.HttpRequest` /
+:class:`~ostiary.client._http.HttpResponse`, so any HTTP client can drive it.
+
+Async generators cannot ``yield from`` or return values, so each step is a generator that
+leaves its result on the flow object and yields its sub-steps to :func:`drive`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+
+from ostiary.client._http import HttpRequest, HttpResponse
+from ostiary.client.authorization import (
+    AuthorizationCallback,
+    start_authorization,
+    validate_callback,
+)
+from ostiary.client.challenges import BearerChallenge, parse_bearer_challenge
+from ostiary.client.discovery import (
+    AuthorizationServerMetadata,
+    ProtectedResourceMetadata,
+    as_metadata_urls,
+    canonical_resource,
+    parse_as_metadata,
+    parse_prm,
+    prm_urls,
+    require_pkce_s256,
+)
+from ostiary.client.registration import (
+    ClientConfig,
+    ClientRegistration,
+    build_registration_request,
+    choose_registration,
+    parse_registration_response,
+    static_registration,
+)
+from ostiary.client.token_store import MemoryTokenStore, TokenStore
+from ostiary.client.tokens import (
+    TokenSet,
+    authorization_code_request,
+    client_credentials_request,
+    parse_token_response,
+    refresh_request,
+)
+from ostiary.errors import AuthorizationFlowError, DiscoveryError
+
+__all__ = ["MAX_STEP_UP_ATTEMPTS", "OAuthFlow", "OriginalRequest", "ServerContext"]
+
+#: MCP "Step-Up Authorization Flow": retry no more than a few times.
+MAX_STEP_UP_ATTEMPTS = 3
+OFFLINE_ACCESS = "offline_access"
+
+Grant = Literal["authorization_code", "client_credentials"]
+
+
+@dataclass(frozen=True)
+class OriginalRequest:
+    """Yielded by the flow: send the request being authenticated with this header."""
+
+    authorization: str | None
+
+
+@dataclass(frozen=True)
+class ServerContext:
+    """What discovery found for one MCP server."""
+
+    server_url: str
+    resource: str
+    prm: ProtectedResourceMetadata
+    metadata: AuthorizationServerMetadata
+
+    @property
+    def issuer(self) -> str:
+        """The validated issuer of the selected authorization server."""
+        return self.metadata.issuer
+
+
+FlowItem = HttpRequest | OriginalRequest
+#: A flow step yields requests to send or sub-steps to run; :func:`drive` flattens them.
+Step = AsyncGenerator["HttpRequest | OriginalRequest | Step", HttpResponse]
+Flow = AsyncGenerator[FlowItem, HttpResponse]
+
+
+async def drive(root: Step) -> Flow:
+    """Run a step and the sub-steps it yields, yielding only the requests to send.
+
+    Async generators cannot ``yield from``, so steps yield their sub-steps and this
+    trampoline runs them: a finished sub-step resumes its parent, and an exception in a
+    sub-step is thrown into its parent at the ``yield``, where it can be handled.
+    """
+    stack: list[Step] = [root]
+    value: HttpResponse | None = None
+    error: Exception | None = None
+    while stack:
+        top = stack[-1]
+        try:
+            if error is not None:
+                item = await top.athrow(error)
+            else:
+                item = await top.asend(value)  # type: ignore[arg-type]
+        except StopAsyncIteration:
+            stack.pop()
+            value, error = None, None
+            continue
+        except Exception as exc:
+            stack.pop()
+            if not stack:
+                raise
+            value, error = None, exc
+            continue
+        value, error = None, None
+        if isinstance(item, HttpRequest | OriginalRequest):
+            value = yield item
+        else:
+            stack.append(item)
+
+
+def _strip_query(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _is_insufficient_scope(response: HttpResponse) -> BearerChallenge | None:
+    if response.status_code != 403:
+        return None
+    challenge = parse_bearer_challenge(response.www_authenticate)
+    if challenge is None or challenge.error != "insufficient_scope":
+        return None
+    return challenge
+
+
+class OAuthFlow:
+    """Shared, transport-neutral state of one client's authorization with one MCP server.
+
+    Args:
+        client: What the client knows about itself (names, redirect URIs, credentials).
+        callback: Sends the user to the authorization URL and returns the redirect's
+            parameters; required for the ``authorization_code`` grant.
+        store: Where tokens and registrations live; memory by default.
+        server_url: The MCP server URL; defaults to the URL of the first request.
+        grant: ``authorization_code`` (users) or ``client_credentials`` (machines).
+        max_step_up_attempts: Step-up authorizations allowed before giving up.
+    """
+
+    def __init__(
+        self,
+        client: ClientConfig | None = None,
+        *,
+        callback: AuthorizationCallback | None = None,
+        store: TokenStore | None = None,
+        server_url: str | None = None,
+        grant: Grant = "authorization_code",
+        max_step_up_attempts: int = MAX_STEP_UP_ATTEMPTS,
+    ) -> None:
+        self.client = client or ClientConfig()
+        self.callback = callback
+        self.store: TokenStore = store if store is not None else MemoryTokenStore()
+        self.server_url = server_url
+        self.grant: Grant = grant
+        self.max_step_up_attempts = max_step_up_attempts
+        self.context: ServerContext | None = None
+        self.tokens: TokenSet | None = None
+        self.registration: ClientRegistration | None = None
+        self.requested_scopes: tuple[str, ...] = ()
+        self._lock = anyio.Lock()
+        self._prm: ProtectedResourceMetadata | None = None
+        self._metadata: AuthorizationServerMetadata | None = None
+
+    # ------------------------------------------------------------------ public driver
+    def _bearer(self) -> OriginalRequest:
+        if self.tokens is None:
+            return OriginalRequest(None)
+        return OriginalRequest(f"Bearer {self.tokens.access_token}")
+
+    def handle(self, url: str) -> Flow:
+        """Authenticate one request to ``url``; yields what to send, receives what came back."""
+        return drive(self._handle(url))
+
+    async def _handle(self, url: str) -> Step:
+        server_url = self.server_url or _strip_query(url)
+        async with self._lock:
+            if self.context and self.tokens and self.tokens.is_expiring():
+                yield self._refresh_or_authorize()
+        sent = self.tokens
+        response = yield self._bearer()
+        # Two rounds: tokens loaded from the store are tried as they are first; when the
+        # server still says 401 they are refreshed or replaced.
+        for _ in range(2):
+            if response.status_code != 401:
+                break
+            async with self._lock:
+                if self.tokens is sent or self.tokens is None:
+                    challenge = parse_bearer_challenge(response.www_authenticate)
+                    yield self._recover(server_url, challenge, sent)
+            sent = self.tokens
+            response = yield self._bearer()
+        attempts = 0
+        while (challenge := _is_insufficient_scope(response)) is not None:
+            attempts += 1
+            if attempts > self.max_step_up_attempts or self.context is None:
+                return  # give up: the caller sees the 403
+            async with self._lock:
+                yield self._step_up(challenge)
+            response = yield self._bearer()
+
+    # ------------------------------------------------------------------ discovery
+    async def _discover_prm(self, server_url: str, challenge: BearerChallenge | None) -> Step:
+        problems: list[str] = []
+        hint = challenge.resource_metadata if challenge else None
+        for url in prm_urls(server_url, hint):
+            response = yield HttpRequest.get_json(url)
+            if response.status_code != 200:
+                problems.append(f"{url}: HTTP {response.status_code}")
+                continue
+            body = response.json()
+            if body is None:
+                problems.append(f"{url}: not JSON")
+                continue
+            try:
+                self._prm = parse_prm(body, url, server_url)
+            except DiscoveryError as exc:
+                if "is for" in str(exc):  # a resource mismatch is fatal (RFC 9728 §3.3)
+                    raise
+                problems.append(str(exc))
+                continue
+            return
+        raise DiscoveryError(
+            f"no protected resource metadata found for {server_url} ({'; '.join(problems)})"
+        )
+
+    async def _discover_as(self, issuer: str) -> Step:
+        problems: list[str] = []
+        for url in as_metadata_urls(issuer):
+            response = yield HttpRequest.get_json(url)
+            if response.status_code != 200:
+                problems.append(f"{url}: HTTP {response.status_code}")
+                continue
+            body = response.json()
+            if body is None:
+                problems.append(f"{url}: not JSON")
+                continue
+            try:
+                self._metadata = parse_as_metadata(body, url, issuer)
+            except DiscoveryError as exc:
+                problems.append(str(exc))
+                continue
+            return
+        raise DiscoveryError(
+            f"no usable authorization server metadata for {issuer} ({'; '.join(problems)})"
+        )
+
+    async def _discover(self, server_url: str, challenge: BearerChallenge | None) -> Step:
+        yield self._discover_prm(server_url, challenge)
+        assert self._prm is not None
+        prm = self._prm
+        issuer = prm.authorization_servers[0]
+        if self.context is not None and self.context.issuer == issuer:
+            metadata = self.context.metadata
+        else:
+            yield self._discover_as(issuer)
+            assert self._metadata is not None
+            metadata = self._metadata
+        if self.grant == "authorization_code":
+            require_pkce_s256(metadata)
+        if self.context is not None and self.context.issuer != metadata.issuer:
+            # SEP-2352: the server moved to another AS; nothing from the old one is reused.
+            self.tokens = None
+            self.registration = None
+            self.requested_scopes = ()
+        self.context = ServerContext(
+            server_url=server_url,
+            resource=canonical_resource(prm.resource),
+            prm=prm,
+            metadata=metadata,
+        )
+
+    # ------------------------------------------------------------------ recovery
+    async def _recover(
+        self, server_url: str, challenge: BearerChallenge | None, sent: TokenSet | None
+    ) -> Step:
+        yield self._discover(server_url, challenge)
+        context = self.context
+        assert context is not None
+        if challenge is not None and challenge.scopes and not self.requested_scopes:
+            self.requested_scopes = challenge.scopes
+        stored = await self.store.get_tokens(context.issuer, context.resource)
+        if stored is not None and sent is None and not stored.is_expiring():
+            self.tokens = stored  # saved by an earlier run: try it first
+            return
+        self.tokens = stored
+        yield self._refresh_or_authorize(challenge)
+
+    async def _refresh_or_authorize(self, challenge: BearerChallenge | None = None) -> Step:
+        context = self.context
+        assert context is not None
+        tokens = self.tokens
+        if tokens is not None and tokens.refresh_token:
+            try:
+                yield self._refresh(context, tokens.refresh_token)
+            except AuthorizationFlowError:
+                pass  # invalid_grant and friends: the user logs in again
+            else:
+                return
+        yield self._authorize(context, challenge)
+
+    async def _step_up(self, challenge: BearerChallenge) -> Step:
+        context = self.context
+        assert context is not None
+        # SEP-2350: ask for the union of what was asked before and what is challenged now.
+        self.requested_scopes = tuple(dict.fromkeys((*self.requested_scopes, *challenge.scopes)))
+        yield self._authorize(context, None)
+
+    # ------------------------------------------------------------------ tokens
+    @property
+    def _signing(self) -> tuple[str, str] | None:
+        pem = self.client.private_key_pem
+        return (pem, self.client.signing_algorithm) if pem else None
+
+    async def _refresh(self, context: ServerContext, refresh_token: str) -> Step:
+        registration = await self._registration(context)
+        if registration is None:
+            raise AuthorizationFlowError("no client registration to refresh with")
+        response = yield refresh_request(
+            refresh_token=refresh_token,
+            resource=context.resource,
+            registration=registration,
+            metadata=context.metadata,
+            signing=self._signing,
+        )
+        try:
+            tokens = parse_token_response(
+                response,
+                requested_scope=self.tokens.scope if self.tokens else None,
+                previous_refresh_token=refresh_token,
+            )
+        except AuthorizationFlowError:
+            self.tokens = None
+            await self.store.delete_tokens(context.issuer, context.resource)
+            raise
+        await self._save_tokens(context, tokens)
+
+    async def _save_tokens(self, context: ServerContext, tokens: TokenSet) -> None:
+        self.tokens = tokens
+        await self.store.save_tokens(context.issuer, context.resource, tokens)
+
+    def _scope_for(self, context: ServerContext, challenge: BearerChallenge | None) -> str | None:
+        """MCP "Scope Selection Strategy": challenge → PRM scopes_supported → configured → omit."""
+        if challenge is not None and challenge.scopes:
+            self.requested_scopes = tuple(
+                dict.fromkeys((*self.requested_scopes, *challenge.scopes))
+            )
+        if not self.requested_scopes:
+            if context.prm.scopes_supported:
+                self.requested_scopes = tuple(context.prm.scopes_supported)
+            elif self.client.scope:
+                self.requested_scopes = tuple(self.client.scope.split())
+        scopes = list(self.requested_scopes)
+        offered = context.metadata.scopes_supported or []
+        wants_refresh = "refresh_token" in self.client.grant_types
+        if (
+            self.grant == "authorization_code"
+            and wants_refresh
+            and OFFLINE_ACCESS in offered
+            and OFFLINE_ACCESS not in scopes
+        ):
+            scopes.append(OFFLINE_ACCESS)  # MCP "Refresh Tokens": MAY ask when offered
+        return " ".join(scopes) or None
+
+    # ------------------------------------------------------------------ registration
+    async def _registration(self, context: ServerContext) -> ClientRegistration | None:
+        if self.registration is not None and self.registration.issuer == context.issuer:
+            return self.registration
+        strategy = choose_registration(self.client, context.metadata)
+        if strategy != "dynamic":
+            self.registration = static_registration(self.client, context.metadata, strategy)
+            return self.registration
+        stored = await self.store.get_registration(context.issuer, context.resource)
+        if stored is not None and stored.issuer == context.issuer and not stored.is_expired():
+            self.registration = stored
+            return stored
+        return None
+
+    async def _register(self, context: ServerContext) -> Step:
+        if await self._registration(context) is not None:
+            return
+        endpoint = context.metadata.registration_endpoint
+        assert endpoint is not None  # choose_registration only says "dynamic" when present
+        response = yield HttpRequest.post_json(
+            endpoint, build_registration_request(self.client, context.metadata)
+        )
+        registration = parse_registration_response(
+            response.status_code, response.json(), context.metadata, self.client
+        )
+        self.registration = registration
+        await self.store.save_registration(context.resource, registration)
+
+    # ------------------------------------------------------------------ authorization
+    async def _authorize(self, context: ServerContext, challenge: BearerChallenge | None) -> Step:
+        yield self._register(context)
+        registration = self.registration
+        assert registration is not None
+        scope = self._scope_for(context, challenge)
+        if self.grant == "client_credentials":
+            response = yield client_credentials_request(
+                resource=context.resource,
+                scope=scope,
+                registration=registration,
+                metadata=context.metadata,
+                signing=self._signing,
+            )
+        else:
+            response = yield await self._code_exchange(context, registration, scope)
+        try:
+            tokens = parse_token_response(response, requested_scope=scope)
+        except AuthorizationFlowError as exc:
+            if exc.error == "invalid_client" and registration.strategy == "dynamic":
+                # The AS forgot us (or the secret expired): register afresh next time.
+                self.registration = None
+                await self.store.delete_registration(context.issuer, context.resource)
+            raise
+        await self._save_tokens(context, tokens)
+
+    async def _code_exchange(
+        self, context: ServerContext, registration: ClientRegistration, scope: str | None
+    ) -> HttpRequest:
+        if self.callback is None:
+            raise AuthorizationFlowError(
+                "authorization is required but no interactive callback is configured"
+            )
+        redirect_uri = self.client.redirect_uris[0]
+        pending = start_authorization(
+            metadata=context.metadata,
+            client_id=registration.client_id,
+            redirect_uri=redirect_uri,
+            resource=context.resource,
+            scope=scope,
+        )
+        result = await self.callback(pending.authorization_url)
+        code = validate_callback(pending, result)
+        return authorization_code_request(
+            code=code,
+            code_verifier=pending.code_verifier,
+            redirect_uri=redirect_uri,
+            resource=context.resource,
+            registration=registration,
+            metadata=context.metadata,
+            signing=self._signing,
+        )
