@@ -1,0 +1,287 @@
+"""Scope requirements for endpoints and MCP tools (RFC 6750 §3.1; MCP "Scope Challenge Handling").
+
+Three pieces:
+
+* :class:`ScopePolicy` decides whether granted scopes satisfy needed ones, accounting for a
+  configurable hierarchy (``mcp:write`` implies ``mcp:read``), because MCP requires servers to
+  honour scope hierarchies when deciding sufficiency ("Step-Up Authorization Flow").
+* :class:`ToolPolicy` maps tool names to the scopes each tool needs.
+* :class:`McpToolScopeGuard` reads an MCP JSON-RPC POST *before* it reaches the MCP server and
+  refuses a ``tools/call`` the token is not good for with HTTP 403 ``insufficient_scope``
+  naming every scope the operation needs in a single challenge (no one-at-a-time step-up).
+  Since MCP 2026-07-28 clients also send ``Mcp-Method``/``Mcp-Name`` headers; an RS may
+  authorize from them only if they agree with the body, so a disagreement is refused here with
+  400 (the MCP ``HeaderMismatch`` error) rather than trusted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from starlette.types import Message, Receive, Scope
+
+from ostiary.errors import InsufficientScopeError, InvalidRequestError
+from ostiary.resource.verifiers import Principal
+
+__all__ = [
+    "HEADER_MISMATCH_CODE",
+    "HeaderMismatchError",
+    "McpToolScopeGuard",
+    "PayloadTooLargeError",
+    "RequestGuard",
+    "ScopePolicy",
+    "ToolPolicy",
+]
+
+#: JSON-RPC error code MCP uses for a routing header that disagrees with the body.
+HEADER_MISMATCH_CODE: Final = -32020
+_DEFAULT_MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+_B64_SENTINEL: Final = re.compile(r"^=\?base64\?(?P<payload>[A-Za-z0-9+/=]*)\?=$")
+
+
+@dataclass(frozen=True)
+class ScopePolicy:
+    """Scope sufficiency with an optional hierarchy.
+
+    Args:
+        implies: ``{"mcp:write": ("mcp:read",)}`` means a token with ``mcp:write`` also
+            satisfies ``mcp:read``. Applied transitively.
+
+    Example:
+        >>> policy = ScopePolicy({"mcp:admin": ("mcp:write",), "mcp:write": ("mcp:read",)})
+        >>> policy.missing(("mcp:admin",), ("mcp:read", "notes:delete"))
+        ('notes:delete',)
+    """
+
+    implies: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+    def expand(self, granted: Iterable[str]) -> frozenset[str]:
+        """Granted scopes plus everything they imply."""
+        result = set(granted)
+        pending = list(result)
+        while pending:
+            for implied in self.implies.get(pending.pop(), ()):
+                if implied not in result:
+                    result.add(implied)
+                    pending.append(implied)
+        return frozenset(result)
+
+    def missing(self, granted: Iterable[str], needed: Iterable[str]) -> tuple[str, ...]:
+        """Needed scopes not covered by ``granted`` (in ``needed`` order)."""
+        needed = tuple(dict.fromkeys(needed))
+        if not needed:
+            return ()
+        have = self.expand(granted)
+        return tuple(s for s in needed if s not in have)
+
+    def check(self, principal: Principal, needed: Sequence[str]) -> None:
+        """Raise :class:`InsufficientScopeError` naming all of ``needed`` if any is missing.
+
+        The challenge names every scope the operation needs, not only the missing ones, so
+        a client that replaces rather than unions its scopes still ends up with enough.
+        """
+        if self.missing(principal.scopes, needed):
+            raise InsufficientScopeError(
+                required_scopes=tuple(dict.fromkeys(needed)),
+                detail=f"granted {principal.scopes!r}, needed {tuple(needed)!r}",
+            )
+
+
+@dataclass(frozen=True)
+class ToolPolicy:
+    """Which scopes each MCP tool needs.
+
+    Args:
+        tools: Tool name → scopes it needs. A tool mapped to ``()`` needs only the endpoint's
+            scopes.
+        default: Scopes for tools not listed (None: only the endpoint's scopes).
+
+    Example:
+        >>> ToolPolicy({"create_note": ("mcp:write",)}).scopes_for("create_note")
+        ('mcp:write',)
+    """
+
+    tools: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    default: Sequence[str] | None = None
+
+    def scopes_for(self, tool: str) -> tuple[str, ...]:
+        """Scopes ``tool`` needs beyond the endpoint's own."""
+        scopes = self.tools.get(tool)
+        if scopes is None:
+            scopes = self.default or ()
+        return tuple(scopes)
+
+    def __bool__(self) -> bool:
+        return bool(self.tools) or bool(self.default)
+
+
+class HeaderMismatchError(InvalidRequestError):
+    """``Mcp-Method``/``Mcp-Name`` disagree with the JSON-RPC body (MCP streamable HTTP)."""
+
+    default_description = "The Mcp-Method or Mcp-Name header does not match the request body."
+
+    def __init__(self, description: str | None = None, *, request_id: Any = None) -> None:
+        super().__init__(description)
+        self.request_id = request_id
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-RPC error body, which is what an MCP client parses."""
+        return {
+            "jsonrpc": "2.0",
+            "id": self.request_id,
+            "error": {"code": HEADER_MISMATCH_CODE, "message": self.description},
+        }
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    """The request body is larger than the guard will buffer."""
+
+    default_status_code = 413
+    default_description = "The request body is too large."
+
+
+class RequestGuard(Protocol):
+    """A check run by the bearer middleware after the token verified, before the app.
+
+    It may read the body; it returns the ``receive`` the app must use (replaying what was
+    read) or raises an :class:`~ostiary.errors.OAuthError`.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, principal: Principal) -> Receive:
+        """Check the request; return the receive callable for the downstream app."""
+        ...
+
+
+def _decode_header_value(value: str) -> str | None:
+    """MCP encodes non-ASCII header values as ``=?base64?…?=`` (streamable HTTP)."""
+    match = _B64_SENTINEL.match(value)
+    if match is None:
+        return value
+    try:
+        return base64.b64decode(match.group("payload"), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def _headers(scope: Scope) -> tuple[str | None, str | None, bool]:
+    method = name = None
+    json_body = False
+    for key, value in scope["headers"]:
+        if key == b"mcp-method":
+            method = value.decode("latin-1")
+        elif key == b"mcp-name":
+            name = value.decode("latin-1")
+        elif key == b"content-type":
+            json_body = value.split(b";", 1)[0].strip().lower() == b"application/json"
+    return method, name, json_body
+
+
+class McpToolScopeGuard:
+    """Refuse an MCP ``tools/call`` whose tool needs scopes the token lacks (HTTP 403).
+
+    Args:
+        tools: Per-tool scope requirements.
+        policy: Scope hierarchy.
+        endpoint_scopes: Scopes the whole endpoint needs; named in every tool challenge too,
+            since the challenge lists all scopes the operation needs.
+        max_body_bytes: Largest body buffered for inspection (larger: 413).
+    """
+
+    def __init__(
+        self,
+        tools: ToolPolicy,
+        policy: ScopePolicy | None = None,
+        *,
+        endpoint_scopes: Sequence[str] = (),
+        max_body_bytes: int = _DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
+        self.tools = tools
+        self.policy = policy or ScopePolicy()
+        self.endpoint_scopes = tuple(endpoint_scopes)
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, principal: Principal) -> Receive:
+        """See :class:`RequestGuard`."""
+        if scope["method"] != "POST":
+            return receive
+        header_method, header_name, json_body = _headers(scope)
+        if not json_body and header_method is None:
+            return receive
+        body, replay = await self._buffer(receive)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return replay  # the MCP server answers the parse error itself
+        messages = payload if isinstance(payload, list) else [payload]
+        needed: list[str] = []
+        for message in messages:
+            if not isinstance(message, dict):
+                continue
+            self._check_headers(message, header_method, header_name, batched=len(messages) > 1)
+            if message.get("method") == "tools/call":
+                needed.extend(self._needed_for(message))
+        if needed:
+            self.policy.check(principal, [*self.endpoint_scopes, *needed])
+        return replay
+
+    def _needed_for(self, message: Mapping[str, Any]) -> tuple[str, ...]:
+        params = message.get("params")
+        name = params.get("name") if isinstance(params, dict) else None
+        return self.tools.scopes_for(name) if isinstance(name, str) else ()
+
+    @staticmethod
+    def _check_headers(
+        message: Mapping[str, Any], method: str | None, name: str | None, *, batched: bool
+    ) -> None:
+        if batched or (method is None and name is None):
+            return
+        request_id = message.get("id")
+        if method is not None and method != message.get("method"):
+            raise HeaderMismatchError(
+                "Mcp-Method header does not match the request body's method",
+                request_id=request_id,
+            )
+        params = message.get("params")
+        body_name = params.get("name") if isinstance(params, dict) else None
+        is_call = message.get("method") == "tools/call" and body_name is not None
+        if is_call and name is not None and _decode_header_value(name) != body_name:
+            raise HeaderMismatchError(
+                "Mcp-Name header does not match the request body's 'name' parameter",
+                request_id=request_id,
+            )
+
+    async def _buffer(self, receive: Receive) -> tuple[bytes, Receive]:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise InvalidRequestError(detail="client disconnected while sending the body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise PayloadTooLargeError(detail=f"body over {self.max_body_bytes} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        return body, _replaying(body, receive)
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
