@@ -88,7 +88,9 @@ async def run(server_url: str, scenario: str, context: dict[str, Any], version: 
             if scenario.startswith("auth/client-credentials"):
                 return
             if tools.tools:
-                await client.call_tool(tools.tools[0].name, {})
+                # The non-auth "tools_call" scenario checks add_numbers(2, 3); auth mocks
+                # accept any arguments for their test tool.
+                await client.call_tool(tools.tools[0].name, {"a": 2, "b": 3})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,7 +58,8 @@ from ostiary.errors import AuthorizationFlowError, DiscoveryError
 
 __all__ = ["MAX_STEP_UP_ATTEMPTS", "OAuthFlow", "OriginalRequest", "ServerContext"]
 
-#: MCP "Step-Up Authorization Flow": retry no more than a few times.
+#: MCP "Step-Up Authorization Flow": retry no more than a few times. Counts every
+#: authorization made while handling one request, the first one included.
 MAX_STEP_UP_ATTEMPTS = 3
 OFFLINE_ACCESS = "offline_access"
 
@@ -174,6 +175,8 @@ class OAuthFlow:
         self.tokens: TokenSet | None = None
         self.registration: ClientRegistration | None = None
         self.requested_scopes: tuple[str, ...] = ()
+        #: Authorizations (code or client credentials grants) made so far.
+        self.authorizations = 0
         self._lock = anyio.Lock()
         self._prm: ProtectedResourceMetadata | None = None
         self._metadata: AuthorizationServerMetadata | None = None
@@ -190,6 +193,7 @@ class OAuthFlow:
 
     async def _handle(self, url: str) -> Step:
         server_url = self.server_url or _strip_query(url)
+        started = self.authorizations
         async with self._lock:
             if self.context and self.tokens and self.tokens.is_expiring():
                 yield self._refresh_or_authorize()
@@ -206,10 +210,8 @@ class OAuthFlow:
                     yield self._recover(server_url, challenge, sent)
             sent = self.tokens
             response = yield self._bearer()
-        attempts = 0
         while (challenge := _is_insufficient_scope(response)) is not None:
-            attempts += 1
-            if attempts > self.max_step_up_attempts or self.context is None:
+            if self.authorizations - started >= self.max_step_up_attempts or not self.context:
                 return  # give up: the caller sees the 403
             async with self._lock:
                 yield self._step_up(challenge)
@@ -412,6 +414,7 @@ class OAuthFlow:
         registration = self.registration
         assert registration is not None
         scope = self._scope_for(context, challenge)
+        self.authorizations += 1
         if self.grant == "client_credentials":
             response = yield client_credentials_request(
                 resource=context.resource,
