@@ -1,0 +1,356 @@
+"""Protect an official ``mcp`` SDK server with ostiary (MCP authorization; RFC 9728; RFC 6750).
+
+:func:`protect_mcp_app` takes an ``MCPServer`` (or low-level ``Server``, or any ASGI app) and
+returns one Starlette app that serves:
+
+* the RFC 9728 protected resource metadata at its well-known path(s);
+* the streamable-HTTP MCP endpoint behind :class:`BearerAuthMiddleware`, with per-tool scope
+  requirements enforced as HTTP 403 step-up challenges *before* the SDK sees the request.
+
+For SDK servers it also installs a server middleware that
+
+* advertises each tool's ``securitySchemes`` in ``_meta`` (``[{"type": "oauth2", "scopes":
+  [...]}]``), the way ChatGPT-style clients read them;
+* optionally hides from ``tools/list`` the tools the caller's token cannot use;
+* turns an authorization failure raised inside tool code (see :func:`require_scopes`) into an
+  error result carrying ``_meta["mcp/www_authenticate"]`` with the challenge.
+
+The authenticated principal reaches tool code through :func:`current_principal`, through
+``ctx.request.user`` / ``ctx.request.state.principal``, and through the SDK's own
+``get_access_token()`` (whose ``token`` is deliberately empty: MCP forbids passing the
+client's token to anything else).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount
+from starlette.types import ASGIApp
+
+from ostiary.errors import InsufficientScopeError, OAuthError
+from ostiary.resource.challenges import challenge_for_error
+from ostiary.resource.metadata import (
+    build_protected_resource_metadata,
+    protected_resource_metadata_routes,
+    protected_resource_metadata_url,
+)
+from ostiary.resource.middleware import BearerAuthMiddleware, current_principal
+from ostiary.resource.scopes import McpToolScopeGuard, ScopePolicy, ToolPolicy
+from ostiary.resource.verifiers import Principal, TokenVerifier
+
+__all__ = [
+    "WWW_AUTHENTICATE_META_KEY",
+    "McpPrincipalUser",
+    "ToolAuthorization",
+    "protect_mcp_app",
+    "require_scopes",
+]
+
+#: Tool-result ``_meta`` key carrying challenges (OpenAI Apps SDK convention).
+WWW_AUTHENTICATE_META_KEY: Final = "mcp/www_authenticate"
+SECURITY_SCHEMES_META_KEY: Final = "securitySchemes"
+
+
+class McpPrincipalUser(AuthenticatedUser):
+    """The SDK's user type, so its session ownership and ``get_access_token()`` work.
+
+    Attributes:
+        principal: The ostiary principal.
+    """
+
+    def __init__(self, principal: Principal) -> None:
+        super().__init__(
+            AccessToken(
+                token="",  # never exposed: no token passthrough (MCP security best practices)
+                client_id=principal.client_id,
+                scopes=list(principal.scopes),
+                expires_at=principal.expires_at,
+                resource=principal.audience[0] if principal.audience else None,
+                subject=principal.subject,
+                claims=dict(principal.claims),
+            )
+        )
+        self.principal = principal
+
+    @property
+    def display_name(self) -> str:
+        """The subject (the SDK's default is the client id)."""
+        return self.principal.subject
+
+
+@dataclass
+class _CallState:
+    authorization: ToolAuthorization
+    challenges: list[str] = field(default_factory=list)
+
+
+_call_state: ContextVar[_CallState | None] = ContextVar("ostiary_tool_call", default=None)
+
+
+def require_scopes(*scopes: str) -> Principal:
+    """Inside a tool: demand ``scopes`` of the caller, or fail the call with a challenge.
+
+    The failed result carries ``_meta["mcp/www_authenticate"]`` naming every scope in
+    ``scopes`` plus the endpoint's, so the client can step up.
+
+    Returns:
+        The caller's principal.
+
+    Raises:
+        ToolError: The caller lacks a scope (or no principal is present).
+
+    Example:
+        >>> # @mcp.tool()
+        >>> # def delete_note(note_id: str) -> str:
+        >>> #     principal = require_scopes("notes:delete")
+    """
+    state = _call_state.get()
+    principal = current_principal()
+    policy = state.authorization.policy if state else ScopePolicy()
+    endpoint = state.authorization.endpoint_scopes if state else ()
+    needed = (*endpoint, *scopes)
+    if principal is not None and not policy.missing(principal.scopes, needed):
+        return principal
+    error = InsufficientScopeError(required_scopes=tuple(dict.fromkeys(needed)))
+    if state is not None:
+        state.challenges.append(state.authorization.challenge(error))
+    raise ToolError(error.description) from error
+
+
+def _as_dict(result: HandlerResult) -> dict[str, Any]:
+    if isinstance(result, BaseModel):
+        return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return dict(result or {})
+
+
+@dataclass
+class ToolAuthorization:
+    """SDK server middleware: ``securitySchemes``, tool hiding and in-result challenges.
+
+    Args:
+        tools: Per-tool scopes.
+        policy: Scope hierarchy.
+        endpoint_scopes: Scopes the endpoint needs (part of every tool's requirement).
+        resource_metadata_url: For challenges in tool results.
+        hide_unauthorized_tools: Drop from ``tools/list`` what the caller cannot call.
+        public_tools: Tools advertised as ``noauth`` as well.
+    """
+
+    tools: ToolPolicy
+    policy: ScopePolicy
+    endpoint_scopes: tuple[str, ...]
+    resource_metadata_url: str | None
+    hide_unauthorized_tools: bool = False
+    public_tools: frozenset[str] = frozenset()
+
+    def needed(self, tool: str) -> tuple[str, ...]:
+        """Every scope ``tool`` needs, the endpoint's included."""
+        return tuple(dict.fromkeys((*self.endpoint_scopes, *self.tools.scopes_for(tool))))
+
+    def challenge(self, error: OAuthError) -> str:
+        """The ``WWW-Authenticate`` value for ``error``."""
+        return challenge_for_error(error, resource_metadata=self.resource_metadata_url)
+
+    def security_schemes(self, tool: str) -> list[dict[str, Any]]:
+        """The ``securitySchemes`` list advertised for ``tool``."""
+        schemes: list[dict[str, Any]] = []
+        if tool in self.public_tools:
+            schemes.append({"type": "noauth"})
+        schemes.append({"type": "oauth2", "scopes": list(self.needed(tool))})
+        return schemes
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        """ServerMiddleware entry point."""
+        if ctx.method == "tools/list":
+            return self._decorate_listing(_as_dict(await call_next(ctx)))
+        if ctx.method != "tools/call":
+            return await call_next(ctx)
+        name = (ctx.params or {}).get("name")
+        principal = current_principal()
+        if isinstance(name, str) and principal is not None:
+            needed = self.needed(name)
+            if self.policy.missing(principal.scopes, needed):
+                # Reached only when the HTTP guard did not run (e.g. another transport).
+                return self._error_result(InsufficientScopeError(required_scopes=needed))
+        state = _CallState(self)
+        reset = _call_state.set(state)
+        try:
+            result = await call_next(ctx)
+        finally:
+            _call_state.reset(reset)
+        if not state.challenges:
+            return result
+        body = _as_dict(result)
+        meta = dict(body.get("_meta") or {})
+        meta[WWW_AUTHENTICATE_META_KEY] = state.challenges
+        body["_meta"] = meta
+        return body
+
+    def _decorate_listing(self, body: dict[str, Any]) -> dict[str, Any]:
+        principal = current_principal()
+        tools: list[dict[str, Any]] = []
+        for tool in body.get("tools", []):
+            name = str(tool.get("name"))
+            if (
+                self.hide_unauthorized_tools
+                and principal is not None
+                and self.policy.missing(principal.scopes, self.needed(name))
+            ):
+                continue
+            meta = dict(tool.get("_meta") or {})
+            meta[SECURITY_SCHEMES_META_KEY] = self.security_schemes(name)
+            tools.append({**tool, "_meta": meta})
+        return {**body, "tools": tools}
+
+    def _error_result(self, error: OAuthError) -> dict[str, Any]:
+        return {
+            "content": [{"type": "text", "text": error.description}],
+            "isError": True,
+            "_meta": {WWW_AUTHENTICATE_META_KEY: [self.challenge(error)]},
+        }
+
+
+def _is_sdk_server(obj: object) -> bool:
+    return hasattr(obj, "streamable_http_app") and isinstance(
+        getattr(obj, "middleware", None), list
+    )
+
+
+def _inner_app(
+    server_or_app: Any, mcp_path: str, resource: str, options: Mapping[str, Any]
+) -> ASGIApp:
+    if not _is_sdk_server(server_or_app):
+        return server_or_app  # type: ignore[no-any-return]
+    kwargs: dict[str, Any] = {"streamable_http_path": mcp_path, **options}
+    # The SDK turns on localhost-only Host checks for host=127.0.0.1; name the real host so a
+    # public resource is not refused, and a loopback one keeps the DNS-rebinding guard.
+    kwargs.setdefault("host", urlsplit(resource).hostname or "127.0.0.1")
+    return server_or_app.streamable_http_app(**kwargs)  # type: ignore[no-any-return]
+
+
+def protect_mcp_app(
+    mcp_server_or_app: Any,
+    *,
+    resource: str,
+    issuer: str | Sequence[str],
+    verifier: TokenVerifier,
+    tool_scopes: Mapping[str, Sequence[str]] | None = None,
+    required_scopes: Sequence[str] = (),
+    scopes_supported: Sequence[str] | None = None,
+    scope_hierarchy: Mapping[str, Sequence[str]] | None = None,
+    hide_unauthorized_tools: bool = False,
+    resource_name: str | None = None,
+    resource_documentation: str | None = None,
+    include_root_metadata: bool = True,
+    exempt_paths: Sequence[str] = (),
+    streamable_http_options: Mapping[str, Any] | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """Serve an MCP SDK server over streamable HTTP as an OAuth-protected resource.
+
+    Args:
+        mcp_server_or_app: An ``MCPServer``/``Server`` (its streamable-HTTP app is built at
+            the path of ``resource``), or any ASGI app serving MCP (then no tool metadata).
+        resource: Canonical MCP endpoint URL, e.g. ``https://mcp.example.com/mcp``; the token
+            audience and the PRM ``resource``.
+        issuer: Authorization server issuer URL(s) for the PRM.
+        verifier: Token verifier bound to ``resource``.
+        tool_scopes: Tool name → scopes it needs (403 ``insufficient_scope`` when missing).
+        required_scopes: Scopes every request needs; also named in 401 challenges.
+        scopes_supported: PRM ``scopes_supported``; default: required and tool scopes.
+        scope_hierarchy: ``{"mcp:write": ["mcp:read"]}``: broader scope implies narrower.
+        hide_unauthorized_tools: Hide from ``tools/list`` tools the caller cannot call.
+        resource_name: PRM ``resource_name``.
+        resource_documentation: PRM ``resource_documentation``.
+        include_root_metadata: Also serve PRM at ``/.well-known/oauth-protected-resource``.
+        exempt_paths: Paths served without a token.
+        streamable_http_options: Passed to the SDK's ``streamable_http_app``.
+        extra_routes: Further unprotected routes (health checks, ...), matched first.
+
+    Returns:
+        A Starlette app whose lifespan runs the SDK's session manager.
+
+    Example:
+        >>> from mcp.server.mcpserver import MCPServer
+        >>> from ostiary.resource.verifiers import JWTVerifier
+        >>> mcp = MCPServer("demo")
+        >>> app = protect_mcp_app(
+        ...     mcp,
+        ...     resource="https://mcp.example.com/mcp",
+        ...     issuer="https://auth.example.com",
+        ...     verifier=JWTVerifier("https://auth.example.com", "https://mcp.example.com/mcp",
+        ...                          "https://auth.example.com/.well-known/jwks.json"),
+        ...     tool_scopes={"create_note": ["mcp:write"]},
+        ... )
+    """
+    issuers = [issuer] if isinstance(issuer, str) else list(issuer)
+    tools = ToolPolicy(dict(tool_scopes or {}))
+    policy = ScopePolicy(dict(scope_hierarchy or {}))
+    required = tuple(required_scopes)
+    if scopes_supported is None:
+        scopes_supported = [*required, *(s for v in tools.tools.values() for s in v)]
+    document = build_protected_resource_metadata(
+        resource,
+        issuers,
+        scopes_supported,
+        resource_name=resource_name,
+        resource_documentation=resource_documentation,
+    )
+    metadata_url = protected_resource_metadata_url(resource)
+    if _is_sdk_server(mcp_server_or_app):
+        mcp_server_or_app.middleware.append(
+            ToolAuthorization(tools, policy, required, metadata_url, hide_unauthorized_tools)
+        )
+    inner = _inner_app(
+        mcp_server_or_app, urlsplit(resource).path or "/", resource, streamable_http_options or {}
+    )
+    guards = [McpToolScopeGuard(tools, policy, endpoint_scopes=required)] if tools else []
+    protected = BearerAuthMiddleware(
+        AuthContextMiddleware(inner),
+        verifier=verifier,
+        resource_metadata_url=metadata_url,
+        required_scopes=required,
+        scope_policy=policy,
+        guards=guards,
+        exempt_paths=exempt_paths,
+        user_factory=McpPrincipalUser,
+    )
+    routes: list[BaseRoute] = [
+        *extra_routes,
+        *protected_resource_metadata_routes(document, include_root=include_root_metadata),
+        Mount("", app=protected),
+    ]
+    return Starlette(routes=routes, lifespan=_lifespan_of(inner))
+
+
+def _lifespan_of(
+    inner: ASGIApp,
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    """Run the inner app's lifespan (the SDK's session manager) inside ours."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        router = getattr(inner, "router", None)
+        context = getattr(router, "lifespan_context", None)
+        if context is None:
+            yield
+            return
+        async with context(inner):
+            yield
+
+    return lifespan

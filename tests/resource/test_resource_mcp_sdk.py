@@ -1,0 +1,254 @@
+"""End to end: the official mcp SDK server behind protect_mcp_app, driven by the SDK client.
+
+A real uvicorn on 127.0.0.1 serves the protected app; tokens are real ES256 JWTs checked against
+a real JWKS; the client is ``mcp.client.streamable_http`` + ``ClientSession`` over httpx2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+import uvicorn
+from _rs_support import ISSUER, JWKS_URI, AuthorizationServerDouble, SigningKey, mint
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.mcpserver import MCPServer
+from mcp.shared.exceptions import MCPError
+
+from ostiary.resource.mcp_sdk import protect_mcp_app, require_scopes
+from ostiary.resource.middleware import current_principal
+from ostiary.resource.verifiers import JWTVerifier
+
+KEY = SigningKey.generate("ES256", kid="sdk-1")
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "0"},
+    },
+}
+
+
+def build_server() -> MCPServer:
+    mcp = MCPServer("ostiary-test")
+
+    @mcp.tool()
+    def whoami() -> str:
+        """Who the token speaks for, seen three ways."""
+        principal = current_principal()
+        sdk_token = get_access_token()
+        assert principal is not None
+        assert sdk_token is not None
+        return f"{principal.subject}|{sdk_token.subject}|{sdk_token.client_id}|{sdk_token.token!r}"
+
+    @mcp.tool()
+    def create_note(text: str) -> str:
+        """Needs mcp:write (declared in tool_scopes)."""
+        return f"saved {text}"
+
+    @mcp.tool()
+    def purge() -> str:
+        """Checks a finer scope itself."""
+        require_scopes("notes:purge")
+        return "purged"
+
+    return mcp
+
+
+@dataclass
+class Running:
+    resource: str
+    base: str
+
+    @property
+    def prm(self) -> str:
+        return f"{self.base}/.well-known/oauth-protected-resource/mcp"
+
+
+async def _serve(hide: bool) -> AsyncIterator[Running]:
+    auth_server = AuthorizationServerDouble(keys=[KEY])
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    resource = f"{base}/mcp"
+    async with auth_server.client() as jwks_http:
+        app = protect_mcp_app(
+            build_server(),
+            resource=resource,
+            issuer=ISSUER,
+            verifier=JWTVerifier(ISSUER, resource, JWKS_URI, http_client=jwks_http),
+            tool_scopes={"create_note": ["mcp:write"]},
+            required_scopes=["mcp:read"],
+            scope_hierarchy={"mcp:write": ["mcp:read"]},
+            hide_unauthorized_tools=hide,
+            resource_name="ostiary test server",
+        )
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        try:
+            yield Running(resource=resource, base=base)
+        finally:
+            server.should_exit = True
+            await task
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[Running]:
+    async for value in _serve(hide=False):
+        yield value
+
+
+@pytest.fixture
+async def running_hiding() -> AsyncIterator[Running]:
+    async for value in _serve(hide=True):
+        yield value
+
+
+async def raw_post(url: str, body: Any, token: str | None = None) -> httpx.Response:
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    async with httpx.AsyncClient() as client:
+        return await client.post(url, content=json.dumps(body), headers=headers)
+
+
+async def sdk_session_call(url: str, token: str, tool: str, args: dict[str, Any]) -> Any:
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        if tool == "tools/list":
+            return await session.list_tools()
+        return await session.call_tool(tool, args)
+
+
+async def test_no_token_is_401_with_exact_bare_challenge(running: Running) -> None:
+    response = await raw_post(running.resource, INIT)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == (
+        f'Bearer scope="mcp:read", resource_metadata="{running.prm}"'
+    )
+
+
+async def test_wrong_audience_is_401_invalid_token(running: Running) -> None:
+    token = mint(KEY, aud="https://elsewhere.example.com/mcp")
+    response = await raw_post(running.resource, INIT, token)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="invalid_token", error_description="The access token was issued for '
+        f'another resource.", scope="mcp:read", resource_metadata="{running.prm}"'
+    )
+
+
+async def test_expired_token_is_401(running: Running) -> None:
+    now = int(time.time())
+    token = mint(KEY, aud=running.resource, iat=now - 3600, exp=now - 600)
+    response = await raw_post(running.resource, INIT, token)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="invalid_token", error_description="The access token expired.", '
+        f'scope="mcp:read", resource_metadata="{running.prm}"'
+    )
+
+
+async def test_sdk_client_with_right_token_sees_its_subject(running: Running) -> None:
+    token = mint(KEY, aud=running.resource, scope="mcp:read", sub="alice")
+    result = await sdk_session_call(running.resource, token, "whoami", {})
+    assert result.is_error is False
+    assert result.content[0].text == "alice|alice|client-abc|''"
+
+
+async def test_missing_tool_scope_is_403_before_the_server(running: Running) -> None:
+    token = mint(KEY, aud=running.resource, scope="mcp:read")
+    body = {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "method": "tools/call",
+        "params": {"name": "create_note", "arguments": {"text": "x"}},
+    }
+    response = await raw_post(running.resource, body, token)
+    assert response.status_code == 403
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="insufficient_scope", error_description="The access token does not carry '
+        f'the scope this request needs.", scope="mcp:read mcp:write", '
+        f'resource_metadata="{running.prm}"'
+    )
+    assert response.json() == {
+        "error": "insufficient_scope",
+        "error_description": "The access token does not carry the scope this request needs.",
+    }
+
+
+async def test_sdk_client_gets_an_error_for_missing_tool_scope(running: Running) -> None:
+    token = mint(KEY, aud=running.resource, scope="mcp:read")
+    with pytest.raises(BaseExceptionGroup) as info:
+        await sdk_session_call(running.resource, token, "create_note", {"text": "x"})
+    assert info.value.subgroup(MCPError) is not None
+
+
+async def test_write_scope_calls_the_tool_through_the_hierarchy(running: Running) -> None:
+    token = mint(KEY, aud=running.resource, scope="mcp:write")
+    result = await sdk_session_call(running.resource, token, "create_note", {"text": "hi"})
+    assert result.content[0].text == "saved hi"
+
+
+async def test_tools_advertise_security_schemes(running: Running) -> None:
+    token = mint(KEY, aud=running.resource, scope="mcp:read")
+    listing = await sdk_session_call(running.resource, token, "tools/list", {})
+    schemes = {tool.name: tool.meta["securitySchemes"] for tool in listing.tools}
+    assert schemes == {
+        "whoami": [{"type": "oauth2", "scopes": ["mcp:read"]}],
+        "create_note": [{"type": "oauth2", "scopes": ["mcp:read", "mcp:write"]}],
+        "purge": [{"type": "oauth2", "scopes": ["mcp:read"]}],
+    }
+
+
+async def test_unauthorized_tools_are_hidden_when_enabled(running_hiding: Running) -> None:
+    url = running_hiding.resource
+    reader = await sdk_session_call(url, mint(KEY, aud=url, scope="mcp:read"), "tools/list", {})
+    writer = await sdk_session_call(url, mint(KEY, aud=url, scope="mcp:write"), "tools/list", {})
+    assert [t.name for t in reader.tools] == ["whoami", "purge"]
+    assert [t.name for t in writer.tools] == ["whoami", "create_note", "purge"]
+
+
+async def test_scope_failure_inside_a_tool_carries_www_authenticate_meta(running: Running) -> None:
+    token = mint(KEY, aud=running.resource, scope="mcp:read")
+    result = await sdk_session_call(running.resource, token, "purge", {})
+    assert result.is_error is True
+    assert result.meta == {
+        "mcp/www_authenticate": [
+            'Bearer error="insufficient_scope", error_description="The access token does not '
+            'carry the scope this request needs.", scope="mcp:read notes:purge", '
+            f'resource_metadata="{running.prm}"'
+        ]
+    }
+
+
+async def test_protected_resource_metadata_is_served(running: Running) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(running.prm)
+    assert response.status_code == 200
+    assert response.json() == {
+        "resource": running.resource,
+        "authorization_servers": [ISSUER],
+        "bearer_methods_supported": ["header"],
+        "scopes_supported": ["mcp:read", "mcp:write"],
+        "resource_name": "ostiary test server",
+    }
