@@ -1,0 +1,48 @@
+"""A separate OS process racing for one code or refresh token (cross-process atomicity).
+
+Usage: ``python race_worker.py URL TENANT consume|rotate HASH NOW``. Opens its own
+SqlStorage, initialises it, prints ``ready``, waits for a line on stdin, then makes one
+attempt and prints the resulting status value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from ostiary.core.models import RefreshToken
+from ostiary.storage import SqlStorage
+
+
+async def attempt(url: str, tenant: str, op: str, secret_hash: str, now: int) -> str:
+    storage = SqlStorage(url)
+    try:
+        await storage.initialize()
+        assert await storage.healthy()  # the pool holds a live connection before the race
+        print("ready", flush=True)
+        sys.stdin.readline()
+        if op == "consume":
+            result = await storage.consume_authorization_code(tenant, secret_hash, now)
+            return result.status.value
+        new = RefreshToken(
+            tenant_id=tenant,
+            token_hash=f"new-{os.getpid()}",
+            grant_id="grant-1",
+            client_id="client-1",
+            subject="user-1",
+            scopes=("mcp:read",),
+            resource=None,
+            issued_at=now,
+            expires_at=now + 3600,
+            idle_expires_at=now + 3600,
+        )
+        rotated = await storage.rotate_refresh_token(tenant, secret_hash, new, now, 0)
+        return f"{rotated.status.value} {new.token_hash}"
+    finally:
+        await storage.close()
+
+
+if __name__ == "__main__":
+    url, tenant, op, secret_hash, now = sys.argv[1:6]
+    print(asyncio.run(attempt(url, tenant, op, secret_hash, int(now))), flush=True)

@@ -1,0 +1,236 @@
+"""SQL backend: URLs, migrations, restarts and cross-process atomicity (RFC 9700 §4.14)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from ostiary.core.models import ConsumeStatus
+from ostiary.errors import ConfigurationError, StorageError
+from ostiary.storage import MemoryStorage, SqlStorage, open_storage
+from ostiary.storage.schema import VERSION_TABLE, metadata
+from ostiary.storage.sql import async_url
+
+from .conftest import open_sql
+from .records import NOW, client, code, refresh
+
+WORKER = Path(__file__).with_name("race_worker.py")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///./.ostiary/ostiary.db", "sqlite+aiosqlite:///./.ostiary/ostiary.db"),
+        ("sqlite:///rel/x.db", "sqlite+aiosqlite:///rel/x.db"),
+        ("sqlite:////abs/path.db", "sqlite+aiosqlite:////abs/path.db"),
+        ("sqlite+aiosqlite:////abs/path.db", "sqlite+aiosqlite:////abs/path.db"),
+        ("postgresql://u@db:5433/ostiary", "postgresql+asyncpg://u@db:5433/ostiary"),
+        ("postgres://u:p%40ss@db/ostiary", "postgresql+asyncpg://u:p%40ss@db/ostiary"),
+        ("postgresql+asyncpg://u@db/x", "postgresql+asyncpg://u@db/x"),
+    ],
+)
+def test_settings_urls_translate_to_async_drivers(url: str, expected: str):
+    assert async_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "sqlite://",
+            "storage.url 'sqlite://': in-memory SQLite is not supported; "
+            "use memory:// or a file path such as sqlite:///./.ostiary/ostiary.db",
+        ),
+        (
+            "mysql://u@db/x",
+            "storage.url 'mysql://u@db/x': unsupported scheme; "
+            "expected sqlite:/// or postgresql://",
+        ),
+        ("not a url", "storage.url 'not a url' is not a database URL"),
+    ],
+)
+def test_unusable_urls_are_configuration_errors(url: str, message: str):
+    with pytest.raises(ConfigurationError) as raised:
+        async_url(url)
+    assert str(raised.value) == message
+
+
+async def test_open_storage_picks_the_backend_from_the_url(settings_factory, tmp_path: Path):
+    memory = open_storage(settings_factory(storage={"url": "memory://"}))
+    sqlite_store = open_storage(settings_factory(storage={"url": f"sqlite:///{tmp_path}/a.db"}))
+    pg = open_storage(settings_factory(storage={"url": "postgres://u@127.0.0.1:1/x"}))
+    try:
+        assert type(memory) is MemoryStorage
+        assert type(sqlite_store) is SqlStorage
+        assert type(pg) is SqlStorage
+        assert isinstance(pg, SqlStorage)
+        assert pg.url == "postgresql+asyncpg://u@127.0.0.1:1/x"
+    finally:
+        await sqlite_store.close()
+        await pg.close()
+
+
+def test_open_storage_rejects_unknown_schemes(settings_factory):
+    with pytest.raises(ConfigurationError) as raised:
+        open_storage(settings_factory(storage={"url": "redis://127.0.0.1/0"}))
+    assert str(raised.value) == (
+        "storage.url 'redis://127.0.0.1/0' is not supported; use sqlite:///path/to/file.db, "
+        "postgresql://user@host:port/db or memory://"
+    )
+
+
+async def test_sqlite_creates_the_directory_and_uses_wal(tmp_path: Path):
+    path = tmp_path / "deep" / "er" / "ostiary.db"
+    store = SqlStorage(f"sqlite:///{path}")
+    await store.initialize()
+    await store.close()
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_initialize_twice_is_harmless_and_keeps_data(sql_backend_url: str, tenant: str):
+    store = await open_sql(sql_backend_url)
+    try:
+        await store.save_client(client(tenant))
+        await store.initialize()
+        await store.initialize()
+        assert await store.get_client(tenant, "client-1") == client(tenant)
+    finally:
+        await store.close()
+
+
+async def test_a_new_storage_on_the_same_database_sees_committed_data(
+    sql_backend_url: str, tenant: str
+):
+    """A restart loses nothing committed, and a consumed code stays consumed."""
+    first = await open_sql(sql_backend_url)
+    await first.save_client(client(tenant))
+    await first.save_authorization_code(code(tenant))
+    assert (await first.consume_authorization_code(tenant, "c" * 64, NOW)).status is (
+        ConsumeStatus.OK
+    )
+    await first.close()
+
+    second = await open_sql(sql_backend_url)
+    try:
+        assert await second.get_client(tenant, "client-1") == client(tenant)
+        replay = await second.consume_authorization_code(tenant, "c" * 64, NOW)
+        assert replay.status is ConsumeStatus.REPLAYED
+    finally:
+        await second.close()
+
+
+def _schema_drift(conn: Connection) -> tuple[list[object], str | None]:
+    context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+    return compare_metadata(context, metadata), context.get_current_revision()
+
+
+async def test_migrations_create_exactly_the_declared_schema(sql_backend_url: str):
+    store = await open_sql(sql_backend_url)
+    await store.close()
+    engine = create_async_engine(store.url)
+    try:
+        async with engine.connect() as conn:
+            drift, revision = await conn.run_sync(_schema_drift)
+    finally:
+        await engine.dispose()
+
+    assert drift == []
+    assert revision == "0001"
+
+
+async def test_unreachable_database_is_a_storage_error_and_unhealthy():
+    store = SqlStorage("postgresql://postgres@127.0.0.1:1/nothing")
+    try:
+        assert await store.healthy() is False
+        with pytest.raises(StorageError):
+            await store.get_client("t", "c")
+    finally:
+        await store.close()
+
+
+def _race(
+    url: str, tenant: str, op: str, secret_hash: str, before_go: Callable[[], None] = lambda: None
+) -> list[str]:
+    """Start 4 processes, wait until each is connected, then release them together."""
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), url, tenant, op, secret_hash, str(NOW)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            assert worker.stdout.readline() == "ready\n"
+        before_go()
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        outputs = [worker.communicate(timeout=60)[0].strip() for worker in workers]
+        assert [worker.returncode for worker in workers] == [0] * 4
+        return outputs
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+
+
+def _seed_code(url: str, tenant: str) -> None:
+    async def seed() -> None:
+        store = SqlStorage(url)
+        await store.save_authorization_code(code(tenant))
+        await store.close()
+
+    asyncio.run(seed())
+
+
+@pytest.mark.slow
+async def test_four_processes_racing_for_one_code_have_one_winner(
+    sql_backend_url: str, tenant: str
+):
+    """On SQLite the file is new: the processes also run initialize() on it at once."""
+    if sql_backend_url.startswith("sqlite"):
+        assert not Path(sql_backend_url.removeprefix("sqlite:///")).exists()
+        seed = lambda: _seed_code(sql_backend_url, tenant)  # noqa: E731
+    else:
+        store = await open_sql(sql_backend_url)
+        await store.save_authorization_code(code(tenant))
+        await store.close()
+        seed = lambda: None  # noqa: E731
+
+    outcomes = await asyncio.to_thread(_race, sql_backend_url, tenant, "consume", "c" * 64, seed)
+
+    assert Counter(outcomes) == {"ok": 1, "replayed": 3}
+
+
+@pytest.mark.slow
+async def test_four_processes_rotating_one_token_without_grace_have_one_winner(
+    sql_backend_url: str, tenant: str
+):
+    store = await open_sql(sql_backend_url)
+    await store.save_refresh_token(refresh(tenant, "old"))
+    try:
+        outcomes = await asyncio.to_thread(_race, sql_backend_url, tenant, "rotate", "old")
+        statuses = Counter(line.split()[0] for line in outcomes)
+        assert statuses == {"ok": 1, "reused": 3}
+        stored = [await store.get_refresh_token(tenant, line.split()[1]) for line in outcomes]
+        assert [s is not None for s in stored] == [line.startswith("ok") for line in outcomes]
+    finally:
+        await store.close()
