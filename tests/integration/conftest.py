@@ -1,0 +1,92 @@
+"""An in-process authorization server with a user, driven through httpx.ASGITransport."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from ostiary.core.context import ServerContext
+from ostiary.core.users import new_user
+from ostiary.server.app import create_authorization_server, startup
+from ostiary.settings import Settings
+from ostiary.storage import open_storage
+
+ISSUER = "http://127.0.0.1:8000"
+RESOURCE = f"{ISSUER}/mcp"
+REDIRECT = "http://127.0.0.1:9999/callback"
+USERNAME = "alice"
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Clock:
+    now: int = 1_900_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+@dataclass
+class AS:
+    http: httpx.AsyncClient
+    ctx: ServerContext
+    clock: Clock
+    settings: Settings
+
+    def authorize_url(self, client_id: str, challenge: str, **extra: str) -> str:
+        params = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": REDIRECT,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "state": "st4te",
+            "resource": RESOURCE,
+            **extra,
+        }
+        return f"{ISSUER}/authorize?{urlencode(params)}"
+
+    async def register(self, **metadata: Any) -> dict[str, Any]:
+        body = {
+            "client_name": "Test Client",
+            "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "none",
+            "application_type": "native",
+            **metadata,
+        }
+        response = await self.http.post(f"{ISSUER}/register", json=body)
+        assert response.status_code == 201, response.text
+        data: dict[str, Any] = response.json()
+        return data
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def auth_server(
+    request: pytest.FixtureRequest, settings_factory: Callable[..., Settings], tmp_path: Any
+) -> AsyncIterator[AS]:
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/as.db"
+    settings = settings_factory(issuer=ISSUER, storage={"url": url})
+    clock = Clock()
+    ctx = ServerContext.build(settings, open_storage(settings), clock=clock)
+    app = create_authorization_server(settings, context=ctx)
+    await startup(ctx)
+    user = await new_user(settings.storage.tenant, USERNAME, PASSWORD, clock())
+    await ctx.storage.save_user(user)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
+        yield AS(http, ctx, clock, settings)
+    await ctx.storage.close()

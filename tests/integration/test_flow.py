@@ -1,0 +1,155 @@
+"""The whole authorization-code flow through the real endpoints and forms, in-process."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from ostiary.core.secrets import hash_secret
+from tests.helpers.browserless import authorize
+from tests.integration.conftest import AS, ISSUER, PASSWORD, REDIRECT, RESOURCE, USERNAME, pkce_pair
+
+
+def _query(location: str) -> dict[str, list[str]]:
+    assert location.startswith(REDIRECT), location
+    return parse_qs(urlsplit(location).query)
+
+
+async def _code(server: AS, client_id: str, challenge: str) -> str:
+    location = await authorize(
+        server.http,
+        server.authorize_url(client_id, challenge),
+        username=USERNAME,
+        password=PASSWORD,
+    )
+    query = _query(location)
+    assert query["state"] == ["st4te"]
+    assert query["iss"] == [ISSUER]
+    assert set(query) == {"code", "state", "iss"}
+    return query["code"][0]
+
+
+async def test_register_authorize_token_refresh_revoke(auth_server: AS) -> None:
+    client = await auth_server.register()
+    verifier, challenge = pkce_pair()
+    code = await _code(auth_server, client["client_id"], challenge)
+
+    response = await auth_server.http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+            "client_id": client["client_id"],
+            "resource": RESOURCE,
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    tokens = response.json()
+    assert tokens["token_type"] == "Bearer"
+    assert tokens["scope"] == "mcp:read"
+    assert tokens["expires_in"] == auth_server.settings.tokens.access_token_ttl
+
+    refreshed = await auth_server.http.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": client["client_id"],
+        },
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    new = refreshed.json()
+    assert new["refresh_token"] != tokens["refresh_token"]
+
+    revoked = await auth_server.http.post(
+        "/revoke", data={"token": new["refresh_token"], "client_id": client["client_id"]}
+    )
+    assert revoked.status_code == 200
+    stored = await auth_server.ctx.storage.get_refresh_token(
+        auth_server.settings.storage.tenant, hash_secret(new["refresh_token"])
+    )
+    assert stored is not None and stored.revoked_at is not None
+
+
+async def test_replayed_code_revokes_the_grant(auth_server: AS) -> None:
+    client = await auth_server.register()
+    verifier, challenge = pkce_pair()
+    code = await _code(auth_server, client["client_id"], challenge)
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "code_verifier": verifier,
+        "client_id": client["client_id"],
+    }
+    first = await auth_server.http.post("/token", data=form)
+    assert first.status_code == 200
+    second = await auth_server.http.post("/token", data=form)
+    assert second.status_code == 400
+    assert second.json() == {
+        "error": "invalid_grant",
+        "error_description": "authorization code was already used; tokens issued from it are revoked",
+    }
+    refresh = await auth_server.http.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": first.json()["refresh_token"],
+            "client_id": client["client_id"],
+        },
+    )
+    assert refresh.status_code == 400
+    assert refresh.json()["error"] == "invalid_grant"
+
+
+async def test_wrong_pkce_verifier_is_invalid_grant(auth_server: AS) -> None:
+    client = await auth_server.register()
+    _verifier, challenge = pkce_pair()
+    other, _ = pkce_pair()
+    code = await _code(auth_server, client["client_id"], challenge)
+    response = await auth_server.http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": other,
+            "client_id": client["client_id"],
+        },
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_grant",
+        "error_description": "code_verifier does not match the code_challenge",
+    }
+
+
+async def test_remembered_consent_redirects_at_once(auth_server: AS) -> None:
+    client = await auth_server.register()
+    _verifier, challenge = pkce_pair()
+    await _code(auth_server, client["client_id"], challenge)
+    response = await auth_server.http.get(auth_server.authorize_url(client["client_id"], challenge))
+    assert response.status_code == 303
+    again = await auth_server.http.get(response.headers["location"])
+    assert again.status_code == 303
+    assert set(_query(again.headers["location"])) == {"code", "state", "iss"}
+
+
+async def test_metadata_document(auth_server: AS) -> None:
+    response = await auth_server.http.get("/.well-known/oauth-authorization-server")
+    assert response.status_code == 200
+    doc = response.json()
+    assert doc["issuer"] == ISSUER
+    assert doc["code_challenge_methods_supported"] == ["S256"]
+    assert doc["authorization_response_iss_parameter_supported"] is True
+    assert doc["client_id_metadata_document_supported"] is True
+    assert doc["token_endpoint_auth_methods_supported"] == [
+        "none",
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ]
+    oidc = await auth_server.http.get("/.well-known/openid-configuration")
+    assert oidc.json() == doc
