@@ -26,6 +26,7 @@ import json
 import socket
 import ssl
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Final
@@ -197,6 +198,8 @@ class SafeFetcher:
         transport: Optional httpx transport (tests); the default verifies TLS.
         ssl_context: TLS settings for the default transport, e.g. a private CA in tests;
             defaults to the system trust store.
+        resolve_host: Name resolution ``(host, port) -> addresses``; defaults to the
+            system resolver (``getaddrinfo``). Every answer is vetted before use.
 
     Example:
         >>> fetcher = SafeFetcher(FetchPolicy())
@@ -209,10 +212,12 @@ class SafeFetcher:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        resolve_host: Callable[[str, int], Awaitable[Sequence[str]]] | None = None,
     ) -> None:
         self.policy = policy
         self._transport = transport
         self._ssl = ssl_context
+        self._resolve_host = resolve_host
 
     async def get_json(self, url: str) -> FetchedJson:
         """GET ``url`` under the policy and parse its JSON body.
@@ -277,14 +282,16 @@ class SafeFetcher:
         return addresses
 
     async def _resolve(self, host: str, port: int) -> list[IPAddress]:
-        loop = asyncio.get_running_loop()
         try:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            if self._resolve_host is not None:
+                answers = list(await self._resolve_host(host, port))
+            else:
+                answers = await _getaddrinfo(host, port)
         except (OSError, UnicodeError):
             raise FetchError("the host name could not be resolved") from None
         addresses: list[IPAddress] = []
-        for info in infos:
-            ip = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        for answer in answers:
+            ip = ipaddress.ip_address(answer.split("%")[0])  # drop an IPv6 zone id
             if ip not in addresses:
                 addresses.append(ip)
         if not addresses:
@@ -320,6 +327,12 @@ class SafeFetcher:
         except (ValueError, UnicodeDecodeError):
             raise FetchError("the response is not valid JSON") from None
         return FetchedJson(data=data, max_age=max_age)
+
+
+async def _getaddrinfo(host: str, port: int) -> list[str]:
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
 
 
 def _check_response(response: httpx.Response, max_bytes: int) -> None:

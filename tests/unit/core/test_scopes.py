@@ -77,6 +77,12 @@ def test_unsupported_scope_is_named() -> None:
     assert exc.value.description == "unsupported scope: admin root"
 
 
+def test_requested_scopes_within_client_registration() -> None:
+    assert resolve_requested_scopes(
+        ("mcp:read",), client_scope="mcp:read mcp:write", supported=SUPPORTED, default=()
+    ) == ("mcp:read",)
+
+
 def test_scope_outside_client_registration_is_named() -> None:
     with pytest.raises(InvalidScopeError) as exc:
         resolve_requested_scopes(

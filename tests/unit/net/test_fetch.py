@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -293,3 +294,49 @@ async def test_custom_transport_is_used() -> None:
     assert fetched.max_age == 0
     assert seen[0].url.host in ("127.0.0.1", "::1")
     assert seen[0].headers["host"] == "localhost:8080"
+
+
+def static_hosts(table: dict[str, list[str]]) -> Any:
+    """A fixed hosts table standing in for DNS (no network, no mock objects)."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        if host not in table:
+            raise OSError("no such host")
+        return table[host]
+
+    return resolve
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        ["93.184.216.34", "127.0.0.1"],
+        ["127.0.0.1", "93.184.216.34"],
+        ["2606:4700:4700::1111", "fe80::1%eth0"],
+        ["93.184.216.34", "::ffff:10.0.0.1"],
+    ],
+)
+async def test_any_internal_answer_refuses_the_host(answers: list[str]) -> None:
+    """A name with one public and one internal address is refused (DNS rebinding setup)."""
+    fetcher = SafeFetcher(STRICT, resolve_host=static_hosts({"mixed.example": answers}))
+    with pytest.raises(FetchError) as exc:
+        await fetcher.get_json("https://mixed.example/client.json")
+    assert exc.value.reason == "the host resolves to a non-public address"
+
+
+async def test_empty_or_failed_resolution() -> None:
+    fetcher = SafeFetcher(STRICT, resolve_host=static_hosts({"empty.example": []}))
+    for url in ("https://empty.example/x", "https://unknown.example/x"):
+        with pytest.raises(FetchError) as exc:
+            await fetcher.get_json(url)
+        assert exc.value.reason == "the host name could not be resolved"
+
+
+async def test_unreachable_address_falls_through_to_the_next_vetted_one() -> None:
+    """127.0.0.2 refuses the connection (nothing listens there); 127.0.0.1 answers."""
+    table = {"app.test": ["127.0.0.2", "127.0.0.2", "127.0.0.1"]}
+    async with http_server({"/doc": Route(body=b'{"a": 1}')}) as server:
+        fetcher = SafeFetcher(LOCAL, resolve_host=static_hosts(table))
+        fetched = await fetcher.get_json(server.url("/doc", "app.test"))
+    assert fetched.data == {"a": 1}
+    assert server.requests[0]["host"] == f"app.test:{server.port}"
