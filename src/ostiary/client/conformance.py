@@ -56,7 +56,11 @@ def _client_config(scenario: str, context: dict[str, Any]) -> tuple[ClientConfig
         "client_metadata_url": CIMD_URL,
     }
     if scenario == "auth/pre-registration":
-        base.update(client_id=context["client_id"], client_secret=context["client_secret"])
+        base.update(
+            client_id=context["client_id"],
+            client_secret=context["client_secret"],
+            pre_registered_issuer=context.get("issuer"),
+        )
         return ClientConfig(**base), False
     if scenario.startswith("auth/client-credentials"):
         base.update(
