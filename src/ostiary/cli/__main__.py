@@ -1,0 +1,5 @@
+"""``python -m ostiary.cli``."""
+
+from ostiary.cli.main import main
+
+main()
