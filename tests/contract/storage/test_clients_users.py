@@ -11,7 +11,7 @@ from .cascade import assert_live, assert_revoked, issue
 from .records import NOW, client, user
 
 
-async def test_client_round_trips_every_field(storage: Storage, tenant: str):
+async def test_client_round_trips_every_field(storage: Storage, tenant: str) -> None:
     saved = client(
         tenant,
         "https://app.example/client.json",
@@ -38,32 +38,32 @@ async def test_client_round_trips_every_field(storage: Storage, tenant: str):
     assert await storage.get_client(tenant, saved.client_id) == saved
 
 
-async def test_client_defaults_round_trip(storage: Storage, tenant: str):
+async def test_client_defaults_round_trip(storage: Storage, tenant: str) -> None:
     saved = client(tenant)
     await storage.save_client(saved)
 
     assert await storage.get_client(tenant, "client-1") == saved
 
 
-async def test_save_client_replaces_the_existing_one(storage: Storage, tenant: str):
+async def test_save_client_replaces_the_existing_one(storage: Storage, tenant: str) -> None:
     await storage.save_client(client(tenant, client_name="old", jwks={"keys": []}))
     await storage.save_client(client(tenant, client_name="new", jwks=None))
 
     assert await storage.list_clients(tenant) == [client(tenant, client_name="new")]
 
 
-async def test_unknown_client_is_none(storage: Storage, tenant: str):
+async def test_unknown_client_is_none(storage: Storage, tenant: str) -> None:
     assert await storage.get_client(tenant, "nope") is None
 
 
-async def test_list_clients_sorted_by_client_id(storage: Storage, tenant: str):
+async def test_list_clients_sorted_by_client_id(storage: Storage, tenant: str) -> None:
     for client_id in ("b", "c", "a"):
         await storage.save_client(client(tenant, client_id))
 
     assert [c.client_id for c in await storage.list_clients(tenant)] == ["a", "b", "c"]
 
 
-async def test_delete_client_is_true_once(storage: Storage, tenant: str):
+async def test_delete_client_is_true_once(storage: Storage, tenant: str) -> None:
     await storage.save_client(client(tenant))
 
     assert await storage.delete_client(tenant, "client-1") is True
@@ -71,7 +71,9 @@ async def test_delete_client_is_true_once(storage: Storage, tenant: str):
     assert await storage.get_client(tenant, "client-1") is None
 
 
-async def test_delete_client_revokes_its_grants_codes_and_tokens(storage: Storage, tenant: str):
+async def test_delete_client_revokes_its_grants_codes_and_tokens(
+    storage: Storage, tenant: str
+) -> None:
     await storage.save_client(client(tenant))
     await issue(storage, tenant, "grant-1", client_id="client-1")
     await issue(storage, tenant, "grant-2", client_id="client-2")
@@ -82,7 +84,7 @@ async def test_delete_client_revokes_its_grants_codes_and_tokens(storage: Storag
     await assert_live(storage, tenant, "grant-2")
 
 
-async def test_user_round_trips(storage: Storage, tenant: str):
+async def test_user_round_trips(storage: Storage, tenant: str) -> None:
     saved = user(tenant, disabled=True, display_name="Alice A.")
     await storage.save_user(saved)
 
@@ -90,12 +92,12 @@ async def test_user_round_trips(storage: Storage, tenant: str):
     assert await storage.get_user_by_username(tenant, "alice") == saved
 
 
-async def test_unknown_user_is_none(storage: Storage, tenant: str):
+async def test_unknown_user_is_none(storage: Storage, tenant: str) -> None:
     assert await storage.get_user(tenant, "user-1") is None
     assert await storage.get_user_by_username(tenant, "alice") is None
 
 
-async def test_save_user_replaces_and_may_rename(storage: Storage, tenant: str):
+async def test_save_user_replaces_and_may_rename(storage: Storage, tenant: str) -> None:
     await storage.save_user(user(tenant, username="alice"))
     await storage.save_user(user(tenant, username="alicia"))
     await storage.save_user(user(tenant, "user-2", username="alice"))
@@ -106,7 +108,9 @@ async def test_save_user_replaces_and_may_rename(storage: Storage, tenant: str):
     ]
 
 
-async def test_taken_username_is_a_storage_error_and_changes_nothing(storage: Storage, tenant: str):
+async def test_taken_username_is_a_storage_error_and_changes_nothing(
+    storage: Storage, tenant: str
+) -> None:
     await storage.save_user(user(tenant, "user-1", username="alice"))
     await storage.save_user(user(tenant, "user-2", username="bob"))
 
@@ -123,7 +127,7 @@ async def test_taken_username_is_a_storage_error_and_changes_nothing(storage: St
 
 async def test_same_username_in_two_tenants_is_allowed(
     storage: Storage, tenant: str, other_tenant: str
-):
+) -> None:
     await storage.save_user(user(tenant))
     await storage.save_user(user(other_tenant))
 
@@ -131,7 +135,9 @@ async def test_same_username_in_two_tenants_is_allowed(
     assert await storage.get_user_by_username(tenant, "alice") == user(tenant)
 
 
-async def test_delete_user_is_true_once_and_frees_the_username(storage: Storage, tenant: str):
+async def test_delete_user_is_true_once_and_frees_the_username(
+    storage: Storage, tenant: str
+) -> None:
     await storage.save_user(user(tenant))
 
     assert await storage.delete_user(tenant, "user-1") is True
@@ -141,7 +147,9 @@ async def test_delete_user_is_true_once_and_frees_the_username(storage: Storage,
     assert await storage.get_user_by_username(tenant, "alice") == user(tenant, "user-2")
 
 
-async def test_delete_user_revokes_their_grants_codes_and_tokens(storage: Storage, tenant: str):
+async def test_delete_user_revokes_their_grants_codes_and_tokens(
+    storage: Storage, tenant: str
+) -> None:
     await storage.save_user(user(tenant))
     await issue(storage, tenant, "grant-1", subject="user-1")
     await issue(storage, tenant, "grant-2", subject="user-2")

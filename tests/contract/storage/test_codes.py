@@ -12,7 +12,9 @@ from ostiary.storage import Storage
 from .records import NOW, code
 
 
-async def test_consume_fresh_code_is_ok_and_marks_it_consumed(storage: Storage, tenant: str):
+async def test_consume_fresh_code_is_ok_and_marks_it_consumed(
+    storage: Storage, tenant: str
+) -> None:
     saved = code(tenant)
     await storage.save_authorization_code(saved)
 
@@ -21,7 +23,7 @@ async def test_consume_fresh_code_is_ok_and_marks_it_consumed(storage: Storage, 
     assert result == ConsumeResult(ConsumeStatus.OK, replace(saved, consumed_at=NOW))
 
 
-async def test_consume_twice_is_replayed_with_the_record(storage: Storage, tenant: str):
+async def test_consume_twice_is_replayed_with_the_record(storage: Storage, tenant: str) -> None:
     """OAuth 2.1 §4.1.3: a second use must be detectable so the grant can be revoked."""
     saved = code(tenant)
     await storage.save_authorization_code(saved)
@@ -34,7 +36,9 @@ async def test_consume_twice_is_replayed_with_the_record(storage: Storage, tenan
     assert result.record.grant_id == "grant-1"
 
 
-async def test_consume_expired_code_is_expired_and_stays_unconsumed(storage: Storage, tenant: str):
+async def test_consume_expired_code_is_expired_and_stays_unconsumed(
+    storage: Storage, tenant: str
+) -> None:
     saved = code(tenant, expires_at=NOW)
     await storage.save_authorization_code(saved)
 
@@ -45,7 +49,7 @@ async def test_consume_expired_code_is_expired_and_stays_unconsumed(storage: Sto
     assert again == ConsumeResult(ConsumeStatus.EXPIRED, saved)
 
 
-async def test_consume_one_second_before_expiry_is_ok(storage: Storage, tenant: str):
+async def test_consume_one_second_before_expiry_is_ok(storage: Storage, tenant: str) -> None:
     saved = code(tenant, expires_at=NOW + 1)
     await storage.save_authorization_code(saved)
 
@@ -56,7 +60,7 @@ async def test_consume_one_second_before_expiry_is_ok(storage: Storage, tenant: 
 
 async def test_consumed_code_presented_after_expiry_is_still_replayed(
     storage: Storage, tenant: str
-):
+) -> None:
     saved = code(tenant, expires_at=NOW + 60)
     await storage.save_authorization_code(saved)
     await storage.consume_authorization_code(tenant, saved.code_hash, NOW)
@@ -66,13 +70,13 @@ async def test_consumed_code_presented_after_expiry_is_still_replayed(
     assert result == ConsumeResult(ConsumeStatus.REPLAYED, replace(saved, consumed_at=NOW))
 
 
-async def test_consume_unknown_code_is_not_found(storage: Storage, tenant: str):
+async def test_consume_unknown_code_is_not_found(storage: Storage, tenant: str) -> None:
     result = await storage.consume_authorization_code(tenant, "0" * 64, NOW)
 
     assert result == ConsumeResult(ConsumeStatus.NOT_FOUND, None)
 
 
-async def test_saving_a_code_keeps_every_field(storage: Storage, tenant: str):
+async def test_saving_a_code_keeps_every_field(storage: Storage, tenant: str) -> None:
     saved = code(tenant, resource=None, scopes=("a", "b", "c"))
     await storage.save_authorization_code(saved)
 
@@ -81,7 +85,9 @@ async def test_saving_a_code_keeps_every_field(storage: Storage, tenant: str):
     assert result.record == replace(saved, consumed_at=NOW)
 
 
-async def test_twenty_concurrent_consumes_have_exactly_one_winner(storage: Storage, tenant: str):
+async def test_twenty_concurrent_consumes_have_exactly_one_winner(
+    storage: Storage, tenant: str
+) -> None:
     saved = code(tenant)
     await storage.save_authorization_code(saved)
 

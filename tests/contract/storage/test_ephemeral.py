@@ -9,7 +9,7 @@ from ostiary.storage import Storage
 from .records import NOW, interaction, session
 
 
-async def test_interaction_round_trips_until_it_expires(storage: Storage, tenant: str):
+async def test_interaction_round_trips_until_it_expires(storage: Storage, tenant: str) -> None:
     saved = interaction(tenant, subject="user-1", expires_at=NOW + 10)
     await storage.save_interaction(saved)
 
@@ -18,7 +18,7 @@ async def test_interaction_round_trips_until_it_expires(storage: Storage, tenant
     assert await storage.get_interaction(tenant, "ia-2", NOW) is None
 
 
-async def test_save_interaction_replaces(storage: Storage, tenant: str):
+async def test_save_interaction_replaces(storage: Storage, tenant: str) -> None:
     await storage.save_interaction(interaction(tenant))
     await storage.save_interaction(interaction(tenant, subject="user-1", params={"a": 1}))
 
@@ -27,7 +27,9 @@ async def test_save_interaction_replaces(storage: Storage, tenant: str):
     assert stored == interaction(tenant, subject="user-1", params={"a": 1})
 
 
-async def test_delete_interaction_is_single_use_under_concurrency(storage: Storage, tenant: str):
+async def test_delete_interaction_is_single_use_under_concurrency(
+    storage: Storage, tenant: str
+) -> None:
     await storage.save_interaction(interaction(tenant))
 
     results = await asyncio.gather(*(storage.delete_interaction(tenant, "ia-1") for _ in range(10)))
@@ -36,7 +38,9 @@ async def test_delete_interaction_is_single_use_under_concurrency(storage: Stora
     assert await storage.get_interaction(tenant, "ia-1", NOW) is None
 
 
-async def test_session_round_trips_until_it_expires_and_deletes(storage: Storage, tenant: str):
+async def test_session_round_trips_until_it_expires_and_deletes(
+    storage: Storage, tenant: str
+) -> None:
     saved = session(tenant, expires_at=NOW + 10)
     await storage.save_session(saved)
 
@@ -47,19 +51,19 @@ async def test_session_round_trips_until_it_expires_and_deletes(storage: Storage
     assert await storage.get_session(tenant, saved.session_hash, NOW) is None
 
 
-async def test_remember_jti_is_true_only_the_first_time(storage: Storage, tenant: str):
+async def test_remember_jti_is_true_only_the_first_time(storage: Storage, tenant: str) -> None:
     assert await storage.remember_jti(tenant, "jti-1", NOW + 60, NOW) is True
     assert await storage.remember_jti(tenant, "jti-1", NOW + 60, NOW + 59) is False
     assert await storage.remember_jti(tenant, "jti-2", NOW + 60, NOW) is True
 
 
-async def test_expired_jti_may_be_remembered_again(storage: Storage, tenant: str):
+async def test_expired_jti_may_be_remembered_again(storage: Storage, tenant: str) -> None:
     assert await storage.remember_jti(tenant, "jti-1", NOW + 60, NOW) is True
     assert await storage.remember_jti(tenant, "jti-1", NOW + 200, NOW + 60) is True
     assert await storage.remember_jti(tenant, "jti-1", NOW + 300, NOW + 199) is False
 
 
-async def test_concurrent_remember_jti_has_one_winner(storage: Storage, tenant: str):
+async def test_concurrent_remember_jti_has_one_winner(storage: Storage, tenant: str) -> None:
     results = await asyncio.gather(
         *(storage.remember_jti(tenant, "jti-1", NOW + 60, NOW) for _ in range(10))
     )
@@ -67,7 +71,7 @@ async def test_concurrent_remember_jti_has_one_winner(storage: Storage, tenant: 
     assert sorted(results) == [False] * 9 + [True]
 
 
-async def test_hit_counts_within_a_fixed_window_and_resets(storage: Storage, tenant: str):
+async def test_hit_counts_within_a_fixed_window_and_resets(storage: Storage, tenant: str) -> None:
     window_start = NOW - NOW % 60
 
     counts = [
@@ -81,7 +85,7 @@ async def test_hit_counts_within_a_fixed_window_and_resets(storage: Storage, ten
     assert counts == [1, 2, 1, 1, 2]
 
 
-async def test_concurrent_hits_are_all_counted(storage: Storage, tenant: str):
+async def test_concurrent_hits_are_all_counted(storage: Storage, tenant: str) -> None:
     counts = await asyncio.gather(*(storage.hit(tenant, "b", 60, NOW) for _ in range(10)))
 
     assert sorted(counts) == list(range(1, 11))

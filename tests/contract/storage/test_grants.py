@@ -10,20 +10,20 @@ from .cascade import assert_live, assert_revoked, issue
 from .records import NOW, grant
 
 
-async def test_grant_round_trips(storage: Storage, tenant: str):
+async def test_grant_round_trips(storage: Storage, tenant: str) -> None:
     saved = grant(tenant, resource=None, scopes=(), revoked_at=None, last_used_at=NOW + 1)
     await storage.save_grant(saved)
 
     assert await storage.get_grant(tenant, "grant-1") == saved
 
 
-async def test_unknown_grant_is_none(storage: Storage, tenant: str):
+async def test_unknown_grant_is_none(storage: Storage, tenant: str) -> None:
     assert await storage.get_grant(tenant, "grant-1") is None
 
 
 async def test_list_grants_is_live_grants_of_the_subject_newest_first(
     storage: Storage, tenant: str
-):
+) -> None:
     await storage.save_grant(grant(tenant, "old", created_at=NOW - 10))
     await storage.save_grant(grant(tenant, "new", created_at=NOW + 10))
     await storage.save_grant(grant(tenant, "mid", created_at=NOW))
@@ -36,7 +36,7 @@ async def test_list_grants_is_live_grants_of_the_subject_newest_first(
     assert listed[0] == grant(tenant, "new", created_at=NOW + 10)
 
 
-async def test_touch_grant_records_last_use(storage: Storage, tenant: str):
+async def test_touch_grant_records_last_use(storage: Storage, tenant: str) -> None:
     await storage.save_grant(grant(tenant))
 
     await storage.touch_grant(tenant, "grant-1", NOW + 42)
@@ -46,7 +46,7 @@ async def test_touch_grant_records_last_use(storage: Storage, tenant: str):
     assert await storage.get_grant(tenant, "unknown") is None
 
 
-async def test_revoke_grant_is_true_once(storage: Storage, tenant: str):
+async def test_revoke_grant_is_true_once(storage: Storage, tenant: str) -> None:
     await storage.save_grant(grant(tenant))
 
     assert await storage.revoke_grant(tenant, "grant-1", NOW + 5) is True
@@ -59,7 +59,7 @@ async def test_revoke_grant_is_true_once(storage: Storage, tenant: str):
 
 async def test_revoke_grant_cascades_to_codes_and_tokens_of_that_grant_only(
     storage: Storage, tenant: str
-):
+) -> None:
     await issue(storage, tenant, "grant-1")
     await issue(storage, tenant, "grant-2")
 
@@ -69,7 +69,7 @@ async def test_revoke_grant_cascades_to_codes_and_tokens_of_that_grant_only(
     await assert_live(storage, tenant, "grant-2")
 
 
-async def test_revoke_grant_stamps_the_cascade_with_its_time(storage: Storage, tenant: str):
+async def test_revoke_grant_stamps_the_cascade_with_its_time(storage: Storage, tenant: str) -> None:
     await issue(storage, tenant, "grant-1")
     await storage.revoke_grant(tenant, "grant-1", NOW + 5)
 
@@ -85,7 +85,7 @@ async def test_revoke_grant_stamps_the_cascade_with_its_time(storage: Storage, t
     assert replayed.record.consumed_at == NOW + 5
 
 
-async def test_revoke_grant_keeps_earlier_revocation_times(storage: Storage, tenant: str):
+async def test_revoke_grant_keeps_earlier_revocation_times(storage: Storage, tenant: str) -> None:
     await issue(storage, tenant, "grant-1")
     await storage.revoke_refresh_token(tenant, "rt-grant-1", NOW + 1)
     await storage.revoke_access_token(tenant, "at-grant-1", NOW + 2)
@@ -100,7 +100,9 @@ async def test_revoke_grant_keeps_earlier_revocation_times(storage: Storage, ten
     assert record.revoked_at == NOW + 2
 
 
-async def test_revoking_an_already_revoked_grant_still_cascades(storage: Storage, tenant: str):
+async def test_revoking_an_already_revoked_grant_still_cascades(
+    storage: Storage, tenant: str
+) -> None:
     """A token saved after the grant was revoked must not outlive a second revocation."""
     await issue(storage, tenant, "grant-1")
     await storage.revoke_grant(tenant, "grant-1", NOW + 5)

@@ -23,7 +23,7 @@ from .records import (
 
 async def test_stats_counts_only_live_records_of_the_tenant(
     storage: Storage, tenant: str, other_tenant: str
-):
+) -> None:
     for who in (tenant, other_tenant):
         await storage.save_client(client(who, "c1"))
         await storage.save_user(user(who))
@@ -55,7 +55,9 @@ async def test_stats_counts_only_live_records_of_the_tenant(
     )
 
 
-async def test_purge_expired_deletes_expired_records_of_every_kind(storage: Storage, tenant: str):
+async def test_purge_expired_deletes_expired_records_of_every_kind(
+    storage: Storage, tenant: str
+) -> None:
     """Uses a negative clock unique to this run: on a shared PostgreSQL, nothing of anyone
     else's (real timestamps, or an earlier run's leftovers) is at or before it."""
     now = -(time.time_ns() // 1000)
@@ -112,7 +114,7 @@ async def test_purge_expired_deletes_expired_records_of_every_kind(storage: Stor
     assert await storage.hit(tenant, "live", 60, now) == 2
 
 
-async def test_purge_with_nothing_expired_deletes_nothing(storage: Storage, tenant: str):
+async def test_purge_with_nothing_expired_deletes_nothing(storage: Storage, tenant: str) -> None:
     now = -(time.time_ns() // 1000)
     await storage.save_grant(grant(tenant, expires_at=now + 1))
 
@@ -120,9 +122,9 @@ async def test_purge_with_nothing_expired_deletes_nothing(storage: Storage, tena
     assert await storage.get_grant(tenant, "grant-1") == grant(tenant, expires_at=now + 1)
 
 
-async def test_healthy(storage: Storage):
+async def test_healthy(storage: Storage) -> None:
     assert await storage.healthy() is True
 
 
-async def test_stats_of_an_empty_tenant_are_zero(storage: Storage, tenant: str):
+async def test_stats_of_an_empty_tenant_are_zero(storage: Storage, tenant: str) -> None:
     assert await storage.stats(tenant, NOW) == Stats(0, 0, 0, 0, 0, 0)

@@ -9,7 +9,7 @@ from ostiary.storage import Storage
 from .records import NOW, access, consent, signing_key
 
 
-async def test_access_token_record_round_trips(storage: Storage, tenant: str):
+async def test_access_token_record_round_trips(storage: Storage, tenant: str) -> None:
     saved = access(tenant, revoked_at=None)
     await storage.save_access_token(saved)
 
@@ -17,7 +17,7 @@ async def test_access_token_record_round_trips(storage: Storage, tenant: str):
     assert await storage.get_access_token(tenant, "jti-2") is None
 
 
-async def test_revoke_access_token_is_true_once(storage: Storage, tenant: str):
+async def test_revoke_access_token_is_true_once(storage: Storage, tenant: str) -> None:
     await storage.save_access_token(access(tenant))
 
     assert await storage.revoke_access_token(tenant, "jti-1", NOW + 3) is True
@@ -26,7 +26,9 @@ async def test_revoke_access_token_is_true_once(storage: Storage, tenant: str):
     assert await storage.get_access_token(tenant, "jti-1") == access(tenant, revoked_at=NOW + 3)
 
 
-async def test_consent_with_and_without_resource_are_distinct(storage: Storage, tenant: str):
+async def test_consent_with_and_without_resource_are_distinct(
+    storage: Storage, tenant: str
+) -> None:
     scoped = consent(tenant, "https://mcp.example/mcp", scopes=("mcp:read", "mcp:write"))
     unscoped = consent(tenant, None, scopes=("mcp:read",))
     await storage.save_consent(scoped)
@@ -38,7 +40,7 @@ async def test_consent_with_and_without_resource_are_distinct(storage: Storage, 
     assert await storage.get_consent(tenant, "user-2", "client-1", None) is None
 
 
-async def test_save_consent_replaces(storage: Storage, tenant: str):
+async def test_save_consent_replaces(storage: Storage, tenant: str) -> None:
     await storage.save_consent(consent(tenant, scopes=("mcp:read",)))
     await storage.save_consent(consent(tenant, scopes=("mcp:write",), created_at=NOW + 1))
 
@@ -47,7 +49,9 @@ async def test_save_consent_replaces(storage: Storage, tenant: str):
     assert stored == consent(tenant, scopes=("mcp:write",), created_at=NOW + 1)
 
 
-async def test_delete_consents_removes_every_resource_of_that_client(storage: Storage, tenant: str):
+async def test_delete_consents_removes_every_resource_of_that_client(
+    storage: Storage, tenant: str
+) -> None:
     await storage.save_consent(consent(tenant, "https://a.example"))
     await storage.save_consent(consent(tenant, None))
     await storage.save_consent(consent(tenant, None, client_id="client-2"))
@@ -61,7 +65,7 @@ async def test_delete_consents_removes_every_resource_of_that_client(storage: St
     )
 
 
-async def test_signing_keys_list_newest_first(storage: Storage, tenant: str):
+async def test_signing_keys_list_newest_first(storage: Storage, tenant: str) -> None:
     old = signing_key(tenant, "k-old", created_at=NOW - 100, retired_at=NOW, expires_at=NOW + 9)
     new = signing_key(tenant, "k-new", created_at=NOW, alg="EdDSA")
     await storage.save_signing_key(old)
@@ -70,7 +74,7 @@ async def test_signing_keys_list_newest_first(storage: Storage, tenant: str):
     assert await storage.list_signing_keys(tenant) == [new, old]
 
 
-async def test_save_signing_key_replaces_by_kid(storage: Storage, tenant: str):
+async def test_save_signing_key_replaces_by_kid(storage: Storage, tenant: str) -> None:
     key = signing_key(tenant)
     await storage.save_signing_key(key)
     await storage.save_signing_key(replace(key, retired_at=NOW + 1, expires_at=NOW + 901))

@@ -16,7 +16,9 @@ from .records import NOW, refresh
 OLD = "o" * 64
 
 
-async def test_rotate_live_token_stores_new_and_marks_old_rotated(storage: Storage, tenant: str):
+async def test_rotate_live_token_stores_new_and_marks_old_rotated(
+    storage: Storage, tenant: str
+) -> None:
     old = refresh(tenant, token_hash=OLD)
     new = refresh(tenant, token_hash="n" * 64, issued_at=NOW + 10)
     await storage.save_refresh_token(old)
@@ -30,7 +32,7 @@ async def test_rotate_live_token_stores_new_and_marks_old_rotated(storage: Stora
 
 async def test_rotated_token_within_grace_is_ok_and_keeps_first_rotation_time(
     storage: Storage, tenant: str
-):
+) -> None:
     """Concurrent refresh: a client that lost the race still gets a token."""
     old = refresh(tenant, token_hash=OLD)
     first = refresh(tenant, token_hash="1" * 64)
@@ -47,7 +49,7 @@ async def test_rotated_token_within_grace_is_ok_and_keeps_first_rotation_time(
 
 async def test_rotated_token_after_grace_is_reused_and_new_is_not_stored(
     storage: Storage, tenant: str
-):
+) -> None:
     """RFC 9700 §4.14.2: reuse of a rotated token is reported (the caller revokes)."""
     old = refresh(tenant, token_hash=OLD)
     first = refresh(tenant, token_hash="1" * 64)
@@ -63,7 +65,9 @@ async def test_rotated_token_after_grace_is_reused_and_new_is_not_stored(
     assert await storage.get_refresh_token(tenant, first.token_hash) == first
 
 
-async def test_grace_zero_reports_reuse_even_in_the_same_second(storage: Storage, tenant: str):
+async def test_grace_zero_reports_reuse_even_in_the_same_second(
+    storage: Storage, tenant: str
+) -> None:
     old = refresh(tenant, token_hash=OLD)
     await storage.save_refresh_token(old)
     await storage.rotate_refresh_token(tenant, OLD, refresh(tenant, token_hash="1" * 64), NOW, 0)
@@ -82,7 +86,7 @@ async def test_grace_zero_reports_reuse_even_in_the_same_second(storage: Storage
 )
 async def test_rotate_expired_token_is_expired(
     storage: Storage, tenant: str, field: str, value: int
-):
+) -> None:
     """Absolute and idle expiry both end a refresh token; exactly at the instant counts."""
     old = refresh(tenant, token_hash=OLD, **{field: value})
     new = refresh(tenant, token_hash="n" * 64)
@@ -95,7 +99,7 @@ async def test_rotate_expired_token_is_expired(
     assert await storage.get_refresh_token(tenant, OLD) == old
 
 
-async def test_rotate_revoked_token_is_revoked(storage: Storage, tenant: str):
+async def test_rotate_revoked_token_is_revoked(storage: Storage, tenant: str) -> None:
     old = refresh(tenant, token_hash=OLD)
     new = refresh(tenant, token_hash="n" * 64)
     await storage.save_refresh_token(old)
@@ -107,7 +111,7 @@ async def test_rotate_revoked_token_is_revoked(storage: Storage, tenant: str):
     assert await storage.get_refresh_token(tenant, new.token_hash) is None
 
 
-async def test_rotate_unknown_token_is_not_found(storage: Storage, tenant: str):
+async def test_rotate_unknown_token_is_not_found(storage: Storage, tenant: str) -> None:
     new = refresh(tenant, token_hash="n" * 64)
 
     result = await storage.rotate_refresh_token(tenant, OLD, new, NOW, 30)
@@ -116,7 +120,7 @@ async def test_rotate_unknown_token_is_not_found(storage: Storage, tenant: str):
     assert await storage.get_refresh_token(tenant, new.token_hash) is None
 
 
-async def test_revoke_refresh_token_is_true_once(storage: Storage, tenant: str):
+async def test_revoke_refresh_token_is_true_once(storage: Storage, tenant: str) -> None:
     await storage.save_refresh_token(refresh(tenant, token_hash=OLD))
 
     assert await storage.revoke_refresh_token(tenant, OLD, NOW + 1) is True
@@ -127,13 +131,13 @@ async def test_revoke_refresh_token_is_true_once(storage: Storage, tenant: str):
     assert stored.revoked_at == NOW + 1
 
 
-async def test_get_unknown_refresh_token_is_none(storage: Storage, tenant: str):
+async def test_get_unknown_refresh_token_is_none(storage: Storage, tenant: str) -> None:
     assert await storage.get_refresh_token(tenant, OLD) is None
 
 
 async def test_twenty_concurrent_rotations_without_grace_have_one_winner(
     storage: Storage, tenant: str
-):
+) -> None:
     await storage.save_refresh_token(refresh(tenant, token_hash=OLD))
     news = [refresh(tenant, token_hash=f"{i:064d}") for i in range(20)]
 
@@ -147,7 +151,7 @@ async def test_twenty_concurrent_rotations_without_grace_have_one_winner(
     assert stored == [news[i] if i == winner else None for i in range(20)]
 
 
-async def test_concurrent_rotations_within_grace_all_succeed(storage: Storage, tenant: str):
+async def test_concurrent_rotations_within_grace_all_succeed(storage: Storage, tenant: str) -> None:
     await storage.save_refresh_token(refresh(tenant, token_hash=OLD))
     news = [refresh(tenant, token_hash=f"{i:064d}") for i in range(10)]
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from ostiary.core.models import ConsumeStatus
 from ostiary.errors import ConfigurationError, StorageError
+from ostiary.settings import Settings
 from ostiary.storage import MemoryStorage, SqlStorage, open_storage
 from ostiary.storage.schema import VERSION_TABLE, metadata
 from ostiary.storage.sql import async_url
@@ -40,7 +41,7 @@ WORKER = Path(__file__).with_name("race_worker.py")
         ("postgresql+asyncpg://u@db/x", "postgresql+asyncpg://u@db/x"),
     ],
 )
-def test_settings_urls_translate_to_async_drivers(url: str, expected: str):
+def test_settings_urls_translate_to_async_drivers(url: str, expected: str) -> None:
     assert async_url(url) == expected
 
 
@@ -60,13 +61,15 @@ def test_settings_urls_translate_to_async_drivers(url: str, expected: str):
         ("not a url", "storage.url 'not a url' is not a database URL"),
     ],
 )
-def test_unusable_urls_are_configuration_errors(url: str, message: str):
+def test_unusable_urls_are_configuration_errors(url: str, message: str) -> None:
     with pytest.raises(ConfigurationError) as raised:
         async_url(url)
     assert str(raised.value) == message
 
 
-async def test_open_storage_picks_the_backend_from_the_url(settings_factory, tmp_path: Path):
+async def test_open_storage_picks_the_backend_from_the_url(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
     memory = open_storage(settings_factory(storage={"url": "memory://"}))
     sqlite_store = open_storage(settings_factory(storage={"url": f"sqlite:///{tmp_path}/a.db"}))
     pg = open_storage(settings_factory(storage={"url": "postgres://u@127.0.0.1:1/x"}))
@@ -81,7 +84,7 @@ async def test_open_storage_picks_the_backend_from_the_url(settings_factory, tmp
         await pg.close()
 
 
-def test_open_storage_rejects_unknown_schemes(settings_factory):
+def test_open_storage_rejects_unknown_schemes(settings_factory: Callable[..., Settings]) -> None:
     with pytest.raises(ConfigurationError) as raised:
         open_storage(settings_factory(storage={"url": "redis://127.0.0.1/0"}))
     assert str(raised.value) == (
@@ -90,7 +93,7 @@ def test_open_storage_rejects_unknown_schemes(settings_factory):
     )
 
 
-async def test_sqlite_creates_the_directory_and_uses_wal(tmp_path: Path):
+async def test_sqlite_creates_the_directory_and_uses_wal(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "er" / "ostiary.db"
     store = SqlStorage(f"sqlite:///{path}")
     await store.initialize()
@@ -100,7 +103,9 @@ async def test_sqlite_creates_the_directory_and_uses_wal(tmp_path: Path):
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
-async def test_initialize_twice_is_harmless_and_keeps_data(sql_backend_url: str, tenant: str):
+async def test_initialize_twice_is_harmless_and_keeps_data(
+    sql_backend_url: str, tenant: str
+) -> None:
     store = await open_sql(sql_backend_url)
     try:
         await store.save_client(client(tenant))
@@ -113,7 +118,7 @@ async def test_initialize_twice_is_harmless_and_keeps_data(sql_backend_url: str,
 
 async def test_a_new_storage_on_the_same_database_sees_committed_data(
     sql_backend_url: str, tenant: str
-):
+) -> None:
     """A restart loses nothing committed, and a consumed code stays consumed."""
     first = await open_sql(sql_backend_url)
     await first.save_client(client(tenant))
@@ -137,7 +142,7 @@ def _schema_drift(conn: Connection) -> tuple[list[object], str | None]:
     return compare_metadata(context, metadata), context.get_current_revision()
 
 
-async def test_migrations_create_exactly_the_declared_schema(sql_backend_url: str):
+async def test_migrations_create_exactly_the_declared_schema(sql_backend_url: str) -> None:
     store = await open_sql(sql_backend_url)
     await store.close()
     engine = create_async_engine(store.url)
@@ -151,7 +156,7 @@ async def test_migrations_create_exactly_the_declared_schema(sql_backend_url: st
     assert revision == "0001"
 
 
-async def test_unreachable_database_is_a_storage_error_and_unhealthy():
+async def test_unreachable_database_is_a_storage_error_and_unhealthy() -> None:
     store = SqlStorage("postgresql://postgres@127.0.0.1:1/nothing")
     try:
         assert await store.healthy() is False
@@ -204,7 +209,7 @@ def _seed_code(url: str, tenant: str) -> None:
 @pytest.mark.slow
 async def test_four_processes_racing_for_one_code_have_one_winner(
     sql_backend_url: str, tenant: str
-):
+) -> None:
     """On SQLite the file is new: the processes also run initialize() on it at once."""
     if sql_backend_url.startswith("sqlite"):
         assert not Path(sql_backend_url.removeprefix("sqlite:///")).exists()
@@ -223,7 +228,7 @@ async def test_four_processes_racing_for_one_code_have_one_winner(
 @pytest.mark.slow
 async def test_four_processes_rotating_one_token_without_grace_have_one_winner(
     sql_backend_url: str, tenant: str
-):
+) -> None:
     store = await open_sql(sql_backend_url)
     await store.save_refresh_token(refresh(tenant, "old"))
     try:

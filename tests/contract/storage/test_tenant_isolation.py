@@ -19,7 +19,7 @@ async def _populate(storage: Storage, tenant: str) -> None:
     await storage.save_session(session(tenant))
 
 
-async def test_other_tenant_reads_nothing(storage: Storage, tenant: str, other_tenant: str):
+async def test_other_tenant_reads_nothing(storage: Storage, tenant: str, other_tenant: str) -> None:
     await _populate(storage, tenant)
     b = other_tenant
 
@@ -41,7 +41,7 @@ async def test_other_tenant_reads_nothing(storage: Storage, tenant: str, other_t
 
 async def test_other_tenant_cannot_spend_or_revoke_anything(
     storage: Storage, tenant: str, other_tenant: str
-):
+) -> None:
     await _populate(storage, tenant)
     b = other_tenant
 
@@ -77,7 +77,7 @@ async def test_other_tenant_cannot_spend_or_revoke_anything(
 
 async def test_replay_cache_and_rate_limits_are_per_tenant(
     storage: Storage, tenant: str, other_tenant: str
-):
+) -> None:
     assert await storage.remember_jti(tenant, "jti", NOW + 60, NOW) is True
     assert await storage.remember_jti(other_tenant, "jti", NOW + 60, NOW) is True
     assert await storage.hit(tenant, "b", 60, NOW) == 1
@@ -87,7 +87,7 @@ async def test_replay_cache_and_rate_limits_are_per_tenant(
 
 async def test_same_ids_in_two_tenants_are_independent(
     storage: Storage, tenant: str, other_tenant: str
-):
+) -> None:
     await issue(storage, tenant, "grant-1")
     await issue(storage, other_tenant, "grant-1")
 
