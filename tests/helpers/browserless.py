@@ -26,7 +26,8 @@ class Page:
 def parse_form(body: str) -> Page:
     action = _FORM.search(body)
     csrf = _CSRF.search(body)
-    assert action is not None and csrf is not None, f"no form on page: {body[:400]}"
+    assert action is not None, f"no form on page: {body[:400]}"
+    assert csrf is not None, f"no CSRF token on page: {body[:400]}"
     return Page(html.unescape(action.group(1)), html.unescape(csrf.group(1)))
 
 

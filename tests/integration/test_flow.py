@@ -70,7 +70,8 @@ async def test_register_authorize_token_refresh_revoke(auth_server: AS) -> None:
     stored = await auth_server.ctx.storage.get_refresh_token(
         auth_server.settings.storage.tenant, hash_secret(new["refresh_token"])
     )
-    assert stored is not None and stored.revoked_at is not None
+    assert stored is not None
+    assert stored.revoked_at is not None
 
 
 async def test_replayed_code_revokes_the_grant(auth_server: AS) -> None:
@@ -90,7 +91,9 @@ async def test_replayed_code_revokes_the_grant(auth_server: AS) -> None:
     assert second.status_code == 400
     assert second.json() == {
         "error": "invalid_grant",
-        "error_description": "authorization code was already used; tokens issued from it are revoked",
+        "error_description": (
+            "authorization code was already used; tokens issued from it are revoked"
+        ),
     }
     refresh = await auth_server.http.post(
         "/token",
