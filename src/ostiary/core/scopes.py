@@ -82,9 +82,10 @@ def resolve_requested_scopes(
 ) -> tuple[str, ...]:
     """Decide the scopes of an authorization or client_credentials request (RFC 6749 §3.3).
 
-    An empty request falls back to the client's registered ``scope`` when it has one, else to
-    the server's default. Every scope in the result must be supported by the server and, when
-    the client registered a ``scope``, be part of it.
+    An empty request falls back to the client's registered ``scope`` (minus any scope the
+    server no longer supports) when it has one, else to the server's default. Every requested
+    scope must be supported by the server and, when the client registered a ``scope``, be
+    part of it.
 
     Args:
         requested: The parsed ``scope`` parameter.
@@ -100,7 +101,10 @@ def resolve_requested_scopes(
     """
     registered = parse_scope(client_scope) if client_scope else None
     if not requested:
-        return registered if registered is not None else tuple(dict.fromkeys(default))
+        if registered is None:
+            return tuple(dict.fromkeys(default))
+        # A scope the server stopped supporting since registration is silently dropped.
+        return tuple(s for s in registered if s in supported)
     unsupported = [s for s in requested if s not in supported]
     if unsupported:
         raise InvalidScopeError(f"unsupported scope: {_listed(unsupported)}")

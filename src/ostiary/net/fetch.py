@@ -252,7 +252,7 @@ class SafeFetcher:
         if "@" in parts.netloc or "#" in url or not parts.hostname:
             raise FetchError("the URL is not valid")
         try:
-            port = parts.port or _DEFAULT_PORTS[parts.scheme]
+            port = parts.port if parts.port is not None else _DEFAULT_PORTS[parts.scheme]
         except ValueError:
             raise FetchError("the URL is not valid") from None
         if not host_allowed(parts.hostname, self.policy.allowed_domains):
@@ -300,15 +300,24 @@ class SafeFetcher:
 
     def _client(self) -> httpx.AsyncClient:
         if self._transport is not None:
-            return httpx.AsyncClient(transport=self._transport, follow_redirects=False)
+            return httpx.AsyncClient(
+                transport=self._transport, follow_redirects=False, timeout=self._timeout()
+            )
         if self._ssl is None:
             self._ssl = ssl.create_default_context()
-        return httpx.AsyncClient(verify=self._ssl, follow_redirects=False, trust_env=False)
+        return httpx.AsyncClient(
+            verify=self._ssl, follow_redirects=False, trust_env=False, timeout=self._timeout()
+        )
+
+    def _timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.policy.timeout_seconds)
 
     async def _request(self, target: _Target, address: IPAddress) -> FetchedJson:
         headers = {
             "Host": target.host_header(),
             "Accept": "application/json",
+            # No compression: the size cap then bounds memory too (no decompression bombs).
+            "Accept-Encoding": "identity",
             "User-Agent": USER_AGENT,
         }
         # Pin the vetted address; SNI and certificate checks still use the host name.
@@ -340,6 +349,9 @@ def _check_response(response: httpx.Response, max_bytes: int) -> None:
         raise FetchError("redirects are not followed")
     if response.status_code != 200:
         raise FetchError(f"the server answered HTTP {response.status_code}")
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise FetchError("compressed responses are not accepted")
     media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in _JSON_TYPES and not media_type.endswith("+json"):
         raise FetchError("the response is not JSON")

@@ -57,6 +57,12 @@ def test_empty_request_falls_back_to_client_scope() -> None:
     ) == ("mcp:write", "mcp:read")
 
 
+def test_empty_request_drops_registered_scopes_no_longer_supported() -> None:
+    assert resolve_requested_scopes(
+        (), client_scope="legacy mcp:read", supported=SUPPORTED, default=()
+    ) == ("mcp:read",)
+
+
 def test_empty_request_without_client_scope_gets_default() -> None:
     assert resolve_requested_scopes(
         (), client_scope=None, supported=SUPPORTED, default=("mcp:read", "mcp:read")

@@ -216,6 +216,7 @@ async def test_fetches_json_from_a_real_server_pinned_to_the_vetted_ip() -> None
     # The connection went to the resolved IP, but the Host header names the original host.
     assert request["host"] == f"localhost:{server.port}"
     assert request["accept"] == "application/json"
+    assert request["accept-encoding"] == "identity"
 
 
 async def test_json_suffix_media_type_is_accepted() -> None:
@@ -240,6 +241,10 @@ async def test_json_suffix_media_type_is_accepted() -> None:
         (Route(headers={"Content-Type": "text/html"}, body=b"<html>"), "the response is not JSON"),
         (Route(headers={}, body=b"{}"), "the response is not JSON"),
         (Route(body=b"{not json"), "the response is not valid JSON"),
+        (
+            Route(headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}),
+            "compressed responses are not accepted",
+        ),
         (Route(body=b"\xff\xfe"), "the response is not valid JSON"),
         (Route(body=b"{" + b" " * 6000 + b"}"), "the response is too large"),
         (
