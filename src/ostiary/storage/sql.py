@@ -254,10 +254,9 @@ class SqlStorage:
 
     async def list_clients(self, tenant_id: str) -> list[Client]:
         c = t.clients.c
-        rows = await self._all(
-            select(t.clients).where(c.tenant_id == tenant_id).order_by(c.client_id)
-        )
-        return [_record(Client, row) for row in rows]
+        rows = await self._all(select(t.clients).where(c.tenant_id == tenant_id))
+        # Sorted here, not by ORDER BY: a database collation may not be code-point order.
+        return sorted((_record(Client, row) for row in rows), key=lambda x: x.client_id)
 
     # -- users -------------------------------------------------------------------------------
 
@@ -283,8 +282,8 @@ class SqlStorage:
 
     async def list_users(self, tenant_id: str) -> list[User]:
         c = t.users.c
-        rows = await self._all(select(t.users).where(c.tenant_id == tenant_id).order_by(c.username))
-        return [_record(User, row) for row in rows]
+        rows = await self._all(select(t.users).where(c.tenant_id == tenant_id))
+        return sorted((_record(User, row) for row in rows), key=lambda u: u.username)
 
     async def delete_user(self, tenant_id: str, user_id: str) -> bool:
         c = t.users.c
@@ -310,11 +309,12 @@ class SqlStorage:
     async def list_grants(self, tenant_id: str, subject: str) -> list[Grant]:
         c = t.grants.c
         rows = await self._all(
-            select(t.grants)
-            .where(c.tenant_id == tenant_id, c.subject == subject, c.revoked_at.is_(None))
-            .order_by(c.created_at.desc(), c.grant_id.desc())
+            select(t.grants).where(
+                c.tenant_id == tenant_id, c.subject == subject, c.revoked_at.is_(None)
+            )
         )
-        return [_record(Grant, row) for row in rows]
+        found = (_record(Grant, row) for row in rows)
+        return sorted(found, key=lambda g: (g.created_at, g.grant_id), reverse=True)
 
     async def touch_grant(self, tenant_id: str, grant_id: str, now: int) -> None:
         c = t.grants.c
@@ -510,12 +510,9 @@ class SqlStorage:
 
     async def list_signing_keys(self, tenant_id: str) -> list[SigningKey]:
         c = t.signing_keys.c
-        rows = await self._all(
-            select(t.signing_keys)
-            .where(c.tenant_id == tenant_id)
-            .order_by(c.created_at.desc(), c.kid.desc())
-        )
-        return [_record(SigningKey, row) for row in rows]
+        rows = await self._all(select(t.signing_keys).where(c.tenant_id == tenant_id))
+        found = (_record(SigningKey, row) for row in rows)
+        return sorted(found, key=lambda k: (k.created_at, k.kid), reverse=True)
 
     # -- interactions and browser sessions ---------------------------------------------------
 

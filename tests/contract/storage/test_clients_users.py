@@ -57,10 +57,13 @@ async def test_unknown_client_is_none(storage: Storage, tenant: str) -> None:
 
 
 async def test_list_clients_sorted_by_client_id(storage: Storage, tenant: str) -> None:
-    for client_id in ("b", "c", "a"):
+    """Code-point order, whatever the database's collation."""
+    for client_id in ("b", "C", "a", "é", "B"):
         await storage.save_client(client(tenant, client_id))
 
-    assert [c.client_id for c in await storage.list_clients(tenant)] == ["a", "b", "c"]
+    listed = [c.client_id for c in await storage.list_clients(tenant)]
+
+    assert listed == ["B", "C", "a", "b", "é"]
 
 
 async def test_delete_client_is_true_once(storage: Storage, tenant: str) -> None:
@@ -95,6 +98,13 @@ async def test_user_round_trips(storage: Storage, tenant: str) -> None:
 async def test_unknown_user_is_none(storage: Storage, tenant: str) -> None:
     assert await storage.get_user(tenant, "user-1") is None
     assert await storage.get_user_by_username(tenant, "alice") is None
+
+
+async def test_list_users_sorted_by_username(storage: Storage, tenant: str) -> None:
+    for n, username in enumerate(("bob", "Zoe", "alice")):
+        await storage.save_user(user(tenant, f"user-{n}", username=username))
+
+    assert [u.username for u in await storage.list_users(tenant)] == ["Zoe", "alice", "bob"]
 
 
 async def test_save_user_replaces_and_may_rename(storage: Storage, tenant: str) -> None:
