@@ -43,7 +43,7 @@ def validate_code_challenge(challenge: str | None, method: str | None) -> str:
     if not challenge:
         raise InvalidRequestError("code_challenge is required: PKCE with S256 is mandatory")
     if method != S256:
-        # OAuth 2.1 §4.1.1: a missing method means "plain", which we do not support.
+        # RFC 7636 §4.3: a missing method means "plain"; OAuth 2.1 §4.1.1 lets us refuse it.
         raise InvalidRequestError("code_challenge_method must be S256")
     if not _CHALLENGE.match(challenge):
         raise InvalidRequestError(

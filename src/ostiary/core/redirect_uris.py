@@ -10,7 +10,7 @@ Registration (RFC 7591 §2 ``redirect_uris`` with OpenID Connect Registration's
   private-use scheme in reverse-domain form, i.e. containing a ``.`` (§7.1).
 
 Matching at the authorization and token endpoints is exact string comparison (RFC 9700 §2.1,
-OAuth 2.1 §2.3.1). The single exception is RFC 8252 §7.3: for an ``http`` loopback URI the port
+OAuth 2.1 §2.3). The single exception is RFC 8252 §7.3: for an ``http`` loopback URI the port
 may differ, because native apps bind an ephemeral port. No other normalisation ever happens:
 no case folding, no percent-decoding, no trailing-slash tolerance.
 """
