@@ -20,8 +20,9 @@ from urllib.parse import urlencode
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import Receive, Scope, Send
 
 from ostiary.client.authorization import CallbackResult, callback_result_from_url
 
@@ -42,11 +43,13 @@ class Issued:
 class World:
     """Server-side state and knobs."""
 
+    origin: str = ORIGIN
     active_issuer: str = f"{ORIGIN}/as1"
     required_scopes: tuple[str, ...] = ()
     challenge_scope: str | None = None
     prm_scopes: list[str] | None = None
     prm_resource: str = MCP_URL
+    prm_html: bool = False
     as_scopes: list[str] | None = None
     pkce_methods: list[str] | None = field(default_factory=lambda: ["S256"])
     iss_supported: bool = True
@@ -67,6 +70,11 @@ class World:
     access: dict[str, Issued] = field(default_factory=dict)
     refresh: dict[str, Issued] = field(default_factory=dict)
 
+    @classmethod
+    def at(cls, origin: str) -> World:
+        """A world served from ``origin`` instead of ``http://mcp.test``."""
+        return cls(origin=origin, active_issuer=f"{origin}/as1", prm_resource=f"{origin}/mcp")
+
     def revoke_all(self) -> None:
         self.access.clear()
         self.refresh.clear()
@@ -78,10 +86,12 @@ def _s256(verifier: str) -> str:
     )
 
 
-def build_app(world: World) -> Starlette:
+def build_app(world: World, mcp_app: Starlette | None = None) -> Starlette:
     """The Starlette app serving both the MCP server and the authorization servers."""
 
     async def prm(request: Request) -> Response:
+        if world.prm_html:
+            return HTMLResponse("<html>not metadata</html>")
         body: dict[str, Any] = {
             "resource": world.prm_resource,
             "authorization_servers": [world.active_issuer],
@@ -92,7 +102,7 @@ def build_app(world: World) -> Starlette:
 
     async def as_metadata(request: Request) -> Response:
         name = request.path_params["name"]
-        issuer = f"{ORIGIN}/{name}"
+        issuer = f"{world.origin}/{name}"
         body: dict[str, Any] = {
             "issuer": world.metadata_issuer or issuer,
             "authorization_endpoint": f"{issuer}/authorize",
@@ -121,7 +131,7 @@ def build_app(world: World) -> Starlette:
     async def authorize(request: Request) -> Response:
         query = dict(request.query_params)
         world.authorize_requests.append(query)
-        issuer = f"{ORIGIN}/{request.path_params['name']}"
+        issuer = f"{world.origin}/{request.path_params['name']}"
         code = secrets.token_urlsafe(8)
         world.codes[code] = {**query, "issuer": issuer}
         params = {"code": code, "state": query["state"]}
@@ -152,7 +162,7 @@ def build_app(world: World) -> Starlette:
         form = dict(await request.form())
         world.token_requests.append(form)
         world.token_auth_headers.append(request.headers.get("authorization"))
-        issuer = f"{ORIGIN}/{request.path_params['name']}"
+        issuer = f"{world.origin}/{request.path_params['name']}"
         grant = form.get("grant_type")
         if grant == "authorization_code":
             pending = world.codes.pop(form.get("code", ""), None)
@@ -175,7 +185,8 @@ def build_app(world: World) -> Starlette:
         return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
 
     def _challenge(status: int, error: str | None, scope: str | None) -> Response:
-        parts = [f'resource_metadata="{PRM_URL}"']
+        prm_url = f"{world.origin}/.well-known/oauth-protected-resource/mcp"
+        parts = [f'resource_metadata="{prm_url}"']
         if scope:
             parts.append(f'scope="{scope}"')
         if error:
@@ -186,8 +197,8 @@ def build_app(world: World) -> Starlette:
             headers={"WWW-Authenticate": "Bearer " + ", ".join(parts)},
         )
 
-    async def mcp(request: Request) -> Response:
-        header = request.headers.get("authorization")
+    def deny(header: str | None) -> Response | None:
+        """The RS decision: None to let the request through, else the challenge."""
         world.mcp_auth_headers.append(header)
         token_value = header[7:] if header and header.startswith("Bearer ") else None
         issued = world.access.get(token_value or "")
@@ -201,17 +212,33 @@ def build_app(world: World) -> Starlette:
         missing = [s for s in world.required_scopes if s not in issued.scope.split()]
         if missing:
             return _challenge(403, "insufficient_scope", " ".join(world.required_scopes))
-        return JSONResponse({"ok": True, "scope": issued.scope})
+        return None
+
+    async def mcp(request: Request) -> Response:
+        denial = deny(request.headers.get("authorization"))
+        return denial or JSONResponse({"ok": True})
+
+    routes: list[BaseRoute] = [
+        Route("/.well-known/oauth-protected-resource/mcp", prm),
+        Route("/.well-known/oauth-authorization-server/{name}", as_metadata),
+        Route("/{name}/register", register, methods=["POST"]),
+        Route("/{name}/authorize", authorize),
+        Route("/{name}/token", token, methods=["POST"]),
+    ]
+    if mcp_app is None:
+        return Starlette(routes=[*routes, Route("/mcp", mcp, methods=["GET", "POST"])])
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            denial = deny(Request(scope).headers.get("authorization"))
+            if denial is not None:
+                await denial(scope, receive, send)
+                return
+        await mcp_app(scope, receive, send)
 
     return Starlette(
-        routes=[
-            Route("/.well-known/oauth-protected-resource/mcp", prm),
-            Route("/.well-known/oauth-authorization-server/{name}", as_metadata),
-            Route("/{name}/register", register, methods=["POST"]),
-            Route("/{name}/authorize", authorize),
-            Route("/{name}/token", token, methods=["POST"]),
-            Route("/mcp", mcp, methods=["GET", "POST"]),
-        ]
+        routes=[*routes, Mount("/", app=guarded)],
+        lifespan=lambda app: mcp_app.router.lifespan_context(app),
     )
 
 

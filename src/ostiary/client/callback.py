@@ -155,11 +155,11 @@ class PasteCallback:
         self,
         *,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
-        read_line: Callable[[], str] = sys.stdin.readline,
+        read_line: Callable[[], str] | None = None,
         write: Callable[[str], object] = print,
     ) -> None:
         self.timeout_seconds = timeout_seconds
-        self.read_line = read_line
+        self.read_line = read_line or (lambda: sys.stdin.readline())
         self.write = write
 
     async def __call__(self, authorization_url: str) -> CallbackResult:

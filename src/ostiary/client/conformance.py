@@ -18,14 +18,12 @@ from typing import Any
 
 import anyio
 import httpx
-import httpx2
-from mcp.client.client import Client
-from mcp.client.streamable_http import streamable_http_client
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from ostiary.client.auth import OAuthClientAuth
 from ostiary.client.authorization import CallbackResult, callback_result_from_url
 from ostiary.client.registration import ClientConfig
+from ostiary.client.session import open_mcp_client
 from ostiary.errors import ClientError
 
 __all__ = ["follow_redirect_callback", "main", "run"]
@@ -85,16 +83,14 @@ async def run(server_url: str, scenario: str, context: dict[str, Any], version: 
         grant="client_credentials" if machine else "authorization_code",
     )
     mode = version if version in MODERN_PROTOCOL_VERSIONS else "legacy"
-    async with httpx2.AsyncClient(auth=auth.for_httpx2(), timeout=30) as http:
-        transport = streamable_http_client(server_url, http_client=http)
-        async with Client(transport, mode=mode, raise_exceptions=True) as client:
-            tools = await client.list_tools()
-            if scenario.startswith("auth/client-credentials"):
-                return
-            if tools.tools:
-                # The non-auth "tools_call" scenario checks add_numbers(2, 3); auth mocks
-                # accept any arguments for their test tool.
-                await client.call_tool(tools.tools[0].name, {"a": 2, "b": 3})
+    async with open_mcp_client(server_url, auth, mode=mode) as client:
+        tools = await client.list_tools()
+        if scenario.startswith("auth/client-credentials"):
+            return
+        if tools.tools:
+            # The non-auth "tools_call" scenario checks add_numbers(2, 3); auth mocks
+            # accept any arguments for their test tool.
+            await client.call_tool(tools.tools[0].name, {"a": 2, "b": 3})
 
 
 def main(argv: list[str] | None = None) -> int:
