@@ -345,3 +345,24 @@ async def test_unreachable_address_falls_through_to_the_next_vetted_one() -> Non
         fetched = await fetcher.get_json(server.url("/doc", "app.test"))
     assert fetched.data == {"a": 1}
     assert server.requests[0]["host"] == f"app.test:{server.port}"
+
+
+async def test_public_host_is_pinned_to_its_vetted_address_with_sni() -> None:
+    """The request goes to the vetted IP; Host and TLS SNI carry the name (no rebinding)."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"ok": True})
+
+    fetcher = SafeFetcher(
+        STRICT,
+        transport=httpx.MockTransport(handler),
+        resolve_host=static_hosts({"app.example.com": ["93.184.216.34"]}),
+    )
+    fetched = await fetcher.get_json("https://app.example.com/client.json?x=1")
+    assert fetched.data == {"ok": True}
+    (request,) = seen
+    assert str(request.url) == "https://93.184.216.34:443/client.json?x=1"
+    assert request.headers["host"] == "app.example.com"
+    assert request.extensions["sni_hostname"] == "app.example.com"
