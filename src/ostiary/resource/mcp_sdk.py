@@ -24,6 +24,7 @@ client's token to anything else).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -67,23 +68,31 @@ SECURITY_SCHEMES_META_KEY: Final = "securitySchemes"
 class McpPrincipalUser(AuthenticatedUser):
     """The SDK's user type, so its session ownership and ``get_access_token()`` work.
 
+    The SDK ``AccessToken`` is built on first use only: stateless requests never need it, and
+    a pydantic model per request is measurable on the hot path.
+
     Attributes:
         principal: The ostiary principal.
     """
 
-    def __init__(self, principal: Principal) -> None:
-        super().__init__(
-            AccessToken(
-                token="",  # never exposed: no token passthrough (MCP security best practices)
-                client_id=principal.client_id,
-                scopes=list(principal.scopes),
-                expires_at=principal.expires_at,
-                resource=principal.audience[0] if principal.audience else None,
-                subject=principal.subject,
-                claims=dict(principal.claims),
-            )
-        )
+    def __init__(self, principal: Principal) -> None:  # super().__init__ would build it now
         self.principal = principal
+        self.username = principal.client_id
+        self.scopes = list(principal.scopes)
+
+    @functools.cached_property
+    def access_token(self) -> AccessToken:  # type: ignore[override]
+        """The principal as the SDK's ``AccessToken`` (``token`` empty: no passthrough)."""
+        principal = self.principal
+        return AccessToken(
+            token="",  # never exposed: no token passthrough (MCP security best practices)
+            client_id=principal.client_id,
+            scopes=list(principal.scopes),
+            expires_at=principal.expires_at,
+            resource=principal.audience[0] if principal.audience else None,
+            subject=principal.subject,
+            claims=dict(principal.claims),
+        )
 
     @property
     def display_name(self) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, Final
@@ -50,10 +51,8 @@ __all__ = ["BearerAuthMiddleware", "current_principal", "require_principal"]
 log = logging.getLogger("ostiary.resource")
 
 _principal: ContextVar[Principal | None] = ContextVar("ostiary_principal", default=None)
-# RFC 6750 §2.1 b64token.
-_B64TOKEN_CHARS: Final = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/="
-)
+# RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 def current_principal() -> Principal | None:
@@ -103,7 +102,7 @@ def _bearer_token(scope: Scope) -> str:
     if scheme.lower() != "bearer":
         raise _NoCredentials
     token = token.strip(" ")
-    if not token or not set(token) <= _B64TOKEN_CHARS or token.rstrip("=").count("=") > 0:
+    if _B64TOKEN.fullmatch(token) is None:
         raise InvalidRequestError("The Authorization header is not a valid Bearer credential.")
     return token
 

@@ -86,7 +86,9 @@ class ScopePolicy:
         The challenge names every scope the operation needs, not only the missing ones, so
         a client that replaces rather than unions its scopes still ends up with enough.
         """
-        if self.missing(principal.scopes, needed):
+        if not needed or principal.scope_set.issuperset(needed):
+            return  # the common case: granted literally, no hierarchy walk needed
+        if self.missing(principal.scope_set, needed):
             raise InsufficientScopeError(
                 required_scopes=tuple(dict.fromkeys(needed)),
                 detail=f"granted {principal.scopes!r}, needed {tuple(needed)!r}",

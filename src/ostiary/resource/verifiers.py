@@ -83,11 +83,11 @@ class Principal:
     expires_at: int | None = None
     token_id: str | None = None
     claims: Mapping[str, Any] = field(default_factory=dict)
+    scope_set: frozenset[str] = field(init=False, repr=False, compare=False)
 
-    @property
-    def scope_set(self) -> frozenset[str]:
-        """The granted scopes as a set."""
-        return frozenset(self.scopes)
+    def __post_init__(self) -> None:
+        # Computed once: scope checks run on every request.
+        object.__setattr__(self, "scope_set", frozenset(self.scopes))
 
     def has_scopes(self, needed: Iterable[str]) -> bool:
         """True when every scope in ``needed`` was granted (literally; see ScopePolicy)."""
