@@ -363,6 +363,6 @@ async def test_public_host_is_pinned_to_its_vetted_address_with_sni() -> None:
     fetched = await fetcher.get_json("https://app.example.com/client.json?x=1")
     assert fetched.data == {"ok": True}
     (request,) = seen
-    assert str(request.url) == "https://93.184.216.34:443/client.json?x=1"
+    assert str(request.url) == "https://93.184.216.34/client.json?x=1"
     assert request.headers["host"] == "app.example.com"
     assert request.extensions["sni_hostname"] == "app.example.com"
