@@ -88,7 +88,8 @@ def test_login_then_tools_and_call_reuse_the_stored_tokens(
 
     code, out = invoke("tools", url, *store)
     assert code == 0, out
-    assert "echo" in out and "Echo the text back." in out
+    assert "echo" in out
+    assert "Echo the text back." in out
 
     code, out = invoke("call", url, "echo", "text=hello", *store)
     assert code == 0, out
@@ -96,7 +97,8 @@ def test_login_then_tools_and_call_reuse_the_stored_tokens(
 
     assert len(served.authorize_requests) == 1  # tokens survived between commands
     code, out = invoke("whoami", *store)
-    assert code == 0 and url in out
+    assert code == 0
+    assert url in out
 
     code, out = invoke("logout", url, *store)
     assert (code, out) == (0, "Logged out of 1 server.\n")
@@ -126,7 +128,8 @@ def test_revoked_refresh_token_leads_to_a_clean_new_login(
     [
         (
             "no_pkce",
-            "does not advertise PKCE S256 (code_challenge_methods_supported); refusing to authorize",
+            "does not advertise PKCE S256 (code_challenge_methods_supported); "
+            "refusing to authorize",
         ),
         ("wrong_iss", "authorization response came from issuer 'https://evil.example.com'"),
         ("html_prm", "not JSON"),
