@@ -49,6 +49,7 @@ EXTRA_STRING_FIELDS: Final = ("tos_uri", "policy_uri", "software_id", "software_
 MAX_STRING_LENGTH: Final = 2000
 MAX_REDIRECT_URIS: Final = 20
 MAX_CONTACTS: Final = 20
+MAX_JWKS_KEYS: Final = 10
 CLIENT_ID_BYTES: Final = 16
 #: JWK members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4).
 _PRIVATE_JWK_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
@@ -172,6 +173,8 @@ def _validate_jwks(value: object) -> dict[str, Any]:
     keys = cast("list[object]", value["keys"])
     if not keys:
         raise _invalid("jwks must contain at least one key")
+    if len(keys) > MAX_JWKS_KEYS:
+        raise _invalid("jwks has too many keys")
     for key in keys:
         if not isinstance(key, dict) or key.get("kty") not in _ASYMMETRIC_KTY:
             raise _invalid("jwks keys must be EC, RSA or OKP public keys")

@@ -271,6 +271,7 @@ def test_private_key_jwt_with_jwks_uri() -> None:
         ({"jwks_uri": "https://app.example.com/jwks#x"}, "jwks_uri must be an https URL"),
         ({"jwks": [PUBLIC_JWK]}, "jwks must be a JWK set object with a keys array"),
         ({"jwks": {"keys": []}}, "jwks must contain at least one key"),
+        ({"jwks": {"keys": [PUBLIC_JWK] * 11}}, "jwks has too many keys"),
         (
             {"jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}},
             "jwks keys must be EC, RSA or OKP public keys",
