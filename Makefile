@@ -7,7 +7,7 @@ TOOLS     := .tools
 TOOLSTAMP := $(TOOLS)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: serve test lint typecheck unit tools bench clean
+.PHONY: serve test lint typecheck unit tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +37,6 @@ test: $(STAMP) $(TOOLSTAMP) lint typecheck
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest -m "not e2e and not conformance" $(PYTEST_ARGS)
-
-bench: $(STAMP)
-	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
