@@ -43,6 +43,7 @@ from starlette.types import ASGIApp
 
 from ostiary.errors import InsufficientScopeError, OAuthError
 from ostiary.resource.challenges import challenge_for_error
+from ostiary.resource.cors import OriginGuardMiddleware, default_allowed_hosts, mcp_cors
 from ostiary.resource.metadata import (
     build_protected_resource_metadata,
     protected_resource_metadata_routes,
@@ -269,6 +270,9 @@ def protect_mcp_app(
     exempt_paths: Sequence[str] = (),
     streamable_http_options: Mapping[str, Any] | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    cors_origins: Sequence[str] = (),
+    allowed_hosts: Sequence[str] | None = None,
+    dns_rebinding_protection: bool = True,
 ) -> Starlette:
     """Serve an MCP SDK server over streamable HTTP as an OAuth-protected resource.
 
@@ -290,6 +294,10 @@ def protect_mcp_app(
         exempt_paths: Paths served without a token.
         streamable_http_options: Passed to the SDK's ``streamable_http_app``.
         extra_routes: Further unprotected routes (health checks, ...), matched first.
+        cors_origins: Browser origins allowed to call the MCP endpoint (CORS + Origin check).
+        allowed_hosts: ``Host`` values accepted; default: the resource's host (and every
+            loopback name for a loopback resource).
+        dns_rebinding_protection: Check ``Host`` and ``Origin`` (403 on a foreign Origin).
 
     Returns:
         A Starlette app whose lifespan runs the SDK's session manager.
@@ -339,12 +347,29 @@ def protect_mcp_app(
         exempt_paths=exempt_paths,
         user_factory=McpPrincipalUser,
     )
+    endpoint: ASGIApp = mcp_cors(protected, cors_origins) if cors_origins else protected
+    if dns_rebinding_protection:
+        endpoint = OriginGuardMiddleware(
+            endpoint,
+            allowed_hosts=default_allowed_hosts(resource)
+            if allowed_hosts is None
+            else allowed_hosts,
+            allowed_origins=_default_origins(resource, cors_origins),
+        )
     routes: list[BaseRoute] = [
         *extra_routes,
         *protected_resource_metadata_routes(document, include_root=include_root_metadata),
-        Mount("", app=protected),
+        Mount("", app=endpoint),
     ]
     return Starlette(routes=routes, lifespan=_lifespan_of(inner))
+
+
+def _default_origins(resource: str, cors_origins: Sequence[str]) -> list[str]:
+    parts = urlsplit(resource)
+    origins = [f"{parts.scheme}://{parts.netloc}", *cors_origins]
+    if any(parts.netloc.startswith(host) for host in ("127.0.0.1", "localhost", "[::1]")):
+        origins.extend(f"http://{host}:*" for host in ("127.0.0.1", "localhost", "[::1]"))
+    return origins
 
 
 def _lifespan_of(
