@@ -33,6 +33,7 @@ from ostiary.core.models import (
 from ostiary.errors import StorageError
 from ostiary.storage.rules import consume_status, rotation_status
 
+T = TypeVar("T", RefreshToken, AccessTokenRecord)
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -168,6 +169,13 @@ class MemoryStorage:
                 if grant.revoked_at is None:
                     self._grants[(tenant, grant_id)] = replace(grant, revoked_at=now)
 
+    def _under_grant(self, token: T) -> T:
+        """A token saved under a revoked grant is stored revoked (see the SQL backend)."""
+        grant = self._grants.get((token.tenant_id, token.grant_id))
+        if token.revoked_at is None and grant is not None and grant.revoked_at is not None:
+            return replace(token, revoked_at=grant.revoked_at)
+        return token
+
     def _cascade(self, tenant_id: str, grant_id: str, now: int) -> None:
         """Retire every code and token of the grant (caller holds the lock)."""
         for key, code in self._codes.items():
@@ -203,7 +211,7 @@ class MemoryStorage:
 
     async def save_refresh_token(self, token: RefreshToken) -> None:
         async with self._lock:
-            self._refresh[(token.tenant_id, token.token_hash)] = token
+            self._refresh[(token.tenant_id, token.token_hash)] = self._under_grant(token)
 
     async def get_refresh_token(self, tenant_id: str, token_hash: str) -> RefreshToken | None:
         return self._refresh.get((tenant_id, token_hash))
@@ -220,7 +228,7 @@ class MemoryStorage:
                 if old.rotated_at is None:
                     old = replace(old, rotated_at=now)
                     self._refresh[(tenant_id, old_hash)] = old
-                self._refresh[(new.tenant_id, new.token_hash)] = new
+                self._refresh[(new.tenant_id, new.token_hash)] = self._under_grant(new)
             return RotateResult(status, old)
 
     async def revoke_refresh_token(self, tenant_id: str, token_hash: str, now: int) -> bool:
@@ -235,7 +243,7 @@ class MemoryStorage:
 
     async def save_access_token(self, record: AccessTokenRecord) -> None:
         async with self._lock:
-            self._access[(record.tenant_id, record.jti)] = record
+            self._access[(record.tenant_id, record.jti)] = self._under_grant(record)
 
     async def get_access_token(self, tenant_id: str, jti: str) -> AccessTokenRecord | None:
         return self._access.get((tenant_id, jti))

@@ -130,6 +130,37 @@ def _record(model: Callable[..., M], row: Row[Any] | Mapping[str, Any]) -> M:
     return model(**{k: tuple(v) if k in _TUPLE_FIELDS else v for k, v in mapping.items()})
 
 
+def _lock_grant(tenant_id: str, grant_id: str) -> Executable:
+    """``SELECT … FOR SHARE`` of the grant row (PostgreSQL; SQLite serialises writers)."""
+    g = t.grants.c
+    return (
+        select(literal(1))
+        .select_from(t.grants)
+        .where(g.tenant_id == tenant_id, g.grant_id == grant_id)
+        .with_for_update(read=True)
+    )
+
+
+def _token_values(record: RefreshToken | AccessTokenRecord) -> dict[str, Any]:
+    """Column values of a token; under a revoked grant it is stored already revoked.
+
+    This closes the race between issuing a token (after consuming a code) and a concurrent
+    ``revoke_grant`` triggered by a replay of that code: whichever commits first, the token
+    ends up revoked. The subquery takes a share lock on the grant row, so a revocation in
+    progress is waited for and then seen.
+    """
+    values = _values(record)
+    if record.revoked_at is None:
+        g = t.grants.c
+        values["revoked_at"] = (
+            select(g.revoked_at)
+            .where(g.tenant_id == record.tenant_id, g.grant_id == record.grant_id)
+            .with_for_update(read=True)
+            .scalar_subquery()
+        )
+    return values
+
+
 def _consent(row: Row[Any]) -> Consent:
     consent = _record(Consent, row)
     if consent.resource == "":
@@ -401,7 +432,8 @@ class SqlStorage:
     # -- refresh tokens ----------------------------------------------------------------------
 
     async def save_refresh_token(self, token: RefreshToken) -> None:
-        await self._save(t.refresh_tokens, token)
+        async with self._tx(single=True) as conn:
+            await conn.execute(self._upsert(t.refresh_tokens, _token_values(token)))
 
     async def get_refresh_token(self, tenant_id: str, token_hash: str) -> RefreshToken | None:
         c = t.refresh_tokens.c
@@ -419,6 +451,10 @@ class SqlStorage:
         if grace_seconds > 0:  # grace 0: exactly one of N concurrent callers wins
             unrotated = or_(unrotated, c.rotated_at >= now - grace_seconds)
         async with self._tx() as conn:
+            # Lock order grant → token, as in revoke_grant: a revocation running now either
+            # finishes first (we then see the old token revoked) or waits for our commit
+            # (its cascade then sees the new token).
+            await conn.execute(_lock_grant(tenant_id, new.grant_id))
             won = (
                 await conn.execute(
                     update(t.refresh_tokens)
@@ -434,7 +470,7 @@ class SqlStorage:
                 )
             ).first()
             if won is not None:
-                await conn.execute(t.refresh_tokens.insert().values(**_values(new)))
+                await conn.execute(t.refresh_tokens.insert().values(**_token_values(new)))
                 return RotateResult(RotateStatus.OK, _record(RefreshToken, won))
             row = (await conn.execute(select(t.refresh_tokens).where(*key))).first()
         if row is None:
@@ -457,7 +493,8 @@ class SqlStorage:
     # -- access-token records ----------------------------------------------------------------
 
     async def save_access_token(self, record: AccessTokenRecord) -> None:
-        await self._save(t.access_tokens, record)
+        async with self._tx(single=True) as conn:
+            await conn.execute(self._upsert(t.access_tokens, _token_values(record)))
 
     async def get_access_token(self, tenant_id: str, jti: str) -> AccessTokenRecord | None:
         c = t.access_tokens.c

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import asyncio
 
 from ostiary.storage import Storage
 
 from .cascade import assert_live, assert_revoked, issue
-from .records import NOW, grant
+from .records import NOW, access, grant, refresh
 
 
 async def test_grant_round_trips(storage: Storage, tenant: str) -> None:
@@ -103,15 +103,81 @@ async def test_revoke_grant_keeps_earlier_revocation_times(storage: Storage, ten
 async def test_revoking_an_already_revoked_grant_still_cascades(
     storage: Storage, tenant: str
 ) -> None:
-    """A token saved after the grant was revoked must not outlive a second revocation."""
-    await issue(storage, tenant, "grant-1")
-    await storage.revoke_grant(tenant, "grant-1", NOW + 5)
-    stray = await storage.get_refresh_token(tenant, "rt-grant-1")
-    assert stray is not None
-    await storage.save_refresh_token(replace(stray, token_hash="late", revoked_at=None))
+    """Tokens stored before their (already revoked) grant was must not outlive a revocation."""
+    await storage.save_refresh_token(refresh(tenant, "stray"))
+    await storage.save_grant(grant(tenant, revoked_at=NOW + 5))
 
     assert await storage.revoke_grant(tenant, "grant-1", NOW + 7) is False
 
-    late = await storage.get_refresh_token(tenant, "late")
-    assert late is not None
-    assert late.revoked_at == NOW + 7
+    assert await storage.get_refresh_token(tenant, "stray") == refresh(
+        tenant, "stray", revoked_at=NOW + 7
+    )
+    assert await storage.get_grant(tenant, "grant-1") == grant(tenant, revoked_at=NOW + 5)
+
+
+async def test_token_saved_under_a_revoked_grant_is_stored_revoked(
+    storage: Storage, tenant: str
+) -> None:
+    """A replayed code revokes the grant; a token issued from it afterwards must be dead."""
+    await storage.save_grant(grant(tenant))
+    await storage.revoke_grant(tenant, "grant-1", NOW + 5)
+
+    await storage.save_refresh_token(refresh(tenant, "late-rt"))
+    await storage.save_access_token(access(tenant, "late-at"))
+    await storage.save_refresh_token(refresh(tenant, "own-rt", revoked_at=NOW + 9))
+
+    assert await storage.get_refresh_token(tenant, "late-rt") == refresh(
+        tenant, "late-rt", revoked_at=NOW + 5
+    )
+    assert await storage.get_access_token(tenant, "late-at") == access(
+        tenant, "late-at", revoked_at=NOW + 5
+    )
+    assert await storage.get_refresh_token(tenant, "own-rt") == refresh(
+        tenant, "own-rt", revoked_at=NOW + 9
+    )
+
+
+async def test_tokens_of_a_live_or_unknown_grant_are_stored_as_given(
+    storage: Storage, tenant: str
+) -> None:
+    await storage.save_grant(grant(tenant))
+    await storage.save_refresh_token(refresh(tenant, "a"))
+    await storage.save_access_token(access(tenant, "b", grant_id="no-such-grant"))
+
+    assert await storage.get_refresh_token(tenant, "a") == refresh(tenant, "a")
+    assert await storage.get_access_token(tenant, "b") == access(
+        tenant, "b", grant_id="no-such-grant"
+    )
+
+
+async def test_no_token_outlives_a_revocation_racing_with_issuance(
+    storage: Storage, tenant: str
+) -> None:
+    """Rotations and new tokens racing a revoke_grant: afterwards, nothing of it is live."""
+    await storage.save_grant(grant(tenant))
+    await storage.save_refresh_token(refresh(tenant, "old"))
+    issued = [refresh(tenant, f"rot-{i}") for i in range(5)]
+    saved = [refresh(tenant, f"new-{i}") for i in range(5)]
+    records = [access(tenant, f"at-{i}") for i in range(5)]
+
+    await asyncio.gather(
+        *(storage.rotate_refresh_token(tenant, "old", new, NOW, 30) for new in issued[:3]),
+        *(storage.save_refresh_token(token) for token in saved[:3]),
+        *(storage.save_access_token(record) for record in records[:3]),
+        storage.revoke_grant(tenant, "grant-1", NOW + 1),
+        *(storage.rotate_refresh_token(tenant, "old", new, NOW, 30) for new in issued[3:]),
+        *(storage.save_refresh_token(token) for token in saved[3:]),
+        *(storage.save_access_token(record) for record in records[3:]),
+    )
+
+    live = [
+        token.token_hash
+        for token in [await storage.get_refresh_token(tenant, t.token_hash) for t in issued + saved]
+        if token is not None and token.revoked_at is None
+    ]
+    live += [
+        record.jti
+        for record in [await storage.get_access_token(tenant, r.jti) for r in records]
+        if record is not None and record.revoked_at is None
+    ]
+    assert live == []
