@@ -180,6 +180,10 @@ def build_app(world: World, mcp_app: Starlette | None = None) -> Starlette:
                     {"error": "invalid_grant", "error_description": "revoked"}, status_code=400
                 )
             return JSONResponse(_issue(old.client_id, old.scope, issuer))
+        if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            if form.get("assertion") != "good-assertion":
+                return JSONResponse({"error": "invalid_grant"}, status_code=400)
+            return JSONResponse(_issue("workload", form.get("scope", ""), issuer))
         if grant == "client_credentials":
             return JSONResponse(_issue("machine", form.get("scope", ""), issuer))
         return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)

@@ -13,8 +13,10 @@ import httpx2
 import pytest
 
 from ostiary.client.auth import OAuthClientAuth
+from ostiary.client.flow import ServerContext
 from ostiary.client.registration import ClientConfig
 from ostiary.client.token_store import FileTokenStore, MemoryTokenStore
+from ostiary.client.tokens import JWT_BEARER_GRANT_TYPE
 from ostiary.errors import AuthorizationFlowError, DiscoveryError, RegistrationError
 
 from ._world import MCP_URL, ORIGIN, Browser, World, build_app
@@ -374,3 +376,45 @@ def test_authorization_url_carries_pkce_state_and_resource(world: World) -> None
     assert query["state"] == [pending.state]
     assert len(pending.code_verifier) == 43
     assert "scope" not in query
+
+
+async def test_jwt_bearer_grant_uses_the_assertion_once(
+    world: World, browser: Browser, http: httpx.AsyncClient
+) -> None:
+    calls: list[str] = []
+
+    async def assertion(context: ServerContext) -> str:
+        calls.append(context.issuer)
+        return "good-assertion"
+
+    config = ClientConfig(client_id="workload", grant_types=(JWT_BEARER_GRANT_TYPE,))
+    auth = OAuthClientAuth(config, grant="jwt_bearer", assertion_provider=assertion)
+
+    response = await http.post(MCP_URL, json={}, auth=auth)
+
+    assert response.status_code == 200
+    assert calls == [f"{ORIGIN}/as1"]
+    assert world.token_requests == [
+        {
+            "grant_type": JWT_BEARER_GRANT_TYPE,
+            "assertion": "good-assertion",
+            "resource": MCP_URL,
+            "client_id": "workload",
+        }
+    ]
+
+
+async def test_jwt_bearer_error_is_surfaced_without_retry(
+    world: World, browser: Browser, http: httpx.AsyncClient
+) -> None:
+    async def assertion(context: ServerContext) -> str:
+        return "expired"
+
+    config = ClientConfig(client_id="workload", grant_types=(JWT_BEARER_GRANT_TYPE,))
+    auth = OAuthClientAuth(config, grant="jwt_bearer", assertion_provider=assertion)
+
+    with pytest.raises(AuthorizationFlowError) as caught:
+        await http.post(MCP_URL, json={}, auth=auth)
+
+    assert caught.value.error == "invalid_grant"
+    assert len(world.token_requests) == 1

@@ -29,7 +29,12 @@ _SUMMARY_LINE = re.compile(r"^([✓✗]) (\S+): (\d+) passed, (\d+) failed")
 _UNSCORED_LINE = re.compile(r"^\s+([✓✗]) (\S+) \(([^)]+)\)$")
 
 #: Extension scenarios this client implements; they must pass although unscored.
-SUPPORTED_EXTENSIONS = ("auth/client-credentials-basic", "auth/client-credentials-jwt")
+SUPPORTED_EXTENSIONS = (
+    "auth/client-credentials-basic",
+    "auth/client-credentials-jwt",
+    "auth/enterprise-managed-authorization",
+    "auth/wif-jwt-bearer",
+)
 
 #: The auth scenarios each revision scores (suite 0.2.0-alpha.12), so a scenario that
 #: silently disappears from the run is noticed.

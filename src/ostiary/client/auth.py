@@ -23,7 +23,7 @@ import httpx2
 
 from ostiary.client._http import HttpRequest, HttpResponse
 from ostiary.client.authorization import AuthorizationCallback
-from ostiary.client.flow import Grant, OAuthFlow, OriginalRequest
+from ostiary.client.flow import AssertionProvider, Grant, OAuthFlow, OriginalRequest
 from ostiary.client.registration import ClientConfig
 from ostiary.client.token_store import TokenStore
 
@@ -57,7 +57,8 @@ class OAuthClientAuth(httpx.Auth):
             the authorization page (browser + loopback, paste, or headless follow).
         store: Token and registration store; in memory by default.
         server_url: The MCP server URL; defaults to the first request's URL.
-        grant: ``authorization_code`` or ``client_credentials``.
+        grant: ``authorization_code``, ``client_credentials`` or ``jwt_bearer``.
+        assertion_provider: The assertion source for ``jwt_bearer``.
         flow: An existing flow to share (then the other arguments are ignored).
     """
 
@@ -71,10 +72,16 @@ class OAuthClientAuth(httpx.Auth):
         store: TokenStore | None = None,
         server_url: str | None = None,
         grant: Grant = "authorization_code",
+        assertion_provider: AssertionProvider | None = None,
         flow: OAuthFlow | None = None,
     ) -> None:
         self.flow = flow or OAuthFlow(
-            client, callback=callback, store=store, server_url=server_url, grant=grant
+            client,
+            callback=callback,
+            store=store,
+            server_url=server_url,
+            grant=grant,
+            assertion_provider=assertion_provider,
         )
 
     def sync_auth_flow(

@@ -22,8 +22,11 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from ostiary.client.auth import OAuthClientAuth
 from ostiary.client.authorization import CallbackResult, callback_result_from_url
+from ostiary.client.enterprise import IdJagAssertionProvider
+from ostiary.client.flow import ServerContext
 from ostiary.client.registration import ClientConfig
 from ostiary.client.session import open_mcp_client
+from ostiary.client.tokens import JWT_BEARER_GRANT_TYPE
 from ostiary.errors import ClientError
 
 __all__ = ["follow_redirect_callback", "main", "run"]
@@ -46,46 +49,68 @@ async def follow_redirect_callback(authorization_url: str) -> CallbackResult:
     return callback_result_from_url(location)
 
 
-def _client_config(scenario: str, context: dict[str, Any]) -> tuple[ClientConfig, bool]:
-    """The client configuration for a scenario, and whether it is a machine client."""
+def _auth_for(scenario: str, context: dict[str, Any], server_url: str) -> OAuthClientAuth:
+    """The OAuth client a scenario calls for, built from the public API only."""
     base: dict[str, Any] = {
         "client_name": "ostiary-conformance",
         "redirect_uris": (REDIRECT_URI,),
         "client_metadata_url": CIMD_URL,
     }
     if scenario == "auth/pre-registration":
-        base.update(
+        config = ClientConfig(
+            **base,
             client_id=context["client_id"],
             client_secret=context["client_secret"],
             pre_registered_issuer=context.get("issuer"),
         )
-        return ClientConfig(**base), False
+        return OAuthClientAuth(config, callback=follow_redirect_callback, server_url=server_url)
+    machine = {**base, "client_metadata_url": None, "client_id": context.get("client_id")}
     if scenario.startswith("auth/client-credentials"):
-        base.update(
-            client_id=context["client_id"],
+        config = ClientConfig(
+            **machine,
             client_secret=context.get("client_secret"),
             private_key_pem=context.get("private_key_pem"),
             signing_algorithm=context.get("signing_algorithm") or "ES256",
             grant_types=("client_credentials",),
-            client_metadata_url=None,
         )
-        return ClientConfig(**base), True
-    return ClientConfig(**base), False
+        return OAuthClientAuth(config, server_url=server_url, grant="client_credentials")
+    if scenario == "auth/wif-jwt-bearer":
+        jwt = context["valid_jwt"]
+
+        async def workload_jwt(_: ServerContext) -> str:
+            return str(jwt)
+
+        config = ClientConfig(**machine, grant_types=(JWT_BEARER_GRANT_TYPE,))
+        return OAuthClientAuth(
+            config, server_url=server_url, grant="jwt_bearer", assertion_provider=workload_jwt
+        )
+    if scenario == "auth/enterprise-managed-authorization":
+        provider = IdJagAssertionProvider(
+            token_endpoint=context["idp_token_endpoint"],
+            client_id=context["idp_client_id"],
+            id_token=context["idp_id_token"],
+        )
+        config = ClientConfig(
+            **machine, client_secret=context["client_secret"], grant_types=(JWT_BEARER_GRANT_TYPE,)
+        )
+        return OAuthClientAuth(
+            config, server_url=server_url, grant="jwt_bearer", assertion_provider=provider
+        )
+    return OAuthClientAuth(
+        ClientConfig(**base), callback=follow_redirect_callback, server_url=server_url
+    )
+
+
+LIST_ONLY = ("auth/client-credentials", "auth/wif-jwt-bearer")
 
 
 async def run(server_url: str, scenario: str, context: dict[str, Any], version: str | None) -> None:
     """Connect to the MCP server, list tools and call the first one, authorizing as needed."""
-    config, machine = _client_config(scenario, context)
-    auth = OAuthClientAuth(
-        config,
-        callback=follow_redirect_callback,
-        server_url=server_url,
-        grant="client_credentials" if machine else "authorization_code",
-    )
+    auth = _auth_for(scenario, context, server_url)
     mode = version if version in MODERN_PROTOCOL_VERSIONS else "legacy"
     async with open_mcp_client(server_url, auth, mode=mode) as client:
         tools = await client.list_tools()
-        if scenario.startswith("auth/client-credentials"):
+        if scenario.startswith(LIST_ONLY):
             return
         if tools.tools:
             # The non-auth "tools_call" scenario checks add_numbers(2, 3); auth mocks

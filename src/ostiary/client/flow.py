@@ -14,7 +14,7 @@ leaves its result on the flow object and yields its sub-steps to :func:`drive`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -51,6 +51,7 @@ from ostiary.client.tokens import (
     TokenSet,
     authorization_code_request,
     client_credentials_request,
+    jwt_bearer_request,
     parse_token_response,
     refresh_request,
 )
@@ -63,7 +64,7 @@ __all__ = ["MAX_STEP_UP_ATTEMPTS", "OAuthFlow", "OriginalRequest", "ServerContex
 MAX_STEP_UP_ATTEMPTS = 3
 OFFLINE_ACCESS = "offline_access"
 
-Grant = Literal["authorization_code", "client_credentials"]
+Grant = Literal["authorization_code", "client_credentials", "jwt_bearer"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ class ServerContext:
 
 
 FlowItem = HttpRequest | OriginalRequest
+AssertionProvider = Callable[[ServerContext], Awaitable[str]]
+"""Returns an RFC 7523 assertion for the MCP server's authorization server."""
 #: A flow step yields requests to send or sub-steps to run; :func:`drive` flattens them.
 Step = AsyncGenerator["HttpRequest | OriginalRequest | Step", HttpResponse]
 Flow = AsyncGenerator[FlowItem, HttpResponse]
@@ -151,7 +154,9 @@ class OAuthFlow:
             parameters; required for the ``authorization_code`` grant.
         store: Where tokens and registrations live; memory by default.
         server_url: The MCP server URL; defaults to the URL of the first request.
-        grant: ``authorization_code`` (users) or ``client_credentials`` (machines).
+        grant: ``authorization_code`` (users), ``client_credentials`` (machines) or
+            ``jwt_bearer`` (RFC 7523 assertion: workload identity, enterprise ID-JAG).
+        assertion_provider: Returns the assertion for the ``jwt_bearer`` grant.
         max_step_up_attempts: Step-up authorizations allowed before giving up.
     """
 
@@ -164,7 +169,9 @@ class OAuthFlow:
         server_url: str | None = None,
         grant: Grant = "authorization_code",
         max_step_up_attempts: int = MAX_STEP_UP_ATTEMPTS,
+        assertion_provider: AssertionProvider | None = None,
     ) -> None:
+        self.assertion_provider = assertion_provider
         self.client = client or ClientConfig()
         self.callback = callback
         self.store: TokenStore = store if store is not None else MemoryTokenStore()
@@ -415,16 +422,7 @@ class OAuthFlow:
         assert registration is not None
         scope = self._scope_for(context, challenge)
         self.authorizations += 1
-        if self.grant == "client_credentials":
-            response = yield client_credentials_request(
-                resource=context.resource,
-                scope=scope,
-                registration=registration,
-                metadata=context.metadata,
-                signing=self._signing,
-            )
-        else:
-            response = yield await self._code_exchange(context, registration, scope)
+        response = yield await self._grant_request(context, registration, scope)
         try:
             tokens = parse_token_response(response, requested_scope=scope)
         except AuthorizationFlowError as exc:
@@ -434,6 +432,31 @@ class OAuthFlow:
                 await self.store.delete_registration(context.issuer, context.resource)
             raise
         await self._save_tokens(context, tokens)
+
+    async def _grant_request(
+        self, context: ServerContext, registration: ClientRegistration, scope: str | None
+    ) -> HttpRequest:
+        if self.grant == "authorization_code":
+            return await self._code_exchange(context, registration, scope)
+        if self.grant == "client_credentials":
+            return client_credentials_request(
+                resource=context.resource,
+                scope=scope,
+                registration=registration,
+                metadata=context.metadata,
+                signing=self._signing,
+            )
+        if self.assertion_provider is None:
+            raise AuthorizationFlowError("the jwt-bearer grant needs an assertion provider")
+        # RFC 7523 §2.1: one attempt; an error is surfaced, never retried with another grant.
+        return jwt_bearer_request(
+            assertion=await self.assertion_provider(context),
+            resource=context.resource,
+            scope=scope,
+            registration=registration,
+            metadata=context.metadata,
+            signing=self._signing,
+        )
 
     async def _code_exchange(
         self, context: ServerContext, registration: ClientRegistration, scope: str | None

@@ -30,12 +30,14 @@ __all__ = [
     "TokenSet",
     "authorization_code_request",
     "client_credentials_request",
+    "jwt_bearer_request",
     "parse_token_response",
     "refresh_request",
     "select_auth_method",
 ]
 
 JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+JWT_BEARER_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 #: Refresh this long before the access token expires, so it never expires in flight.
 REFRESH_MARGIN_SECONDS = 30
 ASSERTION_TTL_SECONDS = 300
@@ -198,6 +200,22 @@ def client_credentials_request(
 ) -> HttpRequest:
     """The RFC 6749 §4.4 client credentials request, with ``resource``."""
     form = {"grant_type": "client_credentials", "resource": resource}
+    if scope:
+        form["scope"] = scope
+    return _token_request(form, registration, metadata, signing)
+
+
+def jwt_bearer_request(
+    *,
+    assertion: str,
+    resource: str,
+    scope: str | None,
+    registration: ClientRegistration,
+    metadata: AuthorizationServerMetadata,
+    signing: tuple[str, str] | None = None,
+) -> HttpRequest:
+    """The RFC 7523 §2.1 JWT bearer grant, with ``resource``."""
+    form = {"grant_type": JWT_BEARER_GRANT_TYPE, "assertion": assertion, "resource": resource}
     if scope:
         form["scope"] = scope
     return _token_request(form, registration, metadata, signing)
