@@ -2,6 +2,8 @@
 
 Dicts keyed by ``(tenant_id, id)``; every operation runs under one ``asyncio.Lock`` so
 single-use codes, refresh rotation and cascading revocation are atomic within the process.
+Records holding dicts (clients, keys, interactions) are copied in and out, so a caller
+mutating one cannot change what is stored, just as with a database.
 Nothing survives a restart: this backend is for tests and ``memory://`` demos only.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
+from copy import deepcopy
 from dataclasses import replace
 from typing import Protocol, TypeVar
 
@@ -79,10 +82,10 @@ class MemoryStorage:
 
     async def save_client(self, client: Client) -> None:
         async with self._lock:
-            self._clients[(client.tenant_id, client.client_id)] = client
+            self._clients[(client.tenant_id, client.client_id)] = deepcopy(client)
 
     async def get_client(self, tenant_id: str, client_id: str) -> Client | None:
-        return self._clients.get((tenant_id, client_id))
+        return deepcopy(self._clients.get((tenant_id, client_id)))
 
     async def delete_client(self, tenant_id: str, client_id: str) -> bool:
         async with self._lock:
@@ -91,7 +94,7 @@ class MemoryStorage:
             return existed
 
     async def list_clients(self, tenant_id: str) -> list[Client]:
-        found = [c for (t, _), c in self._clients.items() if t == tenant_id]
+        found = [deepcopy(c) for (t, _), c in self._clients.items() if t == tenant_id]
         return sorted(found, key=lambda c: c.client_id)
 
     # -- users -------------------------------------------------------------------------------
@@ -279,23 +282,24 @@ class MemoryStorage:
 
     async def save_signing_key(self, key: SigningKey) -> None:
         async with self._lock:
-            self._keys[(key.tenant_id, key.kid)] = key
+            self._keys[(key.tenant_id, key.kid)] = deepcopy(key)
 
     async def list_signing_keys(self, tenant_id: str) -> list[SigningKey]:
-        found = [k for (t, _), k in self._keys.items() if t == tenant_id]
+        found = [deepcopy(k) for (t, _), k in self._keys.items() if t == tenant_id]
         return sorted(found, key=lambda k: (k.created_at, k.kid), reverse=True)
 
     # -- interactions and browser sessions ---------------------------------------------------
 
     async def save_interaction(self, interaction: Interaction) -> None:
         async with self._lock:
-            self._interactions[(interaction.tenant_id, interaction.interaction_id)] = interaction
+            key = (interaction.tenant_id, interaction.interaction_id)
+            self._interactions[key] = deepcopy(interaction)
 
     async def get_interaction(
         self, tenant_id: str, interaction_id: str, now: int
     ) -> Interaction | None:
         found = self._interactions.get((tenant_id, interaction_id))
-        return found if found is not None and found.expires_at > now else None
+        return deepcopy(found) if found is not None and found.expires_at > now else None
 
     async def delete_interaction(self, tenant_id: str, interaction_id: str) -> bool:
         async with self._lock:

@@ -89,3 +89,16 @@ async def test_concurrent_hits_are_all_counted(storage: Storage, tenant: str) ->
     counts = await asyncio.gather(*(storage.hit(tenant, "b", 60, NOW) for _ in range(10)))
 
     assert sorted(counts) == list(range(1, 11))
+
+
+async def test_mutating_a_saved_or_returned_record_changes_nothing_stored(
+    storage: Storage, tenant: str
+) -> None:
+    saved = interaction(tenant)
+    await storage.save_interaction(saved)
+    saved.params["state"] = "changed by the caller"
+    returned = await storage.get_interaction(tenant, "ia-1", NOW)
+    assert returned is not None
+    returned.params["client_id"] = "changed too"
+
+    assert await storage.get_interaction(tenant, "ia-1", NOW) == interaction(tenant)
