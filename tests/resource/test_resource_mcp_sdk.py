@@ -65,6 +65,12 @@ def build_server() -> MCPServer:
         require_scopes("notes:purge")
         return "purged"
 
+    @mcp.tool()
+    def public_search(query: str) -> str:
+        """Works without a token."""
+        principal = current_principal()
+        return f"results for {query} as {principal.subject if principal else 'anonymous'}"
+
     return mcp
 
 
@@ -78,7 +84,7 @@ class Running:
         return f"{self.base}/.well-known/oauth-protected-resource/mcp"
 
 
-async def _serve(hide: bool) -> AsyncIterator[Running]:
+async def _serve(hide: bool, public: tuple[str, ...] = ()) -> AsyncIterator[Running]:
     auth_server = AuthorizationServerDouble(keys=[KEY])
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -95,6 +101,7 @@ async def _serve(hide: bool) -> AsyncIterator[Running]:
             scope_hierarchy={"mcp:write": ["mcp:read"]},
             hide_unauthorized_tools=hide,
             resource_name="ostiary test server",
+            public_tools=public,
         )
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
         task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -119,6 +126,12 @@ async def running_hiding() -> AsyncIterator[Running]:
         yield value
 
 
+@pytest.fixture
+async def running_public() -> AsyncIterator[Running]:
+    async for value in _serve(hide=True, public=("public_search",)):
+        yield value
+
+
 async def raw_post(url: str, body: Any, token: str | None = None) -> httpx.Response:
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
     if token is not None:
@@ -127,9 +140,10 @@ async def raw_post(url: str, body: Any, token: str | None = None) -> httpx.Respo
         return await client.post(url, content=json.dumps(body), headers=headers)
 
 
-async def sdk_session_call(url: str, token: str, tool: str, args: dict[str, Any]) -> Any:
+async def sdk_session_call(url: str, token: str | None, tool: str, args: dict[str, Any]) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+        httpx2.AsyncClient(headers=headers) as http,
         streamable_http_client(url, http_client=http) as (read, write),
         ClientSession(read, write) as session,
     ):
@@ -217,6 +231,7 @@ async def test_tools_advertise_security_schemes(running: Running) -> None:
         "whoami": [{"type": "oauth2", "scopes": ["mcp:read"]}],
         "create_note": [{"type": "oauth2", "scopes": ["mcp:read", "mcp:write"]}],
         "purge": [{"type": "oauth2", "scopes": ["mcp:read"]}],
+        "public_search": [{"type": "oauth2", "scopes": ["mcp:read"]}],
     }
 
 
@@ -224,8 +239,8 @@ async def test_unauthorized_tools_are_hidden_when_enabled(running_hiding: Runnin
     url = running_hiding.resource
     reader = await sdk_session_call(url, mint(KEY, aud=url, scope="mcp:read"), "tools/list", {})
     writer = await sdk_session_call(url, mint(KEY, aud=url, scope="mcp:write"), "tools/list", {})
-    assert [t.name for t in reader.tools] == ["whoami", "purge"]
-    assert [t.name for t in writer.tools] == ["whoami", "create_note", "purge"]
+    assert [t.name for t in reader.tools] == ["whoami", "purge", "public_search"]
+    assert [t.name for t in writer.tools] == ["whoami", "create_note", "purge", "public_search"]
 
 
 async def test_scope_failure_inside_a_tool_carries_www_authenticate_meta(running: Running) -> None:
@@ -252,3 +267,29 @@ async def test_protected_resource_metadata_is_served(running: Running) -> None:
         "scopes_supported": ["mcp:read", "mcp:write"],
         "resource_name": "ostiary test server",
     }
+
+
+async def test_public_tool_works_without_a_token(running_public: Running) -> None:
+    url = running_public.resource
+    listing = await sdk_session_call(url, None, "tools/list", {})
+    assert [(t.name, t.meta["securitySchemes"]) for t in listing.tools] == [
+        ("public_search", [{"type": "noauth"}, {"type": "oauth2", "scopes": ["mcp:read"]}])
+    ]
+    result = await sdk_session_call(url, None, "public_search", {"query": "q"})
+    assert result.content[0].text == "results for q as anonymous"
+
+
+async def test_public_tool_still_sees_a_token_when_sent(running_public: Running) -> None:
+    url = running_public.resource
+    token = mint(KEY, aud=url, scope="mcp:read", sub="bob")
+    result = await sdk_session_call(url, token, "public_search", {"query": "q"})
+    assert result.content[0].text == "results for q as bob"
+
+
+async def test_protected_tool_without_token_still_gets_401(running_public: Running) -> None:
+    body = {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "whoami"}}
+    response = await raw_post(running_public.resource, body)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == (
+        f'Bearer scope="mcp:read", resource_metadata="{running_public.prm}"'
+    )

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from ostiary.resource.metadata import protected_resource_metadata_url
 from ostiary.resource.middleware import BearerAuthMiddleware, current_principal, require_principal
-from ostiary.resource.scopes import McpToolScopeGuard, ScopePolicy, ToolPolicy
+from ostiary.resource.scopes import McpPublicAccess, McpToolScopeGuard, ScopePolicy, ToolPolicy
 from ostiary.resource.verifiers import JWTVerifier
 
 PRM = protected_resource_metadata_url(RESOURCE)
@@ -39,7 +39,8 @@ async def rpc(request: Request) -> Response:
         body = await request.json()
     except ValueError:
         return JSONResponse({"raw": (await request.body()).decode()}, status_code=400)
-    return JSONResponse({"jsonrpc": "2.0", "id": body.get("id"), "result": {"seen": body}})
+    request_id = body.get("id") if isinstance(body, dict) else None
+    return JSONResponse({"jsonrpc": "2.0", "id": request_id, "result": {"seen": body}})
 
 
 async def health(request: Request) -> Response:
@@ -376,3 +377,74 @@ def test_tool_policy_default() -> None:
     assert policy.scopes_for("b") == ("mcp:read",)
     assert bool(policy)
     assert not ToolPolicy()
+
+
+# --- tokenless access to public tools -------------------------------------------------------
+
+
+def public_app(verifier: JWTVerifier) -> BearerAuthMiddleware:
+    return build_app(verifier, anonymous=McpPublicAccess(["public_search"]))
+
+
+async def post_anonymous(app: Any, body: Any, **headers: str) -> httpx.Response:
+    async with client_for(app) as client:
+        return await client.post(
+            "/mcp",
+            content=json.dumps(body),
+            headers={"Content-Type": "application/json", **headers},
+        )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        call("public_search"),
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 1, "result": {}},
+        [call("public_search", 1), {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}],
+    ],
+)
+async def test_public_operations_pass_without_token(verifier: JWTVerifier, body: Any) -> None:
+    response = await post_anonymous(public_app(verifier), body)
+    assert response.status_code == 200
+    assert response.json()["result"]["seen"] == body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        call("create_note"),
+        [call("public_search", 1), call("create_note", 2)],
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "resources/read",
+            "params": {"uri": "user://profile"},
+        },
+        [],
+        "just a string",
+    ],
+)
+async def test_anything_else_without_token_gets_the_bare_challenge(
+    verifier: JWTVerifier, body: Any
+) -> None:
+    response = await post_anonymous(public_app(verifier), body)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == f'Bearer resource_metadata="{PRM}"'
+
+
+async def test_public_access_checks_routing_headers(verifier: JWTVerifier) -> None:
+    response = await post_anonymous(
+        public_app(verifier), call("create_note"), **{"Mcp-Name": "public_search"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32020
+
+
+async def test_public_access_lets_get_through_but_not_put(verifier: JWTVerifier) -> None:
+    async with client_for(public_app(verifier)) as client:
+        get = await client.get("/mcp")
+        put = await client.put("/mcp")
+    assert get.status_code == 405  # reached the app, which only serves POST there
+    assert put.status_code == 401

@@ -50,7 +50,7 @@ from ostiary.resource.metadata import (
     protected_resource_metadata_url,
 )
 from ostiary.resource.middleware import BearerAuthMiddleware, current_principal
-from ostiary.resource.scopes import McpToolScopeGuard, ScopePolicy, ToolPolicy
+from ostiary.resource.scopes import McpPublicAccess, McpToolScopeGuard, ScopePolicy, ToolPolicy
 from ostiary.resource.verifiers import Principal, TokenVerifier
 
 __all__ = [
@@ -216,16 +216,17 @@ class ToolAuthorization:
         tools: list[dict[str, Any]] = []
         for tool in body.get("tools", []):
             name = str(tool.get("name"))
-            if (
-                self.hide_unauthorized_tools
-                and principal is not None
-                and self.policy.missing(principal.scopes, self.needed(name))
-            ):
+            if self.hide_unauthorized_tools and not self._usable(name, principal):
                 continue
             meta = dict(tool.get("_meta") or {})
             meta[SECURITY_SCHEMES_META_KEY] = self.security_schemes(name)
             tools.append({**tool, "_meta": meta})
         return {**body, "tools": tools}
+
+    def _usable(self, tool: str, principal: Principal | None) -> bool:
+        if principal is None:
+            return tool in self.public_tools
+        return not self.policy.missing(principal.scopes, self.needed(tool))
 
     def _error_result(self, error: OAuthError) -> dict[str, Any]:
         return {
@@ -273,6 +274,7 @@ def protect_mcp_app(
     cors_origins: Sequence[str] = (),
     allowed_hosts: Sequence[str] | None = None,
     dns_rebinding_protection: bool = True,
+    public_tools: Sequence[str] = (),
 ) -> Starlette:
     """Serve an MCP SDK server over streamable HTTP as an OAuth-protected resource.
 
@@ -298,6 +300,9 @@ def protect_mcp_app(
         allowed_hosts: ``Host`` values accepted; default: the resource's host (and every
             loopback name for a loopback resource).
         dns_rebinding_protection: Check ``Host`` and ``Origin`` (403 on a foreign Origin).
+        public_tools: Tools callable without a token (advertised ``noauth``). A tokenless
+            client may then initialize, list tools and call these; anything else still gets
+            the 401 challenge.
 
     Returns:
         A Starlette app whose lifespan runs the SDK's session manager.
@@ -331,7 +336,14 @@ def protect_mcp_app(
     metadata_url = protected_resource_metadata_url(resource)
     if _is_sdk_server(mcp_server_or_app):
         mcp_server_or_app.middleware.append(
-            ToolAuthorization(tools, policy, required, metadata_url, hide_unauthorized_tools)
+            ToolAuthorization(
+                tools,
+                policy,
+                required,
+                metadata_url,
+                hide_unauthorized_tools,
+                public_tools=frozenset(public_tools),
+            )
         )
     inner = _inner_app(
         mcp_server_or_app, urlsplit(resource).path or "/", resource, streamable_http_options or {}
@@ -346,6 +358,7 @@ def protect_mcp_app(
         guards=guards,
         exempt_paths=exempt_paths,
         user_factory=McpPrincipalUser,
+        anonymous=McpPublicAccess(public_tools) if public_tools else None,
     )
     endpoint: ASGIApp = mcp_cors(protected, cors_origins) if cors_origins else protected
     if dns_rebinding_protection:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -46,7 +46,7 @@ from ostiary.resource.challenges import challenge_for_error
 from ostiary.resource.scopes import RequestGuard, ScopePolicy
 from ostiary.resource.verifiers import Principal, TokenVerifier
 
-__all__ = ["BearerAuthMiddleware", "current_principal", "require_principal"]
+__all__ = ["AnonymousAccess", "BearerAuthMiddleware", "current_principal", "require_principal"]
 
 log = logging.getLogger("ostiary.resource")
 
@@ -70,6 +70,10 @@ def require_principal() -> Principal:
     if principal is None:
         raise InvalidTokenError(detail="no authenticated principal in this context")
     return principal
+
+
+AnonymousAccess = Callable[[Scope, Receive], Awaitable[tuple[bool, Receive]]]
+"""``(scope, receive) -> (allowed, receive)`` for requests that carry no credentials."""
 
 
 class _NoCredentials(Exception):
@@ -120,6 +124,8 @@ class BearerAuthMiddleware:
         guards: Further checks after verification (e.g. ``McpToolScopeGuard``).
         exempt_paths: Paths served without a token (exact match, e.g. ``/healthz``).
         user_factory: Builds ``scope["user"]`` from the principal (default: the principal).
+        anonymous: Decides whether a request *without* credentials may proceed anyway
+            (e.g. ``McpPublicAccess`` for public tools); it then runs with no principal.
 
     Example:
         >>> from starlette.applications import Starlette
@@ -145,6 +151,7 @@ class BearerAuthMiddleware:
         guards: Sequence[RequestGuard] = (),
         exempt_paths: Sequence[str] = (),
         user_factory: Callable[[Principal], Any] | None = None,
+        anonymous: AnonymousAccess | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
@@ -157,6 +164,7 @@ class BearerAuthMiddleware:
         self.guards = tuple(guards)
         self.exempt_paths = frozenset(exempt_paths)
         self.user_factory = user_factory
+        self.anonymous = anonymous
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""
@@ -169,7 +177,7 @@ class BearerAuthMiddleware:
             for guard in self.guards:
                 receive = await guard(scope, receive, principal)
         except _NoCredentials:
-            await self._reject(send, None)
+            await self._without_credentials(scope, receive, send)
             return
         except OAuthError as error:
             await self._reject(send, error)
@@ -183,6 +191,18 @@ class BearerAuthMiddleware:
             await self.app(scope, receive, send)
         finally:
             _principal.reset(reset)
+
+    async def _without_credentials(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.anonymous is not None:
+            try:
+                allowed, receive = await self.anonymous(scope, receive)
+            except OAuthError as error:
+                await self._reject(send, error)
+                return
+            if allowed:
+                await self.app(scope, receive, send)
+                return
+        await self._reject(send, None)
 
     def _exempt(self, scope: Scope) -> bool:
         if scope["path"] in self.exempt_paths:

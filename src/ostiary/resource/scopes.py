@@ -30,13 +30,16 @@ from ostiary.errors import InsufficientScopeError, InvalidRequestError
 from ostiary.resource.verifiers import Principal
 
 __all__ = [
+    "DEFAULT_PUBLIC_METHODS",
     "HEADER_MISMATCH_CODE",
     "HeaderMismatchError",
+    "McpPublicAccess",
     "McpToolScopeGuard",
     "PayloadTooLargeError",
     "RequestGuard",
     "ScopePolicy",
     "ToolPolicy",
+    "read_body",
 ]
 
 #: JSON-RPC error code MCP uses for a routing header that disagrees with the body.
@@ -215,17 +218,13 @@ class McpToolScopeGuard:
         header_method, header_name, json_body = _headers(scope)
         if not json_body and header_method is None:
             return receive
-        body, replay = await self._buffer(receive)
-        try:
-            payload = json.loads(body)
-        except ValueError:
+        body, replay = await read_body(receive, self.max_body_bytes)
+        messages = _messages(body)
+        if messages is None:
             return replay  # the MCP server answers the parse error itself
-        messages = payload if isinstance(payload, list) else [payload]
         needed: list[str] = []
         for message in messages:
-            if not isinstance(message, dict):
-                continue
-            self._check_headers(message, header_method, header_name, batched=len(messages) > 1)
+            _check_headers(message, header_method, header_name, batched=len(messages) > 1)
             if message.get("method") == "tools/call":
                 needed.extend(self._needed_for(message))
         if needed:
@@ -237,43 +236,60 @@ class McpToolScopeGuard:
         name = params.get("name") if isinstance(params, dict) else None
         return self.tools.scopes_for(name) if isinstance(name, str) else ()
 
-    @staticmethod
-    def _check_headers(
-        message: Mapping[str, Any], method: str | None, name: str | None, *, batched: bool
-    ) -> None:
-        if batched or (method is None and name is None):
-            return
-        request_id = message.get("id")
-        if method is not None and method != message.get("method"):
-            raise HeaderMismatchError(
-                "Mcp-Method header does not match the request body's method",
-                request_id=request_id,
-            )
-        params = message.get("params")
-        body_name = params.get("name") if isinstance(params, dict) else None
-        is_call = message.get("method") == "tools/call" and body_name is not None
-        if is_call and name is not None and _decode_header_value(name) != body_name:
-            raise HeaderMismatchError(
-                "Mcp-Name header does not match the request body's 'name' parameter",
-                request_id=request_id,
-            )
 
-    async def _buffer(self, receive: Receive) -> tuple[bytes, Receive]:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                raise InvalidRequestError(detail="client disconnected while sending the body")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise PayloadTooLargeError(detail=f"body over {self.max_body_bytes} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        return body, _replaying(body, receive)
+def _check_headers(
+    message: Mapping[str, Any], method: str | None, name: str | None, *, batched: bool
+) -> None:
+    if batched or (method is None and name is None):
+        return
+    request_id = message.get("id")
+    if method is not None and method != message.get("method"):
+        raise HeaderMismatchError(
+            "Mcp-Method header does not match the request body's method",
+            request_id=request_id,
+        )
+    params = message.get("params")
+    body_name = params.get("name") if isinstance(params, dict) else None
+    is_call = message.get("method") == "tools/call" and body_name is not None
+    if is_call and name is not None and _decode_header_value(name) != body_name:
+        raise HeaderMismatchError(
+            "Mcp-Name header does not match the request body's 'name' parameter",
+            request_id=request_id,
+        )
+
+
+async def read_body(receive: Receive, max_bytes: int) -> tuple[bytes, Receive]:
+    """Read the whole request body; return it and a ``receive`` that replays it.
+
+    Raises:
+        PayloadTooLargeError: The body is over ``max_bytes``.
+        InvalidRequestError: The client went away mid-body.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise InvalidRequestError(detail="client disconnected while sending the body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLargeError(detail=f"body over {max_bytes} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    return body, _replaying(body, receive)
+
+
+def _messages(body: bytes) -> list[dict[str, Any]] | None:
+    """The JSON-RPC messages of a body (a batch is a list), or None if it is not JSON."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    items = payload if isinstance(payload, list) else [payload]
+    return [item for item in items if isinstance(item, dict)]
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:
@@ -287,3 +303,59 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+#: Methods that reveal nothing about a user and let a tokenless client reach public tools.
+DEFAULT_PUBLIC_METHODS: Final = frozenset({"initialize", "ping", "tools/list", "server/discover"})
+
+
+class McpPublicAccess:
+    """Let tokenless MCP requests through when they only touch public tools.
+
+    Used by :class:`~ostiary.resource.middleware.BearerAuthMiddleware` (``anonymous=``) when
+    a request has no credentials. A POST passes when every JSON-RPC message in it is a
+    notification, a response, one of ``public_methods``, or a ``tools/call`` of a public tool;
+    GET (the SSE stream) and DELETE (session end) pass as they run no tool. Anything else gets
+    the normal 401 challenge, so standard MCP clients start OAuth exactly when they need to.
+
+    Args:
+        public_tools: Tools callable without a token (advertised ``noauth``).
+        public_methods: JSON-RPC methods allowed without a token.
+        max_body_bytes: Largest body buffered for inspection.
+    """
+
+    def __init__(
+        self,
+        public_tools: Iterable[str],
+        *,
+        public_methods: Iterable[str] = DEFAULT_PUBLIC_METHODS,
+        max_body_bytes: int = _DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
+        self.public_tools = frozenset(public_tools)
+        self.public_methods = frozenset(public_methods)
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive) -> tuple[bool, Receive]:
+        """Decide whether this tokenless request may proceed; return the receive to use."""
+        if scope["method"] in ("GET", "DELETE"):
+            return True, receive
+        if scope["method"] != "POST":
+            return False, receive
+        header_method, header_name, _ = _headers(scope)
+        body, replay = await read_body(receive, self.max_body_bytes)
+        messages = _messages(body)
+        if not messages:
+            return False, replay
+        for message in messages:
+            _check_headers(message, header_method, header_name, batched=len(messages) > 1)
+        return all(self._is_public(message) for message in messages), replay
+
+    def _is_public(self, message: Mapping[str, Any]) -> bool:
+        method = message.get("method")
+        if not isinstance(method, str):
+            return "id" in message  # a JSON-RPC response to a server request
+        if method == "tools/call":
+            params = message.get("params")
+            name = params.get("name") if isinstance(params, dict) else None
+            return name in self.public_tools
+        return method in self.public_methods or method.startswith("notifications/")
