@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
@@ -19,6 +20,9 @@ from ostiary.errors import (
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
+
+#: Grant types short and plain enough to repeat in an error_description.
+_ECHOABLE: Final = re.compile(r"^[A-Za-z0-9:._~/-]{1,100}$")
 
 Handler = Callable[[ServerContext, Client, Params], Awaitable[TokenResponse]]
 
@@ -38,11 +42,23 @@ async def exchange(
         raise InvalidRequestError("grant_type is required")
     handler = GRANTS.get(grant_type)
     if handler is None:
-        raise UnsupportedGrantTypeError(f"grant_type {grant_type!r} is not supported"[:200])
+        raise UnsupportedGrantTypeError(_unsupported(grant_type))
     client = await authenticate(ctx, params, authorization_header)
     if grant_type not in client.grant_types:
         raise UnauthorizedClientError(f"client is not registered for grant_type {grant_type}")
     return await handler(ctx, client, params)
+
+
+def _unsupported(grant_type: str) -> str:
+    """The description for an unknown grant type, naming it only when it is safe to echo.
+
+    ``error_description`` is limited to RFC 6749 §5.2's charset; a client-chosen value with a
+    quote, backslash, control or non-ASCII character would otherwise make the error itself
+    fail (a 500).
+    """
+    if _ECHOABLE.match(grant_type):
+        return f"grant_type '{grant_type}' is not supported"
+    return "grant_type is not supported"
 
 
 async def authenticate(
