@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from joserfc import jwt
+from joserfc.jwk import ECKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -37,6 +40,24 @@ class Issued:
     scope: str
     expires_at: float
     issuer: str
+    dpop_jkt: str | None = None
+
+
+AS_NONCE = "as-nonce-1"
+RS_NONCE = "rs-nonce-1"
+
+
+def _proof_claims(proof: str | None) -> dict[str, Any] | None:
+    """Verify a DPoP proof with the key in its own header; its claims, or None."""
+    if not proof:
+        return None
+    header = json.loads(base64.urlsafe_b64decode(proof.split(".")[0] + "=="))
+    if header.get("typ") != "dpop+jwt":
+        return None
+    key = ECKey.import_key(header["jwk"])
+    claims = dict(jwt.decode(proof, key, algorithms=["ES256"]).claims)
+    claims["jkt"] = key.thumbprint()
+    return claims
 
 
 @dataclass
@@ -59,6 +80,8 @@ class World:
     access_ttl: int = 3600
     issue_refresh: bool = True
     ungrantable: set[str] = field(default_factory=set)
+    dpop: bool = False
+    dpop_proofs: list[dict[str, Any]] = field(default_factory=list)
     # records
     registrations: list[dict[str, Any]] = field(default_factory=list)
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
@@ -117,6 +140,8 @@ def build_app(world: World, mcp_app: Starlette | None = None) -> Starlette:
             body["code_challenge_methods_supported"] = world.pkce_methods
         if world.as_scopes is not None:
             body["scopes_supported"] = world.as_scopes
+        if world.dpop:
+            body["dpop_signing_alg_values_supported"] = ["ES256"]
         return JSONResponse(body)
 
     async def register(request: Request) -> Response:
@@ -141,14 +166,14 @@ def build_app(world: World, mcp_app: Starlette | None = None) -> Starlette:
             params["iss"] = "https://evil.example.com"
         return RedirectResponse(f"{query['redirect_uri']}?{urlencode(params)}", status_code=302)
 
-    def _issue(client_id: str, scope: str, issuer: str) -> dict[str, Any]:
+    def _issue(client_id: str, scope: str, issuer: str, jkt: str | None = None) -> dict[str, Any]:
         access = secrets.token_urlsafe(8)
         now = time.time()
         scope = " ".join(s for s in scope.split() if s not in world.ungrantable)
-        world.access[access] = Issued(client_id, scope, now + world.access_ttl, issuer)
+        world.access[access] = Issued(client_id, scope, now + world.access_ttl, issuer, jkt)
         body: dict[str, Any] = {
             "access_token": access,
-            "token_type": "Bearer",
+            "token_type": "DPoP" if jkt else "Bearer",
             "expires_in": world.access_ttl,
             "scope": scope,
         }
@@ -164,6 +189,14 @@ def build_app(world: World, mcp_app: Starlette | None = None) -> Starlette:
         world.token_auth_headers.append(request.headers.get("authorization"))
         issuer = f"{world.origin}/{request.path_params['name']}"
         grant = form.get("grant_type")
+        proof = _proof_claims(request.headers.get("dpop")) if world.dpop else None
+        if proof is not None:
+            world.dpop_proofs.append(proof)
+            if proof.get("nonce") != AS_NONCE:
+                return JSONResponse(
+                    {"error": "use_dpop_nonce"}, status_code=400, headers={"DPoP-Nonce": AS_NONCE}
+                )
+        jkt = proof["jkt"] if proof else None
         if grant == "authorization_code":
             pending = world.codes.pop(form.get("code", ""), None)
             if pending is None or _s256(form.get("code_verifier", "")) != pending.get(
@@ -171,7 +204,7 @@ def build_app(world: World, mcp_app: Starlette | None = None) -> Starlette:
             ):
                 return JSONResponse({"error": "invalid_grant"}, status_code=400)
             return JSONResponse(
-                _issue(pending["client_id"], pending.get("scope", ""), pending["issuer"])
+                _issue(pending["client_id"], pending.get("scope", ""), pending["issuer"], jkt)
             )
         if grant == "refresh_token":
             old = world.refresh.pop(form.get("refresh_token", ""), None)
@@ -201,11 +234,26 @@ def build_app(world: World, mcp_app: Starlette | None = None) -> Starlette:
             headers={"WWW-Authenticate": "Bearer " + ", ".join(parts)},
         )
 
-    def deny(header: str | None) -> Response | None:
+    def deny_dpop(issued: Issued, scheme: str, token: str, proof: str | None) -> Response | None:
+        claims = _proof_claims(proof)
+        if scheme != "DPoP" or claims is None or claims["jkt"] != issued.dpop_jkt:
+            return _challenge(401, "invalid_token", None)
+        world.dpop_proofs.append(claims)
+        if claims.get("nonce") != RS_NONCE:
+            denial = _challenge(401, "use_dpop_nonce", None)
+            denial.headers["DPoP-Nonce"] = RS_NONCE
+            return denial
+        return None
+
+    def deny(header: str | None, proof: str | None = None) -> Response | None:
         """The RS decision: None to let the request through, else the challenge."""
         world.mcp_auth_headers.append(header)
-        token_value = header[7:] if header and header.startswith("Bearer ") else None
-        issued = world.access.get(token_value or "")
+        scheme, _, token_value = (header or "").partition(" ")
+        issued = world.access.get(token_value)
+        if issued is not None and issued.dpop_jkt is not None:
+            return deny_dpop(issued, scheme, token_value, proof)
+        if scheme != "Bearer":
+            issued = None
         if (
             issued is None
             or issued.expires_at < time.time()
@@ -219,7 +267,7 @@ def build_app(world: World, mcp_app: Starlette | None = None) -> Starlette:
         return None
 
     async def mcp(request: Request) -> Response:
-        denial = deny(request.headers.get("authorization"))
+        denial = deny(request.headers.get("authorization"), request.headers.get("dpop"))
         return denial or JSONResponse({"ok": True})
 
     routes: list[BaseRoute] = [

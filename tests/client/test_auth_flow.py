@@ -13,6 +13,7 @@ import httpx2
 import pytest
 
 from ostiary.client.auth import OAuthClientAuth
+from ostiary.client.dpop import access_token_hash
 from ostiary.client.flow import ServerContext
 from ostiary.client.registration import ClientConfig
 from ostiary.client.token_store import FileTokenStore, MemoryTokenStore
@@ -418,3 +419,31 @@ async def test_jwt_bearer_error_is_surfaced_without_retry(
 
     assert caught.value.error == "invalid_grant"
     assert len(world.token_requests) == 1
+
+
+async def test_dpop_bound_tokens_with_as_and_rs_nonces(
+    world: World, browser: Browser, http: httpx.AsyncClient
+) -> None:
+    """RFC 9449 §5, §7.1, §8, §9: proof at the token endpoint, DPoP scheme, nonce retries."""
+    world.dpop = True
+    auth = make_auth(browser)
+
+    response = await http.post(f"{MCP_URL}?x=1", json={}, auth=auth)
+
+    assert response.status_code == 200
+    token = auth.flow.tokens
+    assert token is not None
+    assert token.token_type == "DPoP"
+    assert world.mcp_auth_headers[-1] == f"DPoP {token.access_token}"
+    token_proofs = [p for p in world.dpop_proofs if "ath" not in p]
+    resource_proofs = [p for p in world.dpop_proofs if "ath" in p]
+    assert [(p["htm"], p["htu"], p.get("nonce")) for p in token_proofs] == [
+        ("POST", f"{ORIGIN}/as1/token", None),
+        ("POST", f"{ORIGIN}/as1/token", "as-nonce-1"),
+    ]
+    assert [(p["htu"], p.get("nonce")) for p in resource_proofs] == [
+        (MCP_URL, None),
+        (MCP_URL, "rs-nonce-1"),
+    ]
+    assert resource_proofs[1]["ath"] == access_token_hash(token.access_token)
+    assert len({p["jti"] for p in world.dpop_proofs}) == 4

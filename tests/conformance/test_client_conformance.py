@@ -32,6 +32,8 @@ _UNSCORED_LINE = re.compile(r"^\s+([✓✗]) (\S+) \(([^)]+)\)$")
 SUPPORTED_EXTENSIONS = (
     "auth/client-credentials-basic",
     "auth/client-credentials-jwt",
+    "auth/dpop",
+    "auth/dpop-nonce",
     "auth/enterprise-managed-authorization",
     "auth/wif-jwt-bearer",
 )

@@ -95,12 +95,12 @@ class OAuthClientAuth(httpx.Auth):
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         """Drive :meth:`OAuthFlow.handle` with httpx requests and responses."""
-        flow = self.flow.handle(str(request.url))
+        flow = self.flow.handle(str(request.url), request.method)
         try:
             item = await flow.__anext__()
             while True:
                 if isinstance(item, OriginalRequest):
-                    _set_authorization(request.headers, item.authorization)
+                    _set_headers(request.headers, item.headers)
                     response = yield request
                     neutral = _neutral(response, b"")
                 else:
@@ -141,12 +141,12 @@ class OAuthClientAuthHttpx2(httpx2.Auth):
         self, request: httpx2.Request
     ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         """Drive :meth:`OAuthFlow.handle` with httpx2 requests and responses."""
-        flow = self.flow.handle(str(request.url))
+        flow = self.flow.handle(str(request.url), request.method)
         try:
             item = await flow.__anext__()
             while True:
                 if isinstance(item, OriginalRequest):
-                    _set_authorization(request.headers, item.authorization)
+                    _set_headers(request.headers, item.headers)
                     response = yield request
                     neutral = _neutral(response, b"")
                 else:
@@ -159,11 +159,12 @@ class OAuthClientAuthHttpx2(httpx2.Auth):
             await flow.aclose()
 
 
-def _set_authorization(headers: Any, value: str | None) -> None:
-    if value is None:
-        headers.pop("Authorization", None)
-    else:
-        headers["Authorization"] = value
+def _set_headers(headers: Any, values: dict[str, str | None]) -> None:
+    for name, value in values.items():
+        if value is None:
+            headers.pop(name, None)
+        else:
+            headers[name] = value
 
 
 def _to_httpx(item: HttpRequest) -> httpx.Request:

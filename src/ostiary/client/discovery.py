@@ -70,6 +70,7 @@ class AuthorizationServerMetadata(BaseModel):
     authorization_response_iss_parameter_supported: bool = False
     client_id_metadata_document_supported: bool = False
     revocation_endpoint: str | None = None
+    dpop_signing_alg_values_supported: list[str] | None = None
 
 
 def _origin(url: str) -> tuple[str, str, str]:

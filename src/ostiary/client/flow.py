@@ -15,7 +15,7 @@ leaves its result on the flow object and yields its sub-steps to :func:`drive`.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,6 +38,7 @@ from ostiary.client.discovery import (
     prm_urls,
     require_pkce_s256,
 )
+from ostiary.client.dpop import DPOP_ALGORITHM, DPoPSigner
 from ostiary.client.registration import (
     ClientConfig,
     ClientRegistration,
@@ -69,9 +70,12 @@ Grant = Literal["authorization_code", "client_credentials", "jwt_bearer"]
 
 @dataclass(frozen=True)
 class OriginalRequest:
-    """Yielded by the flow: send the request being authenticated with this header."""
+    """Yielded by the flow: send the request being authenticated with these headers.
 
-    authorization: str | None
+    A ``None`` value means "remove the header".
+    """
+
+    headers: dict[str, str | None]
 
 
 @dataclass(frozen=True)
@@ -185,44 +189,68 @@ class OAuthFlow:
         #: Authorizations (code or client credentials grants) made so far.
         self.authorizations = 0
         self._lock = anyio.Lock()
+        self.dpop = DPoPSigner()
+        self._rs_nonce: str | None = None
+        self._as_nonce: str | None = None
+        self._token_response: HttpResponse | None = None
         self._prm: ProtectedResourceMetadata | None = None
         self._metadata: AuthorizationServerMetadata | None = None
 
     # ------------------------------------------------------------------ public driver
-    def _bearer(self) -> OriginalRequest:
-        if self.tokens is None:
-            return OriginalRequest(None)
-        return OriginalRequest(f"Bearer {self.tokens.access_token}")
+    def _credentials(self, method: str, url: str) -> OriginalRequest:
+        """RFC 6750 §2.1 ``Bearer``, or RFC 9449 §7.1 ``DPoP`` with a fresh proof."""
+        tokens = self.tokens
+        if tokens is None:
+            return OriginalRequest({"Authorization": None, "DPoP": None})
+        if tokens.token_type == "DPoP":
+            proof = self.dpop.proof(
+                method, url, access_token=tokens.access_token, nonce=self._rs_nonce
+            )
+            return OriginalRequest({"Authorization": f"DPoP {tokens.access_token}", "DPoP": proof})
+        return OriginalRequest({"Authorization": f"Bearer {tokens.access_token}", "DPoP": None})
 
-    def handle(self, url: str) -> Flow:
-        """Authenticate one request to ``url``; yields what to send, receives what came back."""
-        return drive(self._handle(url))
+    def _wants_rs_nonce(self, response: HttpResponse) -> bool:
+        """Remember a resource server nonce; True when it demanded one (RFC 9449 §9)."""
+        nonce = response.headers.get("dpop-nonce")
+        if nonce is None:
+            return False
+        demanded = nonce != self._rs_nonce and response.status_code == 401
+        self._rs_nonce = nonce
+        challenge = parse_bearer_challenge(response.www_authenticate)
+        return demanded and challenge is not None and challenge.error == "use_dpop_nonce"
 
-    async def _handle(self, url: str) -> Step:
+    def handle(self, url: str, method: str = "POST") -> Flow:
+        """Authenticate one request; yields what to send, receives what came back."""
+        return drive(self._handle(method, url))
+
+    async def _handle(self, method: str, url: str) -> Step:
         server_url = self.server_url or _strip_query(url)
         started = self.authorizations
         async with self._lock:
             if self.context and self.tokens and self.tokens.is_expiring():
                 yield self._refresh_or_authorize()
         sent = self.tokens
-        response = yield self._bearer()
+        response = yield self._credentials(method, url)
         # Two rounds: tokens loaded from the store are tried as they are first; when the
         # server still says 401 they are refreshed or replaced.
-        for _ in range(2):
+        for _ in range(3):
             if response.status_code != 401:
                 break
+            if self._wants_rs_nonce(response):
+                response = yield self._credentials(method, url)
+                continue
             async with self._lock:
                 if self.tokens is sent or self.tokens is None:
                     challenge = parse_bearer_challenge(response.www_authenticate)
                     yield self._recover(server_url, challenge, sent)
             sent = self.tokens
-            response = yield self._bearer()
+            response = yield self._credentials(method, url)
         while (challenge := _is_insufficient_scope(response)) is not None:
             if self.authorizations - started >= self.max_step_up_attempts or not self.context:
                 return  # give up: the caller sees the 403
             async with self._lock:
                 yield self._step_up(challenge)
-            response = yield self._bearer()
+            response = yield self._credentials(method, url)
 
     # ------------------------------------------------------------------ discovery
     async def _discover_prm(self, server_url: str, challenge: BearerChallenge | None) -> Step:
@@ -341,13 +369,17 @@ class OAuthFlow:
         registration = await self._registration(context)
         if registration is None:
             raise AuthorizationFlowError("no client registration to refresh with")
-        response = yield refresh_request(
-            refresh_token=refresh_token,
-            resource=context.resource,
-            registration=registration,
-            metadata=context.metadata,
-            signing=self._signing,
+        yield self._token_call(
+            context,
+            refresh_request(
+                refresh_token=refresh_token,
+                resource=context.resource,
+                registration=registration,
+                metadata=context.metadata,
+                signing=self._signing,
+            ),
         )
+        response = self._take_token_response()
         try:
             tokens = parse_token_response(
                 response,
@@ -422,7 +454,8 @@ class OAuthFlow:
         assert registration is not None
         scope = self._scope_for(context, challenge)
         self.authorizations += 1
-        response = yield await self._grant_request(context, registration, scope)
+        yield self._token_call(context, await self._grant_request(context, registration, scope))
+        response = self._take_token_response()
         try:
             tokens = parse_token_response(response, requested_scope=scope)
         except AuthorizationFlowError as exc:
@@ -432,6 +465,33 @@ class OAuthFlow:
                 await self.store.delete_registration(context.issuer, context.resource)
             raise
         await self._save_tokens(context, tokens)
+
+    def _uses_dpop(self, context: ServerContext) -> bool:
+        offered = context.metadata.dpop_signing_alg_values_supported or []
+        return self.client.use_dpop and DPOP_ALGORITHM in offered
+
+    def _with_proof(self, context: ServerContext, request: HttpRequest) -> HttpRequest:
+        if not self._uses_dpop(context):
+            return request
+        proof = self.dpop.proof(request.method, request.url, nonce=self._as_nonce)
+        return replace(request, headers={**request.headers, "DPoP": proof})
+
+    async def _token_call(self, context: ServerContext, request: HttpRequest) -> Step:
+        """POST to the token endpoint, answering one ``use_dpop_nonce`` demand (RFC 9449 §8)."""
+        response = yield self._with_proof(context, request)
+        nonce = response.headers.get("dpop-nonce")
+        if nonce is not None and self._uses_dpop(context):
+            retry = response.status_code == 400 and nonce != self._as_nonce
+            self._as_nonce = nonce
+            body = response.json()
+            if retry and isinstance(body, dict) and body.get("error") == "use_dpop_nonce":
+                response = yield self._with_proof(context, request)
+        self._token_response = response
+
+    def _take_token_response(self) -> HttpResponse:
+        response, self._token_response = self._token_response, None
+        assert response is not None
+        return response
 
     async def _grant_request(
         self, context: ServerContext, registration: ClientRegistration, scope: str | None

@@ -54,6 +54,8 @@ class ClientConfig:
         pre_registered_issuer: The issuer the pre-registered credentials belong to. When
             set, presenting them to another issuer is an error (SEP-2352).
         scope: Scopes to request when neither the challenge nor the PRM names any.
+        grant_types: Grant types named in dynamic registration.
+        use_dpop: Bind tokens with DPoP (RFC 9449) when the AS offers ES256 proofs.
     """
 
     client_name: str = "ostiary"
@@ -68,6 +70,7 @@ class ClientConfig:
     pre_registered_issuer: str | None = None
     scope: str | None = None
     grant_types: tuple[str, ...] = field(default=("authorization_code", "refresh_token"))
+    use_dpop: bool = True
 
 
 class ClientRegistration(BaseModel):
