@@ -8,9 +8,9 @@ core stays free of Starlette, drivers and sockets, and talks to storage only thr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ostiary._logging import Audit
 from ostiary.core.keys import KeyRing, generate_signing_key, retire
@@ -34,6 +34,12 @@ class MetadataResolver(Protocol):
     async def resolve(
         self, client_id: str, *, tenant_id: str, now: int, supported_scopes: Sequence[str]
     ) -> Client: ...
+
+
+class JwksSource(Protocol):
+    """Loads a client's public keys for private_key_jwt (inline ``jwks`` or ``jwks_uri``)."""
+
+    async def load(self, client: Client, *, now: int) -> Mapping[str, Any]: ...
 
 
 @dataclass
@@ -90,6 +96,7 @@ class ServerContext:
     audit: Audit
     clock: Clock = system_clock
     resolver: MetadataResolver | None = None
+    jwks: JwksSource | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -108,6 +115,7 @@ class ServerContext:
         *,
         clock: Clock = system_clock,
         resolver: MetadataResolver | None = None,
+        jwks: JwksSource | None = None,
     ) -> ServerContext:
         keys = KeyManager(
             storage=storage,
@@ -123,4 +131,5 @@ class ServerContext:
             audit=Audit(settings.storage.tenant),
             clock=clock,
             resolver=resolver,
+            jwks=jwks,
         )

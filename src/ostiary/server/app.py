@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -16,7 +17,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ostiary.core.context import MetadataResolver, ServerContext
+from ostiary.core.context import JwksSource, MetadataResolver, ServerContext
 from ostiary.core.metadata import well_known_paths
 from ostiary.server.endpoints import authorize, health, metadata, register, token
 from ostiary.server.ui.render import STATIC
@@ -75,18 +76,26 @@ def build_routes(ctx: ServerContext) -> list[BaseRoute]:
     return routes
 
 
-def default_resolver(settings: Settings) -> MetadataResolver:
+def default_fetchers(settings: Settings) -> tuple[MetadataResolver, JwksSource]:
+    """The CIMD resolver and the client-JWKS loader, each behind the SSRF-guarded fetcher.
+
+    The CIMD domain allow-list applies to metadata documents only, not to ``jwks_uri``.
+    """
     from ostiary.net.cimd import ClientMetadataResolver
     from ostiary.net.fetch import FetchPolicy, SafeFetcher
+    from ostiary.net.jwks import JwksLoader
 
     security = settings.security
     policy = FetchPolicy(
         allow_private=security.allow_private_fetch,
         timeout_seconds=security.fetch_timeout_seconds,
         max_bytes=security.fetch_max_bytes,
-        allowed_domains=security.cimd_allowed_domains,
     )
-    return ClientMetadataResolver(SafeFetcher(policy))
+    cimd_policy = replace(policy, allowed_domains=security.cimd_allowed_domains)
+    resolver = ClientMetadataResolver(
+        SafeFetcher(cimd_policy), client_credentials_enabled=settings.features.client_credentials
+    )
+    return resolver, JwksLoader(SafeFetcher(policy))
 
 
 def create_authorization_server(
@@ -99,8 +108,9 @@ def create_authorization_server(
     """The authorization server as an ASGI app; ``app.state.ctx`` is its core context."""
     if context is None:
         storage = storage if storage is not None else open_storage(settings)
+        default_resolver, jwks = default_fetchers(settings)
         context = ServerContext.build(
-            settings, storage, resolver=resolver or default_resolver(settings)
+            settings, storage, resolver=resolver or default_resolver, jwks=jwks
         )
     ctx = context
 

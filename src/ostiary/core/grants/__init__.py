@@ -80,6 +80,8 @@ async def authenticate(
         return await ctx.storage.remember_jti(ctx.tenant, key, expires_at, now)
 
     async def load_jwks(found: Client) -> Mapping[str, Any]:
+        if ctx.jwks is not None:
+            return await ctx.jwks.load(found, now=now)
         return found.jwks or {"keys": []}
 
     try:
