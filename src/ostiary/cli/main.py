@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -89,6 +90,7 @@ def serve(
     settings = _settings(
         server=server.model_dump(), **({"issuer": issuer} if issuer is not None else {})
     )
+    _configure_logging()
     asyncio.run(_first_start_hint(settings))
     console.print(f"ostiary issuer [bold]{settings.issuer}[/] on {server.host}:{server.port}")
     uvicorn.run(
@@ -98,6 +100,16 @@ def serve(
         log_level="info",
         proxy_headers=settings.server.trust_forwarded_for,
     )
+
+
+def _configure_logging() -> None:
+    """Send ostiary's own logs, audit events included, to stderr at INFO."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logger = logging.getLogger("ostiary")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 async def _first_start_hint(settings: Settings) -> None:
