@@ -1,0 +1,166 @@
+"""Protect a FastMCP 4 server with ostiary (MCP authorization; RFC 9728; RFC 6750).
+
+Same contract as :func:`ostiary.resource.mcp_sdk.protect_mcp_app`, for servers written with
+FastMCP (an optional dependency: ``pip install fastmcp``). FastMCP's own auth providers stay
+unused (``auth=None`` on the server): ostiary's middleware does the bearer check, audience
+binding and per-tool 403s in front of FastMCP's HTTP app, and a FastMCP middleware adds
+``securitySchemes``, hides tools the caller cannot use, and turns scope failures raised in
+tool code (:func:`~ostiary.resource.mcp_sdk.require_scopes`) into error results carrying
+``_meta["mcp/www_authenticate"]``. Inside tools, :func:`current_principal` and FastMCP's
+``get_access_token()`` both work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastmcp import FastMCP
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools import Tool, ToolResult
+from mcp_types import CallToolRequestParams, ListToolsRequest, TextContent
+from starlette.applications import Starlette
+
+from ostiary.errors import InsufficientScopeError
+from ostiary.resource.mcp_sdk import (
+    SECURITY_SCHEMES_META_KEY,
+    WWW_AUTHENTICATE_META_KEY,
+    ToolAuthorization,
+    _call_state,
+    _CallState,
+    protect_mcp_app,
+)
+from ostiary.resource.metadata import protected_resource_metadata_url
+from ostiary.resource.middleware import current_principal
+from ostiary.resource.scopes import ScopePolicy, ToolPolicy
+from ostiary.resource.verifiers import TokenVerifier
+
+__all__ = ["FastMCPToolAuthorization", "protect_fastmcp_app"]
+
+
+class FastMCPToolAuthorization(Middleware):
+    """FastMCP middleware over :class:`ToolAuthorization`'s policy decisions."""
+
+    def __init__(self, authorization: ToolAuthorization) -> None:
+        self.authorization = authorization
+
+    async def on_list_tools(
+        self,
+        context: MiddlewareContext[ListToolsRequest],
+        call_next: CallNext[ListToolsRequest, Sequence[Tool]],
+    ) -> Sequence[Tool]:
+        """Add ``securitySchemes``; drop unusable tools when hiding is on."""
+        auth = self.authorization
+        principal = current_principal()
+        result: list[Tool] = []
+        for tool in await call_next(context):
+            if auth.hide_unauthorized_tools and not auth._usable(tool.name, principal):
+                continue
+            meta = dict(tool.meta or {})
+            meta[SECURITY_SCHEMES_META_KEY] = auth.security_schemes(tool.name)
+            result.append(tool.model_copy(update={"meta": meta}))
+        return result
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[CallToolRequestParams],
+        call_next: CallNext[CallToolRequestParams, ToolResult],
+    ) -> ToolResult:
+        """Refuse under-scoped calls with an in-result challenge; attach tool-raised ones."""
+        auth = self.authorization
+        principal = current_principal()
+        needed = auth.needed(context.message.name)
+        if principal is not None and auth.policy.missing(principal.scopes, needed):
+            return self._challenge_result(InsufficientScopeError(required_scopes=needed))
+        state = _CallState(auth)
+        reset = _call_state.set(state)
+        try:
+            return await call_next(context)
+        except Exception as exc:
+            if not state.challenges:
+                raise
+            return self._challenge_result(exc, state.challenges)
+        finally:
+            _call_state.reset(reset)
+
+    def _challenge_result(
+        self, error: Exception, challenges: list[str] | None = None
+    ) -> ToolResult:
+        if challenges is None and isinstance(error, InsufficientScopeError):
+            challenges = [self.authorization.challenge(error)]
+        text = getattr(error, "description", None) or str(error)
+        return ToolResult(
+            content=[TextContent(type="text", text=text)],
+            meta={WWW_AUTHENTICATE_META_KEY: challenges or []},
+            is_error=True,
+        )
+
+
+def protect_fastmcp_app(
+    server: FastMCP,
+    *,
+    resource: str,
+    issuer: str | Sequence[str],
+    verifier: TokenVerifier,
+    tool_scopes: Mapping[str, Sequence[str]] | None = None,
+    required_scopes: Sequence[str] = (),
+    scope_hierarchy: Mapping[str, Sequence[str]] | None = None,
+    hide_unauthorized_tools: bool = False,
+    public_tools: Sequence[str] = (),
+    http_app_options: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> Starlette:
+    """Serve a FastMCP server over streamable HTTP as an OAuth-protected resource.
+
+    Args:
+        server: The FastMCP server (create it without ``auth=``).
+        resource: Canonical MCP endpoint URL (token audience, PRM ``resource``).
+        issuer: Authorization server issuer URL(s).
+        verifier: Token verifier bound to ``resource``.
+        tool_scopes: Tool name → scopes it needs.
+        required_scopes: Scopes every request needs.
+        scope_hierarchy: Broader scope → narrower scopes it implies.
+        hide_unauthorized_tools: Hide from ``tools/list`` what the caller cannot call.
+        public_tools: Tools callable without a token.
+        http_app_options: Passed to ``FastMCP.http_app``.
+        **options: Passed to :func:`~ostiary.resource.mcp_sdk.protect_mcp_app` (CORS, PRM
+            names, exempt paths, ...).
+
+    Returns:
+        A Starlette app whose lifespan runs FastMCP's.
+
+    Example:
+        >>> from fastmcp import FastMCP
+        >>> from ostiary.resource.verifiers import JWTVerifier
+        >>> app = protect_fastmcp_app(
+        ...     FastMCP("demo"),
+        ...     resource="https://mcp.example.com/mcp",
+        ...     issuer="https://auth.example.com",
+        ...     verifier=JWTVerifier("https://auth.example.com", "https://mcp.example.com/mcp",
+        ...                          "https://auth.example.com/.well-known/jwks.json"),
+        ... )
+    """
+    authorization = ToolAuthorization(
+        ToolPolicy(dict(tool_scopes or {})),
+        ScopePolicy(dict(scope_hierarchy or {})),
+        tuple(required_scopes),
+        protected_resource_metadata_url(resource),
+        hide_unauthorized_tools,
+        public_tools=frozenset(public_tools),
+    )
+    server.add_middleware(FastMCPToolAuthorization(authorization))
+    # ostiary's OriginGuardMiddleware does the Host/Origin checks for the whole endpoint.
+    http_options: dict[str, Any] = {"host_origin_protection": False, **(http_app_options or {})}
+    inner = server.http_app(path=urlsplit(resource).path or "/", **http_options)
+    return protect_mcp_app(
+        inner,
+        resource=resource,
+        issuer=issuer,
+        verifier=verifier,
+        tool_scopes=tool_scopes,
+        required_scopes=required_scopes,
+        scope_hierarchy=scope_hierarchy,
+        public_tools=public_tools,
+        **options,
+    )
