@@ -6,14 +6,16 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ostiary.core.models import ConsumeStatus
@@ -22,6 +24,7 @@ from ostiary.settings import Settings
 from ostiary.storage import MemoryStorage, SqlStorage, open_storage
 from ostiary.storage.schema import VERSION_TABLE, metadata
 from ostiary.storage.sql import async_url
+from tests._services import postgres_url
 
 from .conftest import open_sql
 from .records import NOW, client, code, refresh
@@ -239,3 +242,41 @@ async def test_four_processes_rotating_one_token_without_grace_have_one_winner(
         assert [s is not None for s in stored] == [line.startswith("ok") for line in outcomes]
     finally:
         await store.close()
+
+
+@pytest.fixture
+async def fresh_postgres_url() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database for this test only, dropped afterwards."""
+    server = make_url(async_url(postgres_url()))
+    name = f"ostiary_fresh_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except DBAPIError as exc:
+        await admin.dispose()
+        pytest.skip(f"cannot create a scratch database: {exc.orig}")
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+async def test_processes_migrating_a_fresh_postgres_database_together(
+    fresh_postgres_url: str, tenant: str
+) -> None:
+    """The advisory lock serialises the first migration: every process starts cleanly."""
+    outcomes = await asyncio.to_thread(
+        _race,
+        fresh_postgres_url,
+        tenant,
+        "consume",
+        "c" * 64,
+        lambda: _seed_code(fresh_postgres_url, tenant),
+    )
+
+    assert Counter(outcomes) == {"ok": 1, "replayed": 3}
