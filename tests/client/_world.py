@@ -71,6 +71,7 @@ class World:
     prm_scopes: list[str] | None = None
     prm_resource: str = MCP_URL
     prm_html: bool = False
+    prm_missing: bool = False
     as_scopes: list[str] | None = None
     pkce_methods: list[str] | None = field(default_factory=lambda: ["S256"])
     iss_supported: bool = True
@@ -113,6 +114,8 @@ def build_app(world: World, mcp_app: Starlette | None = None) -> Starlette:
     """The Starlette app serving both the MCP server and the authorization servers."""
 
     async def prm(request: Request) -> Response:
+        if world.prm_missing:
+            return JSONResponse({"error": "not found"}, status_code=404)
         if world.prm_html:
             return HTMLResponse("<html>not metadata</html>")
         body: dict[str, Any] = {

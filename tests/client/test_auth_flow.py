@@ -447,3 +447,17 @@ async def test_dpop_bound_tokens_with_as_and_rs_nonces(
     ]
     assert resource_proofs[1]["ath"] == access_token_hash(token.access_token)
     assert len({p["jti"] for p in world.dpop_proofs}) == 4
+
+
+async def test_missing_prm_is_an_error_without_legacy_discovery(
+    world: World, browser: Browser, http: httpx.AsyncClient
+) -> None:
+    world.prm_missing = True
+    config = ClientConfig(redirect_uris=(REDIRECT,), legacy_discovery=False)
+    with pytest.raises(DiscoveryError) as caught:
+        await http.post(MCP_URL, json={}, auth=make_auth(browser, config=config))
+    assert str(caught.value) == (
+        f"no protected resource metadata found for {MCP_URL} "
+        f"({ORIGIN}/.well-known/oauth-protected-resource/mcp: HTTP 404; "
+        f"{ORIGIN}/.well-known/oauth-protected-resource: HTTP 404)"
+    )

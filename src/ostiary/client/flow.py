@@ -273,8 +273,41 @@ class OAuthFlow:
                 problems.append(str(exc))
                 continue
             return
+        not_found = all(p.endswith("HTTP 404") for p in problems)
+        if not_found and self.client.legacy_discovery:
+            self._prm = None  # a 2025-03-26 server: no PRM at all (see _discover_legacy)
+            return
         raise DiscoveryError(
             f"no protected resource metadata found for {server_url} ({'; '.join(problems)})"
+        )
+
+    async def _discover_legacy(self, server_url: str) -> Step:
+        """MCP 2025-03-26 back-compat: the MCP server's origin is the authorization server.
+
+        Its RFC 8414 metadata is read from the origin root; when there is none, the
+        2025-03-26 default endpoints ``/authorize``, ``/token`` and ``/register`` are used.
+        """
+        parts = urlsplit(server_url)
+        origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+        self._prm = ProtectedResourceMetadata(
+            resource=canonical_resource(server_url), authorization_servers=[origin]
+        )
+        response = yield HttpRequest.get_json(f"{origin}/.well-known/oauth-authorization-server")
+        body = response.json() if response.status_code == 200 else None
+        if body is not None:
+            self._metadata = parse_as_metadata(body, origin, origin)
+            return
+        if response.status_code != 404:
+            raise DiscoveryError(
+                f"authorization server metadata at {origin} answered HTTP {response.status_code}"
+            )
+        self._metadata = AuthorizationServerMetadata(
+            issuer=origin,
+            authorization_endpoint=f"{origin}/authorize",
+            token_endpoint=f"{origin}/token",
+            registration_endpoint=f"{origin}/register",
+            # 2025-03-26 made PKCE mandatory for every client, so S256 is assumed.
+            code_challenge_methods_supported=["S256"],
         )
 
     async def _discover_as(self, issuer: str) -> Step:
@@ -300,10 +333,14 @@ class OAuthFlow:
 
     async def _discover(self, server_url: str, challenge: BearerChallenge | None) -> Step:
         yield self._discover_prm(server_url, challenge)
-        assert self._prm is not None
+        if self._prm is None:
+            yield self._discover_legacy(server_url)
+            assert self._prm is not None
         prm = self._prm
         issuer = prm.authorization_servers[0]
-        if self.context is not None and self.context.issuer == issuer:
+        if self._metadata is not None and self._metadata.issuer == issuer:
+            metadata = self._metadata
+        elif self.context is not None and self.context.issuer == issuer:
             metadata = self.context.metadata
         else:
             yield self._discover_as(issuer)

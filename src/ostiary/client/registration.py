@@ -56,6 +56,8 @@ class ClientConfig:
         scope: Scopes to request when neither the challenge nor the PRM names any.
         grant_types: Grant types named in dynamic registration.
         use_dpop: Bind tokens with DPoP (RFC 9449) when the AS offers ES256 proofs.
+        legacy_discovery: When a server publishes no PRM at all (every candidate 404),
+            treat its origin as the authorization server, as MCP 2025-03-26 did.
     """
 
     client_name: str = "ostiary"
@@ -71,6 +73,7 @@ class ClientConfig:
     scope: str | None = None
     grant_types: tuple[str, ...] = field(default=("authorization_code", "refresh_token"))
     use_dpop: bool = True
+    legacy_discovery: bool = True
 
 
 class ClientRegistration(BaseModel):
