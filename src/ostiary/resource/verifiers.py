@@ -47,6 +47,7 @@ __all__ = [
     "Principal",
     "TokenVerifier",
     "canonical_resource",
+    "fetch_authorization_server_metadata",
 ]
 
 log = logging.getLogger("ostiary.resource")
@@ -142,6 +143,41 @@ def canonical_resource(url: str) -> str:
         host = f"[{host}]"
     netloc = host if port is None or _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
     return urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, ""))
+
+
+async def fetch_authorization_server_metadata(
+    issuer: str, *, http_client: httpx.AsyncClient | None = None
+) -> dict[str, Any]:
+    """Fetch and check RFC 8414 metadata for ``issuer`` (path-inserted well-known URL, §3.1).
+
+    Raises:
+        TemporarilyUnavailableError: The metadata could not be fetched or parsed.
+        ValueError: The document's ``issuer`` differs from ``issuer`` (RFC 8414 §3.3: such
+            metadata MUST NOT be used).
+
+    Example:
+        >>> # meta = await fetch_authorization_server_metadata("https://auth.example.com")
+        >>> # meta["jwks_uri"]
+    """
+    parts = urlsplit(issuer)
+    path = parts.path.rstrip("/")
+    url = urlunsplit(
+        (parts.scheme, parts.netloc, f"/.well-known/oauth-authorization-server{path}", "", "")
+    )
+    client = http_client or httpx.AsyncClient(timeout=_HTTP_TIMEOUT_SECONDS)
+    try:
+        response = await client.get(url, headers={"Accept": "application/json"})
+        document = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError) as exc:
+        raise TemporarilyUnavailableError(detail=f"AS metadata fetch failed: {exc!r}") from exc
+    finally:
+        if http_client is None:
+            await client.aclose()
+    if not isinstance(document, dict):
+        raise TemporarilyUnavailableError(detail=f"AS metadata at {url} unusable")
+    if document.get("issuer") != issuer:
+        raise ValueError(f"metadata issuer {document.get('issuer')!r} is not {issuer!r}")
+    return document
 
 
 def _audiences(value: Any) -> tuple[str, ...]:
@@ -302,6 +338,27 @@ class JWTVerifier:
         self._lock = asyncio.Lock()
         self._cache = _BoundedCache(cache_size)
         self.jwks_fetches = 0
+
+    @classmethod
+    async def from_issuer(
+        cls,
+        issuer: str,
+        audience: str,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        **options: Any,
+    ) -> JWTVerifier:
+        """Build a verifier from the issuer's RFC 8414 metadata (its ``jwks_uri``).
+
+        Example:
+            >>> # verifier = await JWTVerifier.from_issuer(
+            >>> #     "https://auth.example.com", "https://mcp.example.com/mcp")
+        """
+        metadata = await fetch_authorization_server_metadata(issuer, http_client=http_client)
+        jwks_uri = metadata.get("jwks_uri")
+        if not isinstance(jwks_uri, str):
+            raise ValueError(f"{issuer} publishes no jwks_uri")
+        return cls(issuer, audience, jwks_uri, http_client=http_client, **options)
 
     async def verify(self, token: str) -> Principal:
         """Verify a JWT access token; see :class:`TokenVerifier`."""
@@ -553,6 +610,25 @@ class IntrospectionVerifier:
         pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}".encode()
         self._authorization = "Basic " + base64.b64encode(pair).decode("ascii")
         self.introspections = 0
+
+    @classmethod
+    async def from_issuer(
+        cls,
+        issuer: str,
+        client_id: str,
+        client_secret: str,
+        audience: str,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        **options: Any,
+    ) -> IntrospectionVerifier:
+        """Build a verifier from the issuer's metadata (``introspection_endpoint``)."""
+        metadata = await fetch_authorization_server_metadata(issuer, http_client=http_client)
+        endpoint = metadata.get("introspection_endpoint")
+        if not isinstance(endpoint, str):
+            raise ValueError(f"{issuer} publishes no introspection_endpoint")
+        options.setdefault("issuer", issuer)
+        return cls(endpoint, client_id, client_secret, audience, http_client=http_client, **options)
 
     async def verify(self, token: str) -> Principal:
         """Verify ``token`` by introspection; see :class:`TokenVerifier`."""
