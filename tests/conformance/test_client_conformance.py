@@ -106,35 +106,35 @@ def parse_summary(output: str) -> tuple[dict[str, bool], frozenset[str]]:
     return passed, frozenset(unscored)
 
 
-@cache
-def run_suite(revision: str) -> SuiteRun:
-    command = [
-        *conformance_cli(),
-        "client",
-        "--command",
-        CLIENT_COMMAND,
-        "--requirements",
-        revision,
-    ]
-    env = {**os.environ, "NO_COLOR": "1"}
+def _run(*args: str) -> tuple[int, str]:
+    command = [*conformance_cli(), "client", "--command", CLIENT_COMMAND, *args]
     done = subprocess.run(
         command,
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_SECONDS,
-        env=env,
+        env={**os.environ, "NO_COLOR": "1"},
         check=False,
     )
-    output = done.stdout + done.stderr
+    return done.returncode, _ANSI.sub("", done.stdout + done.stderr)
+
+
+@cache
+def run_suite(*args: str) -> SuiteRun:
+    returncode, output = _run(*args)
     passed, unscored = parse_summary(output)
     assert passed, f"no suite summary in the output:\n{output[-3000:]}"
-    return SuiteRun(done.returncode, passed, unscored, output)
+    return SuiteRun(returncode, passed, unscored, output)
+
+
+def run_requirements(revision: str) -> SuiteRun:
+    return run_suite("--requirements", revision)
 
 
 @pytest.mark.parametrize("revision", ["2026-07-28", "2025-11-25"])
 def test_every_scored_auth_scenario_passes(revision: str) -> None:
-    run = run_suite(revision)
+    run = run_requirements(revision)
     auth = {name: ok for name, ok in run.scored.items() if name.startswith("auth/")}
 
     assert set(auth) == EXPECTED_AUTH[revision]
@@ -143,7 +143,7 @@ def test_every_scored_auth_scenario_passes(revision: str) -> None:
 
 @pytest.mark.parametrize("revision", ["2026-07-28", "2025-11-25"])
 def test_supported_extension_scenarios_pass(revision: str) -> None:
-    run = run_suite(revision)
+    run = run_requirements(revision)
     assert {name: run.passed.get(name) for name in SUPPORTED_EXTENSIONS} == dict.fromkeys(
         SUPPORTED_EXTENSIONS, True
     )
@@ -152,7 +152,7 @@ def test_supported_extension_scenarios_pass(revision: str) -> None:
 
 @pytest.mark.parametrize("revision", ["2026-07-28", "2025-11-25"])
 def test_suite_exit_status_matches_the_scored_results(revision: str) -> None:
-    run = run_suite(revision)
+    run = run_requirements(revision)
     all_scored_pass = all(run.scored.values())
     assert (run.returncode == 0) == all_scored_pass
 
@@ -170,3 +170,23 @@ def test_parse_summary_reads_scored_and_unscored_lines() -> None:
         {"auth/a": True, "auth/b": False, "auth/c": True},
         frozenset({"auth/c"}),
     )
+
+
+def test_auth_suite_passes() -> None:
+    run = run_suite("--suite", "auth")
+    assert run.passed == dict.fromkeys(EXPECTED_AUTH["2025-11-25"], True)
+    assert run.returncode == 0
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    ["auth/2025-03-26-oauth-metadata-backcompat", "auth/2025-03-26-oauth-endpoint-fallback"],
+)
+def test_2025_03_26_back_compat_scenarios_pass(scenario: str) -> None:
+    returncode, output = _run("--scenario", scenario, "--spec-version", "2025-03-26")
+    result = re.search(r"^Passed: (\d+)/(\d+), (\d+) failed, (\d+) warnings$", output, re.M)
+    assert result is not None, output[-3000:]
+    passed, total, failed, warnings = map(int, result.groups())
+    assert (passed, failed, warnings) == (total, 0, 0)
+    assert "OVERALL: PASSED" in output
+    assert returncode == 0
