@@ -28,6 +28,8 @@ from ostiary.server.responses import Endpoint, unexpected
 from ostiary.server.ui.render import render_page
 
 INTERACTION_TTL_SECONDS = 600
+#: Window of the per-account failed sign-in limit (security.login_failures_per_account).
+LOGIN_WINDOW_SECONDS = 900
 
 
 def _page_context(ctx: ServerContext) -> dict[str, Any]:
@@ -205,15 +207,28 @@ def login_endpoint(ctx: ServerContext) -> Endpoint:
     return login
 
 
+async def _failures_so_far(ctx: ServerContext, account: str, now: int) -> int:
+    """Failed sign-ins of ``account`` in the current window, not counting successes.
+
+    The storage only offers ``hit`` (increment and read). Every attempt hits a probe bucket
+    and the failures bucket once; a failed attempt hits the failures bucket once more. Both
+    share one fixed window, so failures = failures bucket - probes.
+    """
+    probes = await ctx.storage.hit(ctx.tenant, f"login_probes:{account}", LOGIN_WINDOW_SECONDS, now)
+    total = await ctx.storage.hit(
+        ctx.tenant, f"login_failures:{account}", LOGIN_WINDOW_SECONDS, now
+    )
+    return total - probes
+
+
 async def _check_login(
     ctx: ServerContext, request: Request, found: Interaction, browser: str, form: dict[str, str]
 ) -> Response:
     username = form.get("username", "")
     password = form.get("password", "")
-    failures_bucket = f"login_failures:{username.lower()[:64]}"
-    window = 900
+    account = username.lower()[:64]
     now = ctx.clock()
-    failures = await ctx.storage.hit(ctx.tenant, failures_bucket, window, now) - 1
+    failures = await _failures_so_far(ctx, account, now)
     if failures >= ctx.settings.security.login_failures_per_account:
         ctx.audit("login.throttled", username=username[:64])
         return _login_page(
@@ -227,6 +242,7 @@ async def _check_login(
     user = await authenticate_user(ctx.storage, ctx.tenant, username, password)
     address = client_address(request, ctx.settings.server.trust_forwarded_for)
     if user is None:
+        await ctx.storage.hit(ctx.tenant, f"login_failures:{account}", LOGIN_WINDOW_SECONDS, now)
         ctx.audit("login.failed", username=username[:64], address=address)
         return _login_page(
             ctx,
