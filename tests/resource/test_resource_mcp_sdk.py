@@ -293,3 +293,42 @@ async def test_protected_tool_without_token_still_gets_401(running_public: Runni
     assert response.headers["www-authenticate"] == (
         f'Bearer scope="mcp:read", resource_metadata="{running_public.prm}"'
     )
+
+
+async def test_another_users_token_cannot_use_a_session(running: Running) -> None:
+    """The SDK binds a session to its creator; our user object carries the subject for it."""
+    alice = mint(KEY, aud=running.resource, scope="mcp:read", sub="alice")
+    mallory = mint(KEY, aud=running.resource, scope="mcp:read", sub="mallory")
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    async with httpx.AsyncClient() as http:
+        init = await http.post(
+            running.resource,
+            content=json.dumps(INIT),
+            headers={**headers, "Authorization": f"Bearer {alice}"},
+        )
+        session = init.headers["mcp-session-id"]
+        body = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "whoami"}}
+        hijack = await http.post(
+            running.resource,
+            content=json.dumps(body),
+            headers={
+                **headers,
+                "Authorization": f"Bearer {mallory}",
+                "Mcp-Session-Id": session,
+                "MCP-Protocol-Version": "2025-06-18",
+            },
+        )
+        owner = await http.post(
+            running.resource,
+            content=json.dumps(body),
+            headers={
+                **headers,
+                "Authorization": f"Bearer {alice}",
+                "Mcp-Session-Id": session,
+                "MCP-Protocol-Version": "2025-06-18",
+            },
+        )
+    assert init.status_code == 200
+    assert hijack.status_code == 404
+    assert hijack.json()["error"]["message"] == "Session not found"
+    assert owner.status_code == 200

@@ -448,3 +448,13 @@ async def test_public_access_lets_get_through_but_not_put(verifier: JWTVerifier)
         put = await client.put("/mcp")
     assert get.status_code == 405  # reached the app, which only serves POST there
     assert put.status_code == 401
+
+
+async def test_tool_check_does_not_depend_on_content_type(verifier: JWTVerifier) -> None:
+    async with client_for(tool_app(verifier)) as client:
+        response = await client.post(
+            "/mcp",
+            content=json.dumps(call("delete_all")),
+            headers={"Authorization": f"Bearer {mint(KEY)}", "Content-Type": "text/plain"},
+        )
+    assert response.status_code == 403

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import warnings
 from collections.abc import AsyncIterator
@@ -439,3 +440,22 @@ def test_principal_scope_helpers() -> None:
     assert principal.has_scopes(["a"])
     assert not principal.has_scopes(["a", "z"])
     assert principal.identity == "s"
+
+
+async def test_concurrent_verifications_share_one_introspection(
+    introspector: IntrospectionVerifier, auth_server: AuthorizationServerDouble
+) -> None:
+    auth_server.introspection["t"] = active()
+    results = await asyncio.gather(*(introspector.verify("t") for _ in range(20)))
+    assert {p.subject for p in results} == {"user-123"}
+    assert auth_server.introspection_hits == 1
+
+
+async def test_concurrent_refusals_share_one_introspection(
+    introspector: IntrospectionVerifier, auth_server: AuthorizationServerDouble
+) -> None:
+    results = await asyncio.gather(
+        *(introspector.verify("nope") for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, InvalidTokenError) for r in results)
+    assert auth_server.introspection_hits == 1

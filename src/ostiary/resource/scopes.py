@@ -174,17 +174,14 @@ def _decode_header_value(value: str) -> str | None:
         return None
 
 
-def _headers(scope: Scope) -> tuple[str | None, str | None, bool]:
+def _headers(scope: Scope) -> tuple[str | None, str | None]:
     method = name = None
-    json_body = False
     for key, value in scope["headers"]:
         if key == b"mcp-method":
             method = value.decode("latin-1")
         elif key == b"mcp-name":
             name = value.decode("latin-1")
-        elif key == b"content-type":
-            json_body = value.split(b";", 1)[0].strip().lower() == b"application/json"
-    return method, name, json_body
+    return method, name
 
 
 class McpToolScopeGuard:
@@ -215,9 +212,9 @@ class McpToolScopeGuard:
         """See :class:`RequestGuard`."""
         if scope["method"] != "POST":
             return receive
-        header_method, header_name, json_body = _headers(scope)
-        if not json_body and header_method is None:
-            return receive
+        # Every POST body is read, whatever its Content-Type: an upstream that is lax about
+        # media types must not become a way around the per-tool check.
+        header_method, header_name = _headers(scope)
         body, replay = await read_body(receive, self.max_body_bytes)
         messages = _messages(body)
         if messages is None:
@@ -341,7 +338,7 @@ class McpPublicAccess:
             return True, receive
         if scope["method"] != "POST":
             return False, receive
-        header_method, header_name, _ = _headers(scope)
+        header_method, header_name = _headers(scope)
         body, replay = await read_body(receive, self.max_body_bytes)
         messages = _messages(body)
         if not messages:

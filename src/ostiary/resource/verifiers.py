@@ -606,6 +606,7 @@ class IntrospectionVerifier:
         self._http = http_client
         self._audience_ok = _AudienceCheck(audience)
         self._cache = _BoundedCache(max_entries)
+        self._inflight: dict[bytes, asyncio.Future[Principal]] = {}
         # RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
         pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}".encode()
         self._authorization = "Basic " + base64.b64encode(pair).decode("ascii")
@@ -631,7 +632,10 @@ class IntrospectionVerifier:
         return cls(endpoint, client_id, client_secret, audience, http_client=http_client, **options)
 
     async def verify(self, token: str) -> Principal:
-        """Verify ``token`` by introspection; see :class:`TokenVerifier`."""
+        """Verify ``token`` by introspection; see :class:`TokenVerifier`.
+
+        Concurrent verifications of one uncached token share a single introspection call.
+        """
         now = self._clock()
         digest = _token_hash(token)
         cached = self._cache.get(digest, now)
@@ -639,6 +643,15 @@ class IntrospectionVerifier:
             raise cached
         if cached is not None:
             return cached
+        task = self._inflight.get(digest)
+        if task is None:
+            task = asyncio.ensure_future(self._verify_uncached(token, digest, now))
+            self._inflight[digest] = task
+            task.add_done_callback(lambda _: self._inflight.pop(digest, None))
+        # shield: one caller going away must not cancel the answer the others wait for.
+        return await asyncio.shield(task)
+
+    async def _verify_uncached(self, token: str, digest: bytes, now: float) -> Principal:
         try:
             principal = self._principal(await self._introspect(token), now)
         except InvalidTokenError as exc:
