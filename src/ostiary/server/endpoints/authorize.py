@@ -36,7 +36,10 @@ def _page_context(ctx: ServerContext) -> dict[str, Any]:
     return {"brand": "ostiary", "static_base": f"{ctx.settings.issuer_path}/static"}
 
 
-def error_page(ctx: ServerContext, error: OAuthError, status_code: int = 400) -> Response:
+def error_page(ctx: ServerContext, error: OAuthError, status_code: int | None = None) -> Response:
+    """The error page, by default with the error's own status (413 for a large body, 429)."""
+    if status_code is None:
+        status_code = error.status_code if error.status_code != 500 else 400
     return render_page(
         "error.html",
         status_code=status_code,
@@ -200,7 +203,7 @@ def login_endpoint(ctx: ServerContext) -> Endpoint:
                 )
             return await _check_login(ctx, request, found, browser, form.single)
         except OAuthError as exc:
-            return error_page(ctx, exc, exc.status_code if exc.status_code != 500 else 400)
+            return error_page(ctx, exc)
         except Exception as exc:
             return error_page(ctx, unexpected(exc, "login"), 500)
 
