@@ -115,6 +115,17 @@ def test_parse_token68_and_bare_schemes() -> None:
     ]
 
 
+def test_parse_token68_only_directly_after_scheme() -> None:
+    assert parse_www_authenticate('Bearer , Basic realm="x"') == [
+        Challenge("Bearer"),
+        Challenge("Basic", {"realm": "x"}),
+    ]
+    assert parse_www_authenticate("Basic abc= , DPoP") == [
+        Challenge("Basic", token68="abc="),
+        Challenge("DPoP"),
+    ]
+
+
 def test_parse_is_case_insensitive_for_scheme_and_names() -> None:
     parsed = parse_bearer_challenge('DPoP algs="ES256", bEaReR Error=invalid_token ,SCOPE="a"')
     assert parsed == BearerChallenge(error="invalid_token", scopes=("a",))
@@ -139,6 +150,8 @@ def test_parse_returns_none_without_bearer() -> None:
         ("=oops", "expected an auth-scheme"),
         ('Bearer"x"', "unexpected character after auth-scheme"),
         ('Bearer x="\\', "unterminated"),
+        ("X a b", "unexpected character"),
+        ('X b="c", a=@', "unexpected character after auth-scheme"),
     ],
 )
 def test_parse_rejects_malformed_values(value: str, message: str) -> None:

@@ -275,17 +275,20 @@ def _read_challenge(reader: _Reader) -> Challenge:
     if reader.peek() not in (" ", "\t"):
         raise ValueError(f"unexpected character after auth-scheme at offset {reader.pos}")
     reader.skip_ows()
+    # token68 can only come straight after the scheme, never after a comma.
+    token68 = _read_token68(reader)
+    if token68 is not None:
+        return Challenge(scheme=scheme, token68=token68)
     params: dict[str, str] = {}
     while not reader.at_end():
         mark = reader.pos
         reader.skip_separators()
         param = _read_param(reader)
         if param is None:
-            if not params:
-                token68 = _read_token68(reader)
-                if token68 is not None:
-                    return Challenge(scheme=scheme, token68=token68)
-            reader.pos = mark  # the next challenge starts here
+            reader.pos = mark  # the next challenge starts here, after a comma
+            reader.skip_ows()
+            if not reader.at_end() and reader.peek() != ",":
+                raise ValueError(f"unexpected character at offset {reader.pos}")
             break
         name, value = param
         if name in params:
