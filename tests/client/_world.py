@@ -1,8 +1,8 @@
 """A small real authorization server and MCP resource server for client tests (Starlette).
 
-Everything lives on one origin, ``http://mcp.test``: the MCP endpoint at ``/mcp``, PRM at
+Everything lives on one origin, ``http://localhost``: the MCP endpoint at ``/mcp``, PRM at
 ``/.well-known/oauth-protected-resource/mcp``, and authorization servers under path
-issuers (``http://mcp.test/as1``, ``/as2``) whose metadata sits at the RFC 8414
+issuers (``http://localhost/as1``, ``/as2``) whose metadata sits at the RFC 8414
 path-inserted location. :class:`World` records every request the servers saw so tests can
 assert exactly what the client sent.
 """
@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from ostiary.client.authorization import CallbackResult, callback_result_from_url
 
-ORIGIN = "http://mcp.test"
+ORIGIN = "http://localhost"
 MCP_URL = f"{ORIGIN}/mcp"
 PRM_URL = f"{ORIGIN}/.well-known/oauth-protected-resource/mcp"
 
@@ -96,7 +96,7 @@ class World:
 
     @classmethod
     def at(cls, origin: str) -> World:
-        """A world served from ``origin`` instead of ``http://mcp.test``."""
+        """A world served from ``origin`` instead of ``http://localhost``."""
         return cls(origin=origin, active_issuer=f"{origin}/as1", prm_resource=f"{origin}/mcp")
 
     def revoke_all(self) -> None:

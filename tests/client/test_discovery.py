@@ -8,10 +8,12 @@ from ostiary.client.discovery import (
     as_metadata_urls,
     canonical_resource,
     is_resource_allowed,
+    is_secure_url,
     parse_as_metadata,
     parse_prm,
     prm_urls,
     require_pkce_s256,
+    require_secure_urls,
 )
 from ostiary.errors import DiscoveryError
 
@@ -99,4 +101,29 @@ def test_as_metadata_needs_s256() -> None:
         require_pkce_s256(meta)
     require_pkce_s256(
         parse_as_metadata({**body, "code_challenge_methods_supported": ["S256"]}, "u", "https://as")
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "secure"),
+    [
+        ("https://as.example/t", True),
+        ("http://127.0.0.1:8000/t", True),
+        ("http://localhost/t", True),
+        ("http://[::1]:9/t", True),
+        ("http://as.example/t", False),
+        ("javascript:alert(1)", False),
+        ("file:///etc/passwd", False),
+    ],
+)
+def test_is_secure_url(url: str, secure: bool) -> None:
+    assert is_secure_url(url) is secure
+
+
+def test_plain_http_endpoints_are_refused() -> None:
+    with pytest.raises(DiscoveryError) as caught:
+        require_secure_urls(["https://ok", None, "http://as.example/token"], "authorization server")
+    assert str(caught.value) == (
+        "refusing authorization server URL 'http://as.example/token': "
+        "https is required (http only on loopback)"
     )

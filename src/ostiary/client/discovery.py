@@ -30,10 +30,12 @@ __all__ = [
     "as_metadata_urls",
     "canonical_resource",
     "is_resource_allowed",
+    "is_secure_url",
     "parse_as_metadata",
     "parse_prm",
     "prm_urls",
     "require_pkce_s256",
+    "require_secure_urls",
 ]
 
 PRM_WELL_KNOWN = "/.well-known/oauth-protected-resource"
@@ -94,6 +96,36 @@ def canonical_resource(url: str) -> str:
     if path == "/":
         path = ""
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
+
+
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def is_secure_url(url: str) -> bool:
+    """True for ``https`` URLs and for ``http`` on a loopback host (MCP security BCP, SSRF).
+
+    Args:
+        url: A URL learned from a server (metadata location, issuer, endpoint).
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    host = (parts.hostname or "").lower()
+    loopback = host in _LOOPBACK_NAMES or host.startswith("127.") or host.endswith(".localhost")
+    return parts.scheme == "http" and loopback
+
+
+def require_secure_urls(urls: list[str | None], what: str) -> None:
+    """Refuse plain-http (non-loopback) or non-http URLs a server pointed us to.
+
+    Raises:
+        DiscoveryError: Naming the first offending URL.
+    """
+    for url in urls:
+        if url is not None and not is_secure_url(url):
+            raise DiscoveryError(
+                f"refusing {what} URL {url!r}: https is required (http only on loopback)"
+            )
 
 
 def prm_urls(server_url: str, resource_metadata: str | None) -> list[str]:

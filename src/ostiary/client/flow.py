@@ -37,6 +37,7 @@ from ostiary.client.discovery import (
     parse_prm,
     prm_urls,
     require_pkce_s256,
+    require_secure_urls,
 )
 from ostiary.client.dpop import DPOP_ALGORITHM, DPoPSigner
 from ostiary.client.registration import (
@@ -256,6 +257,8 @@ class OAuthFlow:
     async def _discover_prm(self, server_url: str, challenge: BearerChallenge | None) -> Step:
         problems: list[str] = []
         hint = challenge.resource_metadata if challenge else None
+        if not self.client.allow_insecure_http:
+            require_secure_urls([server_url, hint], "protected resource metadata")
         for url in prm_urls(server_url, hint):
             response = yield HttpRequest.get_json(url)
             if response.status_code != 200:
@@ -346,6 +349,14 @@ class OAuthFlow:
             yield self._discover_as(issuer)
             assert self._metadata is not None
             metadata = self._metadata
+        if not self.client.allow_insecure_http:
+            endpoints = [
+                issuer,
+                metadata.authorization_endpoint,
+                metadata.token_endpoint,
+                metadata.registration_endpoint,
+            ]
+            require_secure_urls(endpoints, "authorization server")
         if self.grant == "authorization_code":
             require_pkce_s256(metadata)
         if self.context is not None and self.context.issuer != metadata.issuer:

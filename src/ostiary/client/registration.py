@@ -58,6 +58,7 @@ class ClientConfig:
         use_dpop: Bind tokens with DPoP (RFC 9449) when the AS offers ES256 proofs.
         legacy_discovery: When a server publishes no PRM at all (every candidate 404),
             treat its origin as the authorization server, as MCP 2025-03-26 did.
+        allow_insecure_http: Accept plain-http metadata and endpoints on any host (tests).
     """
 
     client_name: str = "ostiary"
@@ -74,6 +75,7 @@ class ClientConfig:
     grant_types: tuple[str, ...] = field(default=("authorization_code", "refresh_token"))
     use_dpop: bool = True
     legacy_discovery: bool = True
+    allow_insecure_http: bool = False
 
 
 class ClientRegistration(BaseModel):
