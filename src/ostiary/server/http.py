@@ -58,7 +58,8 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     body = await read_body(request, limit)
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # RecursionError: deeply nested arrays or objects ("[[[[...") fit in a small body.
         raise InvalidRequestError("request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidRequestError("request body must be a JSON object")
