@@ -51,6 +51,22 @@ def registration_endpoint(ctx: ServerContext) -> Endpoint:
     return register
 
 
+class RegistrationTokenError(InvalidTokenError):
+    """A refused registration access token: 401 with a Bearer challenge (RFC 6750 §3).
+
+    The registration access token is an OAuth 2.0 bearer token (RFC 7592 §1.2), so the 401
+    must say so: a bare ``Bearer`` when none was sent (RFC 6750 §3.1), else ``invalid_token``.
+    """
+
+    def __init__(self, description: str, *, token_sent: bool) -> None:
+        super().__init__(description)
+        self.token_sent = token_sent
+
+    def headers(self) -> dict[str, str]:
+        challenge = 'Bearer error="invalid_token"' if self.token_sent else "Bearer"
+        return {"WWW-Authenticate": challenge}
+
+
 async def _authorized_client(ctx: ServerContext, request: Request) -> Client:
     """The client named in the path, if the bearer registration access token is its own."""
     header = request.headers.get("authorization", "")
@@ -58,10 +74,10 @@ async def _authorized_client(ctx: ServerContext, request: Request) -> Client:
     client_id = request.path_params["client_id"]
     client = await ctx.storage.get_client(ctx.tenant, client_id)
     if scheme.lower() != "bearer" or not token.strip():
-        raise InvalidTokenError("a registration access token is required")
+        raise RegistrationTokenError("a registration access token is required", token_sent=False)
     if client is None or not matches_hash(token.strip(), client.registration_access_token_hash):
         # RFC 7592 §2.1: an unknown client and a wrong token look the same.
-        raise InvalidTokenError("the registration access token is invalid")
+        raise RegistrationTokenError("the registration access token is invalid", token_sent=True)
     return client
 
 
