@@ -13,6 +13,7 @@ On PostgreSQL, single statements run in autocommit (one round-trip instead of th
 multi-statement operations use a READ COMMITTED transaction, where a concurrent ``UPDATE``
 re-checks its ``WHERE`` against the winner's committed row. SQLite serialises writers; WAL
 mode lets readers proceed meanwhile, and ``busy_timeout`` makes writers wait, not fail.
+The statements themselves are built once, in ``storage/statements.py``.
 """
 
 from __future__ import annotations
@@ -24,21 +25,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import (
-    ColumnElement,
-    Executable,
-    Table,
-    and_,
-    case,
-    delete,
-    event,
-    func,
-    literal,
-    or_,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import ColumnElement, Executable, Table, event, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -65,14 +52,16 @@ from ostiary.core.models import (
 )
 from ostiary.errors import ConfigurationError, StorageError
 from ostiary.storage import schema as t
+from ostiary.storage import statements as q
 from ostiary.storage.rules import consume_status, rotation_status
 
 M = TypeVar("M")
+Params = dict[str, Any]
 
 #: How long a SQLite writer waits for the lock before failing (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 #: Key of the PostgreSQL advisory lock that serialises schema upgrades across processes.
-MIGRATION_LOCK_KEY = 0x05717A27  # "ostiary" on a phone keypad, more or less
+MIGRATION_LOCK_KEY = 0x05717A27
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 _TUPLE_FIELDS = frozenset({"redirect_uris", "grant_types", "response_types", "scopes"})
@@ -121,8 +110,13 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     cursor.close()
 
 
-def _values(record: object) -> dict[str, Any]:
+def _values(record: object) -> Params:
     return {f.name: getattr(record, f.name) for f in fields(record)}  # type: ignore[arg-type]
+
+
+def _key(**key: object) -> Params:
+    """Bind values for the ``k_<column>`` key parameters of ``storage/statements.py``."""
+    return {f"k_{name}": value for name, value in key.items()}
 
 
 def _record(model: Callable[..., M], row: Row[Any] | Mapping[str, Any]) -> M:
@@ -130,40 +124,9 @@ def _record(model: Callable[..., M], row: Row[Any] | Mapping[str, Any]) -> M:
     return model(**{k: tuple(v) if k in _TUPLE_FIELDS else v for k, v in mapping.items()})
 
 
-def _lock_grant(tenant_id: str, grant_id: str) -> Executable:
-    """``SELECT … FOR SHARE`` of the grant row (PostgreSQL; SQLite serialises writers)."""
-    g = t.grants.c
-    return (
-        select(literal(1))
-        .select_from(t.grants)
-        .where(g.tenant_id == tenant_id, g.grant_id == grant_id)
-        .with_for_update(read=True)
-    )
-
-
-def _token_values(record: RefreshToken | AccessTokenRecord) -> dict[str, Any]:
-    """Column values of a token; under a revoked grant it is stored already revoked.
-
-    This closes the race between issuing a token (after consuming a code) and a concurrent
-    ``revoke_grant`` triggered by a replay of that code: whichever commits first, the token
-    ends up revoked. The subquery takes a share lock on the grant row, so a revocation in
-    progress is waited for and then seen.
-    """
-    values = _values(record)
-    if record.revoked_at is None:
-        g = t.grants.c
-        values["revoked_at"] = (
-            select(g.revoked_at)
-            .where(g.tenant_id == record.tenant_id, g.grant_id == record.grant_id)
-            .with_for_update(read=True)
-            .scalar_subquery()
-        )
-    return values
-
-
 def _consent(row: Row[Any]) -> Consent:
     consent = _record(Consent, row)
-    if consent.resource == "":
+    if consent.resource == "":  # '' stands for "no resource" (a key column cannot be NULL)
         return Consent(**{**_values(consent), "resource": None})
     return consent
 
@@ -174,7 +137,7 @@ class SqlStorage:
     Args:
         url: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or
             ``postgresql://user@host:port/db`` (see :func:`async_url`).
-        pool_size: Connections kept open to PostgreSQL (SQLite uses the same number).
+        pool_size: Connections kept open (as many again may be opened under load).
 
     Example:
         >>> storage = SqlStorage("sqlite:///./.ostiary/ostiary.db")  # doctest: +SKIP
@@ -193,10 +156,10 @@ class SqlStorage:
         if self._sqlite:
             event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
             self._auto = self._engine
-            self._insert: Callable[[Table], Any] = sqlite.insert
+            self._up = q.upserts(sqlite.insert)
         else:
             self._auto = self._engine.execution_options(isolation_level="AUTOCOMMIT")
-            self._insert = postgresql.insert
+            self._up = q.upserts(postgresql.insert)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -209,27 +172,25 @@ class SqlStorage:
         except (SQLAlchemyError, OSError) as exc:
             raise StorageError(f"storage backend failed: {type(exc).__name__}") from exc
 
-    async def _one(self, stmt: Executable) -> Row[Any] | None:
+    async def _one(self, stmt: Executable, params: Params) -> Row[Any] | None:
         async with self._tx(single=True) as conn:
-            return (await conn.execute(stmt)).first()
+            return (await conn.execute(stmt, params)).first()
 
-    async def _all(self, stmt: Executable) -> Sequence[Row[Any]]:
+    async def _all(self, stmt: Executable, params: Params) -> Sequence[Row[Any]]:
         async with self._tx(single=True) as conn:
-            return (await conn.execute(stmt)).all()
+            return (await conn.execute(stmt, params)).all()
 
-    async def _count(self, stmt: Executable) -> int:
+    async def _count(self, stmt: Executable, params: Params) -> int:
         async with self._tx(single=True) as conn:
-            return (await conn.execute(stmt)).rowcount
+            return (await conn.execute(stmt, params)).rowcount
 
-    def _upsert(self, table: Table, values: dict[str, Any]) -> Executable:
-        stmt = self._insert(table).values(**values)
-        keys = [c.name for c in table.primary_key.columns]
-        changes = {name: stmt.excluded[name] for name in values if name not in keys}
-        return stmt.on_conflict_do_update(index_elements=keys, set_=changes)  # type: ignore[no-any-return]
+    async def _get(self, table: Table, model: Callable[..., M], **key: object) -> M | None:
+        row = await self._one(q.GET[table], _key(**key))
+        return None if row is None else _record(model, row)
 
-    async def _save(self, table: Table, record: object) -> None:
+    async def _save(self, table: Table, values: Params) -> None:
         async with self._tx(single=True) as conn:
-            await conn.execute(self._upsert(table, _values(record)))
+            await conn.execute(self._up.save[table], values)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -258,441 +219,273 @@ class SqlStorage:
 
     async def healthy(self) -> bool:
         try:
-            return await self._one(select(literal(1))) is not None
+            return await self._one(text("SELECT 1"), {}) is not None
         except StorageError:
             return False
 
     # -- clients -----------------------------------------------------------------------------
 
     async def save_client(self, client: Client) -> None:
-        await self._save(t.clients, client)
+        await self._save(t.clients, _values(client))
 
     async def get_client(self, tenant_id: str, client_id: str) -> Client | None:
-        c = t.clients.c
-        row = await self._one(
-            select(t.clients).where(c.tenant_id == tenant_id, c.client_id == client_id)
-        )
-        return None if row is None else _record(Client, row)
+        return await self._get(t.clients, Client, tenant_id=tenant_id, client_id=client_id)
 
     async def delete_client(self, tenant_id: str, client_id: str) -> bool:
-        c = t.clients.c
         async with self._tx() as conn:
             gone = await conn.execute(
-                delete(t.clients).where(c.tenant_id == tenant_id, c.client_id == client_id)
+                q.DELETE[t.clients], _key(tenant_id=tenant_id, client_id=client_id)
             )
-            await self._revoke_grants(conn, tenant_id, t.grants.c.client_id == client_id)
+            await _revoke_grants(conn, tenant_id, t.grants.c.client_id == client_id)
         return gone.rowcount == 1
 
     async def list_clients(self, tenant_id: str) -> list[Client]:
-        c = t.clients.c
-        rows = await self._all(select(t.clients).where(c.tenant_id == tenant_id))
+        rows = await self._all(q.LIST[t.clients], _key(tenant_id=tenant_id))
         # Sorted here, not by ORDER BY: a database collation may not be code-point order.
-        return sorted((_record(Client, row) for row in rows), key=lambda x: x.client_id)
+        return sorted((_record(Client, row) for row in rows), key=lambda c: c.client_id)
 
     # -- users -------------------------------------------------------------------------------
 
     async def save_user(self, user: User) -> None:
         try:
-            await self._save(t.users, user)
+            await self._save(t.users, _values(user))
         except StorageError as exc:
             if isinstance(exc.__cause__, IntegrityError):  # uq_users_username
                 raise StorageError(f"username {user.username!r} is taken") from exc.__cause__
             raise
 
     async def get_user(self, tenant_id: str, user_id: str) -> User | None:
-        c = t.users.c
-        row = await self._one(select(t.users).where(c.tenant_id == tenant_id, c.user_id == user_id))
-        return None if row is None else _record(User, row)
+        return await self._get(t.users, User, tenant_id=tenant_id, user_id=user_id)
 
     async def get_user_by_username(self, tenant_id: str, username: str) -> User | None:
-        c = t.users.c
-        row = await self._one(
-            select(t.users).where(c.tenant_id == tenant_id, c.username == username)
-        )
+        row = await self._one(q.GET_USER_BY_NAME, _key(tenant_id=tenant_id, username=username))
         return None if row is None else _record(User, row)
 
     async def list_users(self, tenant_id: str) -> list[User]:
-        c = t.users.c
-        rows = await self._all(select(t.users).where(c.tenant_id == tenant_id))
+        rows = await self._all(q.LIST[t.users], _key(tenant_id=tenant_id))
         return sorted((_record(User, row) for row in rows), key=lambda u: u.username)
 
     async def delete_user(self, tenant_id: str, user_id: str) -> bool:
-        c = t.users.c
         async with self._tx() as conn:
-            gone = await conn.execute(
-                delete(t.users).where(c.tenant_id == tenant_id, c.user_id == user_id)
-            )
-            await self._revoke_grants(conn, tenant_id, t.grants.c.subject == user_id)
+            gone = await conn.execute(q.DELETE[t.users], _key(tenant_id=tenant_id, user_id=user_id))
+            await _revoke_grants(conn, tenant_id, t.grants.c.subject == user_id)
         return gone.rowcount == 1
 
     # -- grants ------------------------------------------------------------------------------
 
     async def save_grant(self, grant: Grant) -> None:
-        await self._save(t.grants, grant)
+        await self._save(t.grants, _values(grant))
 
     async def get_grant(self, tenant_id: str, grant_id: str) -> Grant | None:
-        c = t.grants.c
-        row = await self._one(
-            select(t.grants).where(c.tenant_id == tenant_id, c.grant_id == grant_id)
-        )
-        return None if row is None else _record(Grant, row)
+        return await self._get(t.grants, Grant, tenant_id=tenant_id, grant_id=grant_id)
 
     async def list_grants(self, tenant_id: str, subject: str) -> list[Grant]:
-        c = t.grants.c
-        rows = await self._all(
-            select(t.grants).where(
-                c.tenant_id == tenant_id, c.subject == subject, c.revoked_at.is_(None)
-            )
-        )
+        rows = await self._all(q.LIST_LIVE_GRANTS, _key(tenant_id=tenant_id, subject=subject))
         found = (_record(Grant, row) for row in rows)
         return sorted(found, key=lambda g: (g.created_at, g.grant_id), reverse=True)
 
     async def touch_grant(self, tenant_id: str, grant_id: str, now: int) -> None:
-        c = t.grants.c
         await self._count(
-            update(t.grants)
-            .where(c.tenant_id == tenant_id, c.grant_id == grant_id)
-            .values(last_used_at=now)
+            q.TOUCH_GRANT, {**_key(tenant_id=tenant_id, grant_id=grant_id), "now": now}
         )
 
     async def revoke_grant(self, tenant_id: str, grant_id: str, now: int) -> bool:
-        c = t.grants.c
+        params = {**_key(tenant_id=tenant_id, grant_id=grant_id), "now": now}
         async with self._tx() as conn:
-            revoked = await conn.execute(
-                update(t.grants)
-                .where(c.tenant_id == tenant_id, c.grant_id == grant_id, c.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
-            await self._cascade(conn, tenant_id, lambda table: table.c.grant_id == grant_id, now)
+            revoked = await conn.execute(q.REVOKE_GRANT, params)
+            # Even when the grant was already revoked or is gone: no stray token survives.
+            for cascade in q.CASCADE:
+                await conn.execute(cascade, params)
         return revoked.rowcount == 1
-
-    async def _revoke_grants(
-        self, conn: AsyncConnection, tenant_id: str, which: ColumnElement[bool]
-    ) -> None:
-        """Revoke every grant of the tenant that ``which`` selects, with the cascade."""
-        now = int(time.time())  # the protocol gives deletions no clock
-        g = t.grants.c
-        await conn.execute(
-            update(t.grants)
-            .where(g.tenant_id == tenant_id, which, g.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-        ids = select(g.grant_id).where(g.tenant_id == tenant_id, which).scalar_subquery()
-        await self._cascade(conn, tenant_id, lambda table: table.c.grant_id.in_(ids), now)
-
-    @staticmethod
-    async def _cascade(
-        conn: AsyncConnection,
-        tenant_id: str,
-        of_grant: Callable[[Table], ColumnElement[bool]],
-        now: int,
-    ) -> None:
-        """Consume the codes and revoke the tokens that ``of_grant`` selects."""
-        for table, column in (
-            (t.authorization_codes, "consumed_at"),
-            (t.refresh_tokens, "revoked_at"),
-            (t.access_tokens, "revoked_at"),
-        ):
-            await conn.execute(
-                update(table)
-                .where(table.c.tenant_id == tenant_id, of_grant(table), table.c[column].is_(None))
-                .values({column: now})
-            )
 
     # -- authorization codes -----------------------------------------------------------------
 
     async def save_authorization_code(self, code: AuthorizationCode) -> None:
-        await self._save(t.authorization_codes, code)
+        await self._save(t.authorization_codes, _values(code))
 
     async def consume_authorization_code(
         self, tenant_id: str, code_hash: str, now: int
     ) -> ConsumeResult:
-        c = t.authorization_codes.c
-        key = (c.tenant_id == tenant_id, c.code_hash == code_hash)
-        won = await self._one(
-            update(t.authorization_codes)
-            .where(*key, c.consumed_at.is_(None), c.expires_at > now)
-            .values(consumed_at=now)
-            .returning(*t.authorization_codes.c)
-        )
+        key = _key(tenant_id=tenant_id, code_hash=code_hash)
+        won = await self._one(q.CONSUME_CODE, {**key, "now": now})
         if won is not None:
             return ConsumeResult(ConsumeStatus.OK, _record(AuthorizationCode, won))
         # Lost (or nothing to win): the row can only have moved towards consumed or gone.
-        row = await self._one(select(t.authorization_codes).where(*key))
+        row = await self._one(q.GET[t.authorization_codes], key)
         if row is None:
             return ConsumeResult(ConsumeStatus.NOT_FOUND)
         code = _record(AuthorizationCode, row)
         status = consume_status(code, now)
-        # OK here means the code was inserted after our UPDATE looked: it did not exist then.
-        return ConsumeResult(
-            ConsumeStatus.NOT_FOUND if status is ConsumeStatus.OK else status,
-            None if status is ConsumeStatus.OK else code,
-        )
+        if status is ConsumeStatus.OK:  # inserted after our UPDATE looked: unknown then
+            return ConsumeResult(ConsumeStatus.NOT_FOUND)
+        return ConsumeResult(status, code)
 
     # -- refresh tokens ----------------------------------------------------------------------
 
     async def save_refresh_token(self, token: RefreshToken) -> None:
-        async with self._tx(single=True) as conn:
-            await conn.execute(self._upsert(t.refresh_tokens, _token_values(token)))
+        await self._save(t.refresh_tokens, _values(token))
 
     async def get_refresh_token(self, tenant_id: str, token_hash: str) -> RefreshToken | None:
-        c = t.refresh_tokens.c
-        row = await self._one(
-            select(t.refresh_tokens).where(c.tenant_id == tenant_id, c.token_hash == token_hash)
+        return await self._get(
+            t.refresh_tokens, RefreshToken, tenant_id=tenant_id, token_hash=token_hash
         )
-        return None if row is None else _record(RefreshToken, row)
 
     async def rotate_refresh_token(
         self, tenant_id: str, old_hash: str, new: RefreshToken, now: int, grace_seconds: int
     ) -> RotateResult:
-        c = t.refresh_tokens.c
-        key = (c.tenant_id == tenant_id, c.token_hash == old_hash)
-        unrotated: ColumnElement[bool] = c.rotated_at.is_(None)
-        if grace_seconds > 0:  # grace 0: exactly one of N concurrent callers wins
-            unrotated = or_(unrotated, c.rotated_at >= now - grace_seconds)
+        key = _key(tenant_id=tenant_id, token_hash=old_hash)
+        rotate = q.ROTATE_WITHIN_GRACE if grace_seconds > 0 else q.ROTATE
         async with self._tx() as conn:
             # Lock order grant → token, as in revoke_grant: a revocation running now either
             # finishes first (we then see the old token revoked) or waits for our commit
             # (its cascade then sees the new token).
-            await conn.execute(_lock_grant(tenant_id, new.grant_id))
+            await conn.execute(q.LOCK_GRANT, _key(tenant_id=tenant_id, grant_id=new.grant_id))
             won = (
-                await conn.execute(
-                    update(t.refresh_tokens)
-                    .where(
-                        *key,
-                        c.revoked_at.is_(None),
-                        c.expires_at > now,
-                        c.idle_expires_at > now,
-                        unrotated,
-                    )
-                    .values(rotated_at=func.coalesce(c.rotated_at, now))
-                    .returning(*t.refresh_tokens.c)
-                )
+                await conn.execute(rotate, {**key, "now": now, "since": now - grace_seconds})
             ).first()
             if won is not None:
-                await conn.execute(t.refresh_tokens.insert().values(**_token_values(new)))
+                await conn.execute(self._up.insert_refresh, _values(new))
                 return RotateResult(RotateStatus.OK, _record(RefreshToken, won))
-            row = (await conn.execute(select(t.refresh_tokens).where(*key))).first()
+            row = (await conn.execute(q.GET[t.refresh_tokens], key)).first()
         if row is None:
             return RotateResult(RotateStatus.NOT_FOUND)
         old = _record(RefreshToken, row)
         status = rotation_status(old, now, grace_seconds)
-        if status is RotateStatus.OK:  # inserted after our UPDATE looked
+        if status is RotateStatus.OK:  # inserted after our UPDATE looked: unknown then
             return RotateResult(RotateStatus.NOT_FOUND)
         return RotateResult(status, old)
 
     async def revoke_refresh_token(self, tenant_id: str, token_hash: str, now: int) -> bool:
-        c = t.refresh_tokens.c
-        count = await self._count(
-            update(t.refresh_tokens)
-            .where(c.tenant_id == tenant_id, c.token_hash == token_hash, c.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-        return count == 1
+        params = {**_key(tenant_id=tenant_id, token_hash=token_hash), "now": now}
+        return await self._count(q.REVOKE_REFRESH, params) == 1
 
     # -- access-token records ----------------------------------------------------------------
 
     async def save_access_token(self, record: AccessTokenRecord) -> None:
-        async with self._tx(single=True) as conn:
-            await conn.execute(self._upsert(t.access_tokens, _token_values(record)))
+        await self._save(t.access_tokens, _values(record))
 
     async def get_access_token(self, tenant_id: str, jti: str) -> AccessTokenRecord | None:
-        c = t.access_tokens.c
-        row = await self._one(select(t.access_tokens).where(c.tenant_id == tenant_id, c.jti == jti))
-        return None if row is None else _record(AccessTokenRecord, row)
+        return await self._get(t.access_tokens, AccessTokenRecord, tenant_id=tenant_id, jti=jti)
 
     async def revoke_access_token(self, tenant_id: str, jti: str, now: int) -> bool:
-        c = t.access_tokens.c
-        count = await self._count(
-            update(t.access_tokens)
-            .where(c.tenant_id == tenant_id, c.jti == jti, c.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-        return count == 1
+        params = {**_key(tenant_id=tenant_id, jti=jti), "now": now}
+        return await self._count(q.REVOKE_ACCESS, params) == 1
 
     # -- consents ----------------------------------------------------------------------------
 
     async def save_consent(self, consent: Consent) -> None:
-        values = _values(consent)
-        values["resource"] = consent.resource or ""
-        async with self._tx(single=True) as conn:
-            await conn.execute(self._upsert(t.consents, values))
+        await self._save(t.consents, {**_values(consent), "resource": consent.resource or ""})
 
     async def get_consent(
         self, tenant_id: str, subject: str, client_id: str, resource: str | None
     ) -> Consent | None:
-        c = t.consents.c
-        row = await self._one(
-            select(t.consents).where(
-                c.tenant_id == tenant_id,
-                c.subject == subject,
-                c.client_id == client_id,
-                c.resource == (resource or ""),
-            )
-        )
+        key = _key(tenant_id=tenant_id, subject=subject, client_id=client_id)
+        row = await self._one(q.GET[t.consents], {**key, "k_resource": resource or ""})
         return None if row is None else _consent(row)
 
     async def delete_consents(self, tenant_id: str, subject: str, client_id: str) -> int:
-        c = t.consents.c
-        return await self._count(
-            delete(t.consents).where(
-                c.tenant_id == tenant_id, c.subject == subject, c.client_id == client_id
-            )
-        )
+        key = _key(tenant_id=tenant_id, subject=subject, client_id=client_id)
+        return await self._count(q.DELETE_CONSENTS, key)
 
     # -- signing keys ------------------------------------------------------------------------
 
     async def save_signing_key(self, key: SigningKey) -> None:
-        await self._save(t.signing_keys, key)
+        await self._save(t.signing_keys, _values(key))
 
     async def list_signing_keys(self, tenant_id: str) -> list[SigningKey]:
-        c = t.signing_keys.c
-        rows = await self._all(select(t.signing_keys).where(c.tenant_id == tenant_id))
+        rows = await self._all(q.LIST[t.signing_keys], _key(tenant_id=tenant_id))
         found = (_record(SigningKey, row) for row in rows)
         return sorted(found, key=lambda k: (k.created_at, k.kid), reverse=True)
 
     # -- interactions and browser sessions ---------------------------------------------------
 
     async def save_interaction(self, interaction: Interaction) -> None:
-        await self._save(t.interactions, interaction)
+        await self._save(t.interactions, _values(interaction))
 
     async def get_interaction(
         self, tenant_id: str, interaction_id: str, now: int
     ) -> Interaction | None:
-        c = t.interactions.c
-        row = await self._one(
-            select(t.interactions).where(
-                c.tenant_id == tenant_id, c.interaction_id == interaction_id, c.expires_at > now
-            )
-        )
+        key = _key(tenant_id=tenant_id, interaction_id=interaction_id)
+        row = await self._one(q.GET_LIVE[t.interactions], {**key, "now": now})
         return None if row is None else _record(Interaction, row)
 
     async def delete_interaction(self, tenant_id: str, interaction_id: str) -> bool:
-        c = t.interactions.c
-        count = await self._count(
-            delete(t.interactions).where(
-                c.tenant_id == tenant_id, c.interaction_id == interaction_id
-            )
-        )
-        return count == 1
+        key = _key(tenant_id=tenant_id, interaction_id=interaction_id)
+        return await self._count(q.DELETE[t.interactions], key) == 1
 
     async def save_session(self, session: BrowserSession) -> None:
-        await self._save(t.browser_sessions, session)
+        await self._save(t.browser_sessions, _values(session))
 
     async def get_session(
         self, tenant_id: str, session_hash: str, now: int
     ) -> BrowserSession | None:
-        c = t.browser_sessions.c
-        row = await self._one(
-            select(t.browser_sessions).where(
-                c.tenant_id == tenant_id, c.session_hash == session_hash, c.expires_at > now
-            )
-        )
+        key = _key(tenant_id=tenant_id, session_hash=session_hash)
+        row = await self._one(q.GET_LIVE[t.browser_sessions], {**key, "now": now})
         return None if row is None else _record(BrowserSession, row)
 
     async def delete_session(self, tenant_id: str, session_hash: str) -> None:
-        c = t.browser_sessions.c
-        await self._count(
-            delete(t.browser_sessions).where(
-                c.tenant_id == tenant_id, c.session_hash == session_hash
-            )
-        )
+        key = _key(tenant_id=tenant_id, session_hash=session_hash)
+        await self._count(q.DELETE[t.browser_sessions], key)
 
     # -- replay cache and rate limits --------------------------------------------------------
 
     async def remember_jti(self, tenant_id: str, key: str, expires_at: int, now: int) -> bool:
-        stmt = self._insert(t.replay_cache).values(
-            tenant_id=tenant_id, key=key, expires_at=expires_at
-        )
-        # Insert if absent; an entry that has expired may be taken over (it is stale).
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["tenant_id", "key"],
-            set_={"expires_at": stmt.excluded.expires_at},
-            where=t.replay_cache.c.expires_at <= now,
-        ).returning(t.replay_cache.c.key)
-        return await self._one(stmt) is not None
+        params = {"tenant_id": tenant_id, "key": key, "expires_at": expires_at, "now": now}
+        return await self._one(self._up.remember_jti, params) is not None
 
     async def hit(self, tenant_id: str, bucket: str, window_seconds: int, now: int) -> int:
         start = now - now % window_seconds
-        c = t.rate_limits.c
-        stmt = self._insert(t.rate_limits).values(
-            tenant_id=tenant_id,
-            bucket=bucket,
-            window_start=start,
-            count=1,
-            expires_at=start + window_seconds,
-        )
-        # SET expressions read the row as it was, so the CASE sees the old window_start.
-        same_window = c.window_start == stmt.excluded.window_start
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["tenant_id", "bucket"],
-            set_={
-                "count": case((same_window, c["count"] + 1), else_=literal(1)),
-                "window_start": stmt.excluded.window_start,
-                "expires_at": stmt.excluded.expires_at,
-            },
-        ).returning(c["count"])
-        row = await self._one(stmt)
+        params = {
+            "tenant_id": tenant_id,
+            "bucket": bucket,
+            "window_start": start,
+            "expires_at": start + window_seconds,
+        }
+        row = await self._one(self._up.hit, params)
         assert row is not None  # an upsert always returns its row
         return int(row[0])
 
     # -- housekeeping ------------------------------------------------------------------------
 
     async def stats(self, tenant_id: str, now: int) -> Stats:
-        def count(table: Table, *live: ColumnElement[bool]) -> Any:
-            return (
-                select(func.count())
-                .select_from(table)
-                .where(table.c.tenant_id == tenant_id, *live)
-                .scalar_subquery()
-            )
-
-        g, a, r, x = (t.grants.c, t.authorization_codes.c, t.refresh_tokens.c, t.access_tokens.c)
-        row = await self._one(
-            select(
-                count(t.clients),
-                count(t.users),
-                count(t.grants, g.revoked_at.is_(None), g.expires_at > now),
-                count(t.authorization_codes, a.consumed_at.is_(None), a.expires_at > now),
-                count(t.access_tokens, x.revoked_at.is_(None), x.expires_at > now),
-                count(
-                    t.refresh_tokens,
-                    r.revoked_at.is_(None),
-                    r.rotated_at.is_(None),
-                    r.expires_at > now,
-                    r.idle_expires_at > now,
-                ),
-            )
-        )
+        row = await self._one(q.STATS, {**_key(tenant_id=tenant_id), "now": now})
         assert row is not None
         return Stats(*(int(n) for n in row))
 
     async def purge_expired(self, now: int) -> int:
-        expired: list[tuple[Table, ColumnElement[bool]]] = [
-            (t.authorization_codes, t.authorization_codes.c.expires_at <= now),
-            (
-                t.refresh_tokens,
-                or_(
-                    t.refresh_tokens.c.expires_at <= now,
-                    t.refresh_tokens.c.idle_expires_at <= now,
-                ),
-            ),
-            (t.access_tokens, t.access_tokens.c.expires_at <= now),
-            (t.grants, t.grants.c.expires_at <= now),
-            (t.interactions, t.interactions.c.expires_at <= now),
-            (t.browser_sessions, t.browser_sessions.c.expires_at <= now),
-            (
-                t.signing_keys,
-                and_(t.signing_keys.c.expires_at.is_not(None), t.signing_keys.c.expires_at <= now),
-            ),
-            (t.replay_cache, t.replay_cache.c.expires_at <= now),
-            (t.rate_limits, t.rate_limits.c.expires_at <= now),
-        ]
         total = 0
         async with self._tx() as conn:
-            for table, condition in expired:
-                total += (await conn.execute(delete(table).where(condition))).rowcount
+            for purge in q.PURGE:
+                total += (await conn.execute(purge, {"now": now})).rowcount
         return total
+
+
+async def _revoke_grants(conn: AsyncConnection, tenant_id: str, which: ColumnElement[bool]) -> None:
+    """Revoke, with the cascade, every grant of the tenant that ``which`` selects.
+
+    Rare (client or user deletion), so built per call. The protocol gives deletions no
+    clock: the wall clock stamps the revocation.
+    """
+    now = int(time.time())
+    g = t.grants.c
+    await conn.execute(
+        update(t.grants)
+        .where(g.tenant_id == tenant_id, which, g.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    ids = select(g.grant_id).where(g.tenant_id == tenant_id, which).scalar_subquery()
+    for table, column in (
+        (t.authorization_codes, "consumed_at"),
+        (t.refresh_tokens, "revoked_at"),
+        (t.access_tokens, "revoked_at"),
+    ):
+        await conn.execute(
+            update(table)
+            .where(
+                table.c.tenant_id == tenant_id, table.c.grant_id.in_(ids), table.c[column].is_(None)
+            )
+            .values({column: now})
+        )
 
 
 def _upgrade(connection: Connection) -> None:

@@ -1,0 +1,243 @@
+"""The SQL statements of the storage backend, built once (SQLAlchemy Core; RFC 9700 §4.14).
+
+Every statement is constructed at import with named bind parameters, so a call only binds
+values: no statement construction or cache-key computation on the token endpoint's path.
+Key parameters are named ``k_<column>`` (SQLAlchemy reserves bare column names for the
+SET clause of an UPDATE); ``now`` and ``since`` are times. Upserts depend on the dialect's
+``INSERT … ON CONFLICT`` construct and are built per backend by :func:`upserts`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    ColumnElement,
+    Delete,
+    Executable,
+    Select,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+
+from ostiary.storage import schema as t
+
+NOW: BindParameter[int] = bindparam("now", type_=BigInteger)
+
+
+def k(column: str) -> BindParameter[Any]:
+    """The bind parameter of a key column (``k_<column>``)."""
+    return bindparam(f"k_{column}")
+
+
+def key_of(table: Table) -> ColumnElement[bool]:
+    """``tenant_id = :k_tenant_id AND <id> = :k_<id>`` for the table's primary key."""
+    return and_(*(column == k(column.name) for column in table.primary_key.columns))
+
+
+def _by_key(table: Table) -> Select[Any]:
+    return select(table).where(key_of(table))
+
+
+def _of_tenant(table: Table, *more: ColumnElement[bool]) -> Select[Any]:
+    return select(table).where(table.c.tenant_id == k("tenant_id"), *more)
+
+
+def _retire(table: Table, column: str, which: ColumnElement[bool]) -> Update:
+    """Stamp ``column`` with ``now`` on the rows ``which`` selects, where still NULL."""
+    return (
+        update(table)
+        .where(table.c.tenant_id == k("tenant_id"), which, table.c[column].is_(None))
+        .values({column: NOW})
+    )
+
+
+codes, rts, ats, grants = t.authorization_codes, t.refresh_tokens, t.access_tokens, t.grants
+
+GET: dict[Table, Select[Any]] = {table: _by_key(table) for table in t.metadata.sorted_tables}
+DELETE: dict[Table, Delete] = {
+    table: delete(table).where(key_of(table)) for table in t.metadata.sorted_tables
+}
+LIST: dict[Table, Select[Any]] = {
+    table: _of_tenant(table) for table in (t.clients, t.users, t.signing_keys)
+}
+GET_USER_BY_NAME = _of_tenant(t.users, t.users.c.username == k("username"))
+LIST_LIVE_GRANTS = _of_tenant(
+    grants, grants.c.subject == k("subject"), grants.c.revoked_at.is_(None)
+)
+GET_LIVE = {
+    table: _by_key(table).where(table.c.expires_at > NOW)
+    for table in (t.interactions, t.browser_sessions)
+}
+DELETE_CONSENTS = delete(t.consents).where(
+    t.consents.c.tenant_id == k("tenant_id"),
+    t.consents.c.subject == k("subject"),
+    t.consents.c.client_id == k("client_id"),
+)
+TOUCH_GRANT = update(grants).where(key_of(grants)).values(last_used_at=NOW)
+REVOKE_GRANT = _retire(grants, "revoked_at", grants.c.grant_id == k("grant_id"))
+#: The cascade of one grant: codes consumed, refresh tokens and access-token records revoked.
+CASCADE = tuple(
+    _retire(table, column, table.c.grant_id == k("grant_id"))
+    for table, column in ((codes, "consumed_at"), (rts, "revoked_at"), (ats, "revoked_at"))
+)
+REVOKE_REFRESH = _retire(rts, "revoked_at", rts.c.token_hash == k("token_hash"))
+REVOKE_ACCESS = _retire(ats, "revoked_at", ats.c.jti == k("jti"))
+
+#: Single use: only one caller's UPDATE finds ``consumed_at IS NULL``.
+CONSUME_CODE = (
+    update(codes)
+    .where(key_of(codes), codes.c.consumed_at.is_(None), codes.c.expires_at > NOW)
+    .values(consumed_at=NOW)
+    .returning(*codes.c)
+)
+
+#: Share lock on the grant row: taken before any token lock, as revoke_grant does.
+LOCK_GRANT = select(literal(1)).select_from(grants).where(key_of(grants)).with_for_update(read=True)
+
+
+def _rotate(*, grace: bool) -> Update:
+    unrotated: ColumnElement[bool] = rts.c.rotated_at.is_(None)
+    if grace:  # without grace, exactly one of N concurrent callers wins
+        unrotated = or_(unrotated, rts.c.rotated_at >= bindparam("since", type_=BigInteger))
+    return (
+        update(rts)
+        .where(
+            key_of(rts),
+            rts.c.revoked_at.is_(None),
+            rts.c.expires_at > NOW,
+            rts.c.idle_expires_at > NOW,
+            unrotated,
+        )
+        .values(rotated_at=func.coalesce(rts.c.rotated_at, NOW))
+        .returning(*rts.c)
+    )
+
+
+ROTATE = _rotate(grace=False)
+ROTATE_WITHIN_GRACE = _rotate(grace=True)
+
+
+def _count(table: Table, *live: ColumnElement[bool]) -> Any:
+    return (
+        select(func.count())
+        .select_from(table)
+        .where(table.c.tenant_id == k("tenant_id"), *live)
+        .scalar_subquery()
+    )
+
+
+STATS = select(
+    _count(t.clients),
+    _count(t.users),
+    _count(grants, grants.c.revoked_at.is_(None), grants.c.expires_at > NOW),
+    _count(codes, codes.c.consumed_at.is_(None), codes.c.expires_at > NOW),
+    _count(ats, ats.c.revoked_at.is_(None), ats.c.expires_at > NOW),
+    _count(
+        rts,
+        rts.c.revoked_at.is_(None),
+        rts.c.rotated_at.is_(None),
+        rts.c.expires_at > NOW,
+        rts.c.idle_expires_at > NOW,
+    ),
+)
+
+PURGE = (
+    delete(codes).where(codes.c.expires_at <= NOW),
+    delete(rts).where(or_(rts.c.expires_at <= NOW, rts.c.idle_expires_at <= NOW)),
+    delete(ats).where(ats.c.expires_at <= NOW),
+    delete(grants).where(grants.c.expires_at <= NOW),
+    delete(t.interactions).where(t.interactions.c.expires_at <= NOW),
+    delete(t.browser_sessions).where(t.browser_sessions.c.expires_at <= NOW),
+    delete(t.signing_keys).where(
+        t.signing_keys.c.expires_at.is_not(None), t.signing_keys.c.expires_at <= NOW
+    ),
+    delete(t.replay_cache).where(t.replay_cache.c.expires_at <= NOW),
+    delete(t.rate_limits).where(t.rate_limits.c.expires_at <= NOW),
+)
+
+
+def _revoked_with_grant() -> ColumnElement[Any]:
+    """``revoked_at``: as given, else the grant's revocation time (share-locking the grant).
+
+    A token saved after a concurrent ``revoke_grant`` thus ends up revoked whichever
+    commits first.
+    """
+    g = grants.c
+    grant_revoked = (
+        select(g.revoked_at)
+        .where(g.tenant_id == bindparam("tenant_id"), g.grant_id == bindparam("grant_id"))
+        .with_for_update(read=True)
+        .scalar_subquery()
+    )
+    return func.coalesce(bindparam("revoked_at", type_=BigInteger), grant_revoked)
+
+
+@dataclass(frozen=True, slots=True)
+class Upserts:
+    """The dialect-specific ``INSERT … ON CONFLICT`` statements."""
+
+    save: dict[Table, Executable]
+    insert_refresh: Executable
+    remember_jti: Executable
+    hit: Executable
+
+
+def upserts(insert: Callable[[Table], Any]) -> Upserts:
+    """Build the upserts with a dialect's ``insert`` (sqlite or postgresql)."""
+
+    def save(table: Table) -> Executable:
+        values: dict[str, Any] = {c.name: bindparam(c.name, type_=c.type) for c in table.c}
+        if table is rts or table is ats:
+            values["revoked_at"] = _revoked_with_grant()
+        stmt = insert(table).values(values)
+        keys = [c.name for c in table.primary_key.columns]
+        changes = {c.name: stmt.excluded[c.name] for c in table.c if c.name not in keys}
+        return stmt.on_conflict_do_update(index_elements=keys, set_=changes)  # type: ignore[no-any-return]
+
+    jti = insert(t.replay_cache).values(
+        tenant_id=bindparam("tenant_id"), key=bindparam("key"), expires_at=bindparam("expires_at")
+    )
+    rate = insert(t.rate_limits).values(
+        tenant_id=bindparam("tenant_id"),
+        bucket=bindparam("bucket"),
+        window_start=bindparam("window_start"),
+        count=1,
+        expires_at=bindparam("expires_at"),
+    )
+    window = t.rate_limits.c.window_start == rate.excluded.window_start
+    return Upserts(
+        save={table: save(table) for table in t.metadata.sorted_tables},
+        insert_refresh=insert(rts).values(
+            {c.name: bindparam(c.name, type_=c.type) for c in rts.c}
+            | {"revoked_at": _revoked_with_grant()}
+        ),
+        # Insert if absent; an expired entry may be taken over. No row back = replay.
+        remember_jti=jti.on_conflict_do_update(
+            index_elements=["tenant_id", "key"],
+            set_={"expires_at": jti.excluded.expires_at},
+            where=t.replay_cache.c.expires_at <= NOW,
+        ).returning(t.replay_cache.c.key),
+        # SET reads the row as it was, so the CASE sees the old window_start.
+        hit=rate.on_conflict_do_update(
+            index_elements=["tenant_id", "bucket"],
+            set_={
+                "count": case((window, t.rate_limits.c["count"] + 1), else_=literal(1)),
+                "window_start": rate.excluded.window_start,
+                "expires_at": rate.excluded.expires_at,
+            },
+        ).returning(t.rate_limits.c["count"]),
+    )
