@@ -70,8 +70,9 @@ class FastMCPToolAuthorization(Middleware):
         """Refuse under-scoped calls with an in-result challenge; attach tool-raised ones."""
         auth = self.authorization
         principal = current_principal()
-        needed = auth.needed(context.message.name)
-        if principal is not None and auth.policy.missing(principal.scopes, needed):
+        name = context.message.name
+        if principal is not None and not auth.allows(principal, name):
+            needed = auth.needed(name)
             return self._challenge_result(InsufficientScopeError(required_scopes=needed))
         state = _CallState(auth)
         reset = _call_state.set(state)

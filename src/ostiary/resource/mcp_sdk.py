@@ -38,7 +38,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from ostiary.errors import InsufficientScopeError, OAuthError
@@ -165,10 +165,23 @@ class ToolAuthorization:
     resource_metadata_url: str | None
     hide_unauthorized_tools: bool = False
     public_tools: frozenset[str] = frozenset()
+    _needed: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False, repr=False)
 
     def needed(self, tool: str) -> tuple[str, ...]:
         """Every scope ``tool`` needs, the endpoint's included."""
-        return tuple(dict.fromkeys((*self.endpoint_scopes, *self.tools.scopes_for(tool))))
+        scopes = self._needed.get(tool)
+        if scopes is None:
+            scopes = tuple(dict.fromkeys((*self.endpoint_scopes, *self.tools.scopes_for(tool))))
+            if len(self._needed) < 4096:  # tool names come from clients: stay bounded
+                self._needed[tool] = scopes
+        return scopes
+
+    def allows(self, principal: Principal, tool: str) -> bool:
+        """True when ``principal`` may call ``tool`` (scope hierarchy included)."""
+        needed = self.needed(tool)
+        return principal.scope_set.issuperset(needed) or not self.policy.missing(
+            principal.scope_set, needed
+        )
 
     def challenge(self, error: OAuthError) -> str:
         """The ``WWW-Authenticate`` value for ``error``."""
@@ -192,11 +205,9 @@ class ToolAuthorization:
             return await call_next(ctx)
         name = (ctx.params or {}).get("name")
         principal = current_principal()
-        if isinstance(name, str) and principal is not None:
-            needed = self.needed(name)
-            if self.policy.missing(principal.scopes, needed):
-                # Reached only when the HTTP guard did not run (e.g. another transport).
-                return self._error_result(InsufficientScopeError(required_scopes=needed))
+        if isinstance(name, str) and principal is not None and not self.allows(principal, name):
+            # Reached only when the HTTP guard did not run (e.g. another transport).
+            return self._error_result(InsufficientScopeError(required_scopes=self.needed(name)))
         state = _CallState(self)
         reset = _call_state.set(state)
         try:
@@ -226,7 +237,7 @@ class ToolAuthorization:
     def _usable(self, tool: str, principal: Principal | None) -> bool:
         if principal is None:
             return tool in self.public_tools
-        return not self.policy.missing(principal.scopes, self.needed(tool))
+        return self.allows(principal, tool)
 
     def _error_result(self, error: OAuthError) -> dict[str, Any]:
         return {
@@ -349,32 +360,51 @@ def protect_mcp_app(
         mcp_server_or_app, urlsplit(resource).path or "/", resource, streamable_http_options or {}
     )
     guards = [McpToolScopeGuard(tools, policy, endpoint_scopes=required)] if tools else []
-    protected = BearerAuthMiddleware(
-        AuthContextMiddleware(inner),
-        verifier=verifier,
-        resource_metadata_url=metadata_url,
-        required_scopes=required,
-        scope_policy=policy,
-        guards=guards,
-        exempt_paths=exempt_paths,
-        user_factory=McpPrincipalUser,
-        anonymous=McpPublicAccess(public_tools) if public_tools else None,
-    )
-    endpoint: ASGIApp = mcp_cors(protected, cors_origins) if cors_origins else protected
-    if dns_rebinding_protection:
-        endpoint = OriginGuardMiddleware(
-            endpoint,
-            allowed_hosts=default_allowed_hosts(resource)
-            if allowed_hosts is None
-            else allowed_hosts,
-            allowed_origins=_default_origins(resource, cors_origins),
+    anonymous = McpPublicAccess(public_tools) if public_tools else None
+    origins = _default_origins(resource, cors_origins)
+    hosts = default_allowed_hosts(resource) if allowed_hosts is None else allowed_hosts
+
+    def protect(app: ASGIApp) -> ASGIApp:
+        """Bearer check (+ CORS, + Host/Origin guard) in front of one MCP app."""
+        endpoint: ASGIApp = BearerAuthMiddleware(
+            AuthContextMiddleware(app),
+            verifier=verifier,
+            resource_metadata_url=metadata_url,
+            required_scopes=required,
+            scope_policy=policy,
+            guards=guards,
+            exempt_paths=exempt_paths,
+            user_factory=McpPrincipalUser,
+            anonymous=anonymous,
         )
+        if cors_origins:
+            endpoint = mcp_cors(endpoint, cors_origins)
+        if dns_rebinding_protection:
+            endpoint = OriginGuardMiddleware(endpoint, allowed_hosts=hosts, allowed_origins=origins)
+        return endpoint
+
     routes: list[BaseRoute] = [
         *extra_routes,
+        *_protected_routes(inner, protect),
         *protected_resource_metadata_routes(document, include_root=include_root_metadata),
-        Mount("", app=endpoint),
     ]
     return Starlette(routes=routes, lifespan=_lifespan_of(inner))
+
+
+def _protected_routes(inner: ASGIApp, protect: Callable[[ASGIApp], ASGIApp]) -> list[BaseRoute]:
+    """The inner app's routes, each behind ``protect``.
+
+    An SDK app is a Starlette app with plain routes; lifting them into the outer app (instead
+    of mounting the inner app whole) saves one router and two middleware layers per request.
+    Anything else is mounted whole, still protected.
+    """
+    routes = getattr(inner, "routes", None)
+    if isinstance(inner, Starlette) and routes and all(type(r) is Route for r in routes):
+        return [
+            Route(r.path, endpoint=protect(r.app), methods=r.methods and sorted(r.methods))
+            for r in routes
+        ]
+    return [Mount("", app=protect(inner))]
 
 
 def _default_origins(resource: str, cors_origins: Sequence[str]) -> list[str]:
