@@ -18,6 +18,7 @@ The statements themselves are built once, in ``storage/statements.py``.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -96,6 +97,15 @@ def async_url(url: str) -> str:
     )
 
 
+def _check_sqlite_version() -> None:
+    # RETURNING (single-use codes, rotation, the replay cache) arrived in SQLite 3.35.
+    if sqlite3.sqlite_version_info < (3, 35):
+        raise ConfigurationError(
+            f"SQLite {sqlite3.sqlite_version} is too old: ostiary needs 3.35 or newer "
+            "(for RETURNING); use a newer Python build or PostgreSQL"
+        )
+
+
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     for pragma in (
@@ -148,8 +158,9 @@ class SqlStorage:
         self.url = async_url(url)
         parsed = make_url(self.url)
         self._sqlite = parsed.get_backend_name() == "sqlite"
-        if self._sqlite and parsed.database:
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if self._sqlite:
+            _check_sqlite_version()
+            Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
         self._engine: AsyncEngine = create_async_engine(
             self.url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600
         )

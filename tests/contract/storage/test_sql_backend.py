@@ -12,8 +12,11 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -23,7 +26,7 @@ from ostiary.errors import ConfigurationError, StorageError
 from ostiary.settings import Settings
 from ostiary.storage import MemoryStorage, SqlStorage, open_storage
 from ostiary.storage.schema import VERSION_TABLE, metadata
-from ostiary.storage.sql import async_url
+from ostiary.storage.sql import MIGRATIONS_DIR, async_url
 from tests._services import postgres_url
 
 from .conftest import open_sql
@@ -159,12 +162,39 @@ async def test_migrations_create_exactly_the_declared_schema(sql_backend_url: st
     assert revision == "0001"
 
 
+def _downgrade_to_base(conn: Connection) -> list[str]:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = conn
+    command.downgrade(config, "base")
+    return sorted(inspect(conn).get_table_names())
+
+
+async def test_migration_downgrades_cleanly_and_upgrades_again(tmp_path: Path, tenant: str) -> None:
+    """SQLite only: never downgrade the shared PostgreSQL database."""
+    store = await open_sql(f"sqlite:///{tmp_path / 'down.db'}")
+    engine = create_async_engine(store.url)
+    try:
+        async with engine.begin() as conn:
+            left = await conn.run_sync(_downgrade_to_base)
+        await store.initialize()
+        await store.save_client(client(tenant))
+        assert await store.get_client(tenant, "client-1") == client(tenant)
+    finally:
+        await engine.dispose()
+        await store.close()
+
+    assert left == [VERSION_TABLE]
+
+
 async def test_unreachable_database_is_a_storage_error_and_unhealthy() -> None:
     store = SqlStorage("postgresql://postgres@127.0.0.1:1/nothing")
     try:
         assert await store.healthy() is False
-        with pytest.raises(StorageError):
+        with pytest.raises(StorageError, match=r"^storage backend failed: ConnectionRefusedError$"):
             await store.get_client("t", "c")
+        with pytest.raises(StorageError, match=r"^schema migration failed: ConnectionRefusedError"):
+            await store.initialize()
     finally:
         await store.close()
 
