@@ -21,19 +21,40 @@ INACTIVE: dict[str, Any] = {"active": False}
 
 
 async def revoke(ctx: ServerContext, client: Client, token: str, hint: str | None) -> None:
-    """Revoke ``token`` if it belongs to ``client``; silently ignore anything else."""
+    """Revoke ``token`` if it belongs to ``client``; silently ignore anything else.
+
+    RFC 7009 §2.1: ``token_type_hint`` only decides which kind is looked up first; a token
+    not found under the hinted type is still searched for under the other.
+    """
     now = ctx.clock()
+    order = (_revoke_access, _revoke_refresh)
     if hint != "access_token":
-        record = await ctx.storage.get_refresh_token(ctx.tenant, hash_secret(token))
-        if record is not None:
-            if record.client_id == client.client_id:
-                await ctx.storage.revoke_grant(ctx.tenant, record.grant_id, now)
-                ctx.audit("token.revoked", kind="refresh_token", grant=record.grant_id)
+        order = (_revoke_refresh, _revoke_access)
+    for attempt in order:
+        if await attempt(ctx, client, token, now):
             return
+
+
+async def _revoke_refresh(ctx: ServerContext, client: Client, token: str, now: int) -> bool:
+    """Revoke the grant of a refresh token of ``client``; True if the token is known."""
+    record = await ctx.storage.get_refresh_token(ctx.tenant, hash_secret(token))
+    if record is None:
+        return False
+    if record.client_id == client.client_id:
+        await ctx.storage.revoke_grant(ctx.tenant, record.grant_id, now)
+        ctx.audit("token.revoked", kind="refresh_token", grant=record.grant_id)
+    return True
+
+
+async def _revoke_access(ctx: ServerContext, client: Client, token: str, now: int) -> bool:
+    """Revoke one of our access tokens issued to ``client``; True if it is ours at all."""
     claims = decode_access_token(await ctx.keys.ring(now), token, issuer=ctx.issuer, now=now)
-    if claims is not None and claims.get("client_id") == client.client_id:
+    if claims is None:
+        return False
+    if claims.get("client_id") == client.client_id:
         await ctx.storage.revoke_access_token(ctx.tenant, str(claims["jti"]), now)
         ctx.audit("token.revoked", kind="access_token", client_id=client.client_id)
+    return True
 
 
 async def introspect(ctx: ServerContext, client: Client, token: str) -> dict[str, Any]:
