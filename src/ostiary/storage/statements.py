@@ -155,11 +155,12 @@ STATS = select(
     ),
 )
 
+#: Grants first: every transaction that touches both locks the grant before its tokens.
 PURGE = (
+    delete(grants).where(grants.c.expires_at <= NOW),
     delete(codes).where(codes.c.expires_at <= NOW),
     delete(rts).where(or_(rts.c.expires_at <= NOW, rts.c.idle_expires_at <= NOW)),
     delete(ats).where(ats.c.expires_at <= NOW),
-    delete(grants).where(grants.c.expires_at <= NOW),
     delete(t.interactions).where(t.interactions.c.expires_at <= NOW),
     delete(t.browser_sessions).where(t.browser_sessions.c.expires_at <= NOW),
     delete(t.signing_keys).where(
