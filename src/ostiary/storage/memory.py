@@ -2,14 +2,16 @@
 
 Dicts keyed by ``(tenant_id, id)``; every operation runs under one ``asyncio.Lock`` so
 single-use codes, refresh rotation and cascading revocation are atomic within the process.
-Records holding dicts (clients, keys, interactions) are copied in and out, so a caller
-mutating one cannot change what is stored, just as with a database.
+Records holding dicts (clients, keys, interactions) are stored as a JSON round trip and
+copied out, so they come back exactly as from the SQL backend (tuples as lists, keys as
+strings) and a caller mutating one cannot change what is stored.
 Nothing survives a restart: this backend is for tests and ``memory://`` demos only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterable
 from copy import deepcopy
@@ -37,6 +39,7 @@ from ostiary.errors import StorageError
 from ostiary.storage.rules import consume_status, rotation_status
 
 T = TypeVar("T", RefreshToken, AccessTokenRecord)
+J = TypeVar("J", Client, SigningKey, Interaction)
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -82,7 +85,7 @@ class MemoryStorage:
 
     async def save_client(self, client: Client) -> None:
         async with self._lock:
-            self._clients[(client.tenant_id, client.client_id)] = deepcopy(client)
+            self._clients[(client.tenant_id, client.client_id)] = _as_json(client, "jwks", "extra")
 
     async def get_client(self, tenant_id: str, client_id: str) -> Client | None:
         return deepcopy(self._clients.get((tenant_id, client_id)))
@@ -282,7 +285,7 @@ class MemoryStorage:
 
     async def save_signing_key(self, key: SigningKey) -> None:
         async with self._lock:
-            self._keys[(key.tenant_id, key.kid)] = deepcopy(key)
+            self._keys[(key.tenant_id, key.kid)] = _as_json(key, "private_jwk")
 
     async def list_signing_keys(self, tenant_id: str) -> list[SigningKey]:
         found = [deepcopy(k) for (t, _), k in self._keys.items() if t == tenant_id]
@@ -293,7 +296,7 @@ class MemoryStorage:
     async def save_interaction(self, interaction: Interaction) -> None:
         async with self._lock:
             key = (interaction.tenant_id, interaction.interaction_id)
-            self._interactions[key] = deepcopy(interaction)
+            self._interactions[key] = _as_json(interaction, "params")
 
     async def get_interaction(
         self, tenant_id: str, interaction_id: str, now: int
@@ -385,6 +388,15 @@ def _refresh_live(token: RefreshToken, now: int) -> bool:
         and token.expires_at > now
         and token.idle_expires_at > now
     )
+
+
+def _as_json(record: J, *names: str) -> J:
+    """``record`` with its dict fields normalised through JSON, as a database stores them."""
+    try:
+        changes = {name: json.loads(json.dumps(getattr(record, name))) for name in names}
+    except (TypeError, ValueError) as exc:
+        raise StorageError(f"storage backend failed: {type(exc).__name__}") from exc
+    return replace(record, **changes)
 
 
 class _Owned(Protocol):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from ostiary.errors import StorageError
 from ostiary.storage import Storage
 
 from .records import NOW, interaction, session
@@ -102,3 +105,23 @@ async def test_mutating_a_saved_or_returned_record_changes_nothing_stored(
     returned.params["client_id"] = "changed too"
 
     assert await storage.get_interaction(tenant, "ia-1", NOW) == interaction(tenant)
+
+
+async def test_dict_fields_come_back_as_json_would_store_them(
+    storage: Storage, tenant: str
+) -> None:
+    await storage.save_interaction(interaction(tenant, params={"scopes": ("a", "b"), 7: None}))
+
+    stored = await storage.get_interaction(tenant, "ia-1", NOW)
+
+    assert stored is not None
+    assert stored.params == {"scopes": ["a", "b"], "7": None}
+
+
+async def test_a_value_json_cannot_hold_is_a_storage_error_and_nothing_is_stored(
+    storage: Storage, tenant: str
+) -> None:
+    with pytest.raises(StorageError, match=r"^storage backend failed: "):
+        await storage.save_interaction(interaction(tenant, params={"when": object()}))
+
+    assert await storage.get_interaction(tenant, "ia-1", NOW) is None
