@@ -332,3 +332,30 @@ async def test_another_users_token_cannot_use_a_session(running: Running) -> Non
     assert hijack.status_code == 404
     assert hijack.json()["error"]["message"] == "Session not found"
     assert owner.status_code == 200
+
+
+def test_sdk_server_with_its_own_auth_is_refused() -> None:
+    from mcp.server.auth.settings import AuthSettings
+
+    from ostiary.errors import ConfigurationError
+
+    class Verifier:
+        async def verify_token(self, token: str) -> None:
+            return None
+
+    server = MCPServer(
+        "double",
+        token_verifier=Verifier(),  # type: ignore[arg-type]
+        auth=AuthSettings(
+            issuer_url=ISSUER,
+            resource_server_url="https://mcp.example.com/mcp",
+            validate_token_resource=True,
+        ),
+    )
+    with pytest.raises(ConfigurationError, match="without auth"):
+        protect_mcp_app(
+            server,
+            resource="https://mcp.example.com/mcp",
+            issuer=ISSUER,
+            verifier=JWTVerifier(ISSUER, "https://mcp.example.com/mcp", JWKS_URI),
+        )

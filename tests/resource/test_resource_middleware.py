@@ -458,3 +458,27 @@ async def test_tool_check_does_not_depend_on_content_type(verifier: JWTVerifier)
             headers={"Authorization": f"Bearer {mint(KEY)}", "Content-Type": "text/plain"},
         )
     assert response.status_code == 403
+
+
+def test_websocket_needs_a_token_too(verifier: JWTVerifier) -> None:
+    from starlette.routing import WebSocketRoute
+    from starlette.testclient import TestClient
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    async def echo_subject(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(require_principal().subject)
+        await websocket.close()
+
+    app = BearerAuthMiddleware(
+        Starlette(routes=[WebSocketRoute("/ws", echo_subject)]),
+        verifier=verifier,
+        resource_metadata_url=PRM,
+    )
+    with TestClient(app) as client:
+        with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect("/ws"):
+            pass
+        assert info.value.code == 1008
+        headers = {"Authorization": f"Bearer {mint(KEY)}"}
+        with client.websocket_connect("/ws", headers=headers) as websocket:
+            assert websocket.receive_text() == "user-123"

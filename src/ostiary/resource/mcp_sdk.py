@@ -35,13 +35,15 @@ from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.lowlevel import Server
+from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
-from ostiary.errors import InsufficientScopeError, OAuthError
+from ostiary.errors import ConfigurationError, InsufficientScopeError, OAuthError
 from ostiary.resource.challenges import challenge_for_error
 from ostiary.resource.cors import OriginGuardMiddleware, default_allowed_hosts, mcp_cors
 from ostiary.resource.metadata import (
@@ -248,9 +250,7 @@ class ToolAuthorization:
 
 
 def _is_sdk_server(obj: object) -> bool:
-    return hasattr(obj, "streamable_http_app") and isinstance(
-        getattr(obj, "middleware", None), list
-    )
+    return isinstance(obj, MCPServer | Server)
 
 
 def _inner_app(
@@ -318,6 +318,10 @@ def protect_mcp_app(
     Returns:
         A Starlette app whose lifespan runs the SDK's session manager.
 
+    Raises:
+        ConfigurationError: The ``MCPServer`` has SDK auth configured, or the metadata is
+            invalid (no issuer, bad ``resource``).
+
     Example:
         >>> from mcp.server.mcpserver import MCPServer
         >>> from ostiary.resource.verifiers import JWTVerifier
@@ -331,6 +335,9 @@ def protect_mcp_app(
         ...     tool_scopes={"create_note": ["mcp:write"]},
         ... )
     """
+    if isinstance(mcp_server_or_app, MCPServer) and mcp_server_or_app.settings.auth is not None:
+        # Two bearer layers would disagree on challenges and audience rules.
+        raise ConfigurationError("create the MCPServer without auth=; ostiary protects it")
     issuers = [issuer] if isinstance(issuer, str) else list(issuer)
     tools = ToolPolicy(dict(tool_scopes or {}))
     policy = ScopePolicy(dict(scope_hierarchy or {}))

@@ -168,6 +168,9 @@ class BearerAuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http" or self._exempt(scope):
             await self.app(scope, receive, send)
             return
@@ -182,6 +185,11 @@ class BearerAuthMiddleware:
         except OAuthError as error:
             await self._reject(send, error)
             return
+        await self._call_as(principal, scope, receive, send)
+
+    async def _call_as(
+        self, principal: Principal, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         user = principal if self.user_factory is None else self.user_factory(principal)
         scope["user"] = user
         scope["auth"] = AuthCredentials(list(principal.scopes))
@@ -191,6 +199,19 @@ class BearerAuthMiddleware:
             await self.app(scope, receive, send)
         finally:
             _principal.reset(reset)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """WebSockets get the same check; a refusal closes the handshake (HTTP 403)."""
+        if scope["path"] in self.exempt_paths:
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal = await self._authenticate(scope)
+            self.scope_policy.check(principal, self.required_scopes)
+        except (_NoCredentials, OAuthError):
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await self._call_as(principal, scope, receive, send)
 
     async def _without_credentials(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.anonymous is not None:
