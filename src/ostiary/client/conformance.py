@@ -18,6 +18,9 @@ from typing import Any
 
 import anyio
 import httpx
+from mcp.client.client import Client
+from mcp.client.session import ClientRequestContext
+from mcp_types import ElicitRequestParams, ElicitResult
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from ostiary.client.auth import OAuthClientAuth
@@ -104,18 +107,57 @@ def _auth_for(scenario: str, context: dict[str, Any], server_url: str) -> OAuthC
 LIST_ONLY = ("auth/client-credentials", "auth/wif-jwt-bearer")
 
 
+async def accept_with_defaults(
+    context: ClientRequestContext, params: ElicitRequestParams
+) -> ElicitResult:
+    """Elicitation answer: accept, with every default the requested schema declares."""
+    schema = getattr(params, "requested_schema", None) or {}
+    properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
+    content = {
+        name: spec["default"]
+        for name, spec in properties.items()
+        if isinstance(spec, dict) and "default" in spec
+    }
+    if "confirmed" in properties and "confirmed" not in content:
+        content["confirmed"] = True
+    return ElicitResult(action="accept", content=content)
+
+
+async def _call_tools(client: Client, scenario: str, context: dict[str, Any]) -> None:
+    tools = await client.list_tools()
+    names = [tool.name for tool in tools.tools]
+    if scenario.startswith(LIST_ONLY) or scenario == "json-schema-ref-no-deref":
+        return
+    if scenario.startswith("auth/") or scenario in ("tools_call", "initialize"):
+        if names:
+            # tools_call checks add_numbers(2, 3); auth mocks accept any arguments.
+            await client.call_tool(names[0], {"a": 2, "b": 3})
+        return
+    planned = context.get("toolCalls")
+    calls: list[tuple[str, dict[str, Any]]] = (
+        [(call["name"], call.get("arguments") or {}) for call in planned]
+        if isinstance(planned, list)  # the scenario says exactly what to call
+        else [(name, {}) for name in names]  # otherwise exercise every tool offered
+    )
+    for name, arguments in calls:
+        # Protocol scenarios judge what the client sent; a tool result the SDK cannot
+        # parse is reported and the next call still made.
+        try:
+            await client.call_tool(name, arguments)
+        except Exception as exc:  # keep exercising the remaining tools
+            print(f"tool {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
 async def run(server_url: str, scenario: str, context: dict[str, Any], version: str | None) -> None:
-    """Connect to the MCP server, list tools and call the first one, authorizing as needed."""
+    """Connect to the MCP server, list tools and call them, authorizing as needed."""
     auth = _auth_for(scenario, context, server_url)
     mode = version if version in MODERN_PROTOCOL_VERSIONS else "legacy"
-    async with open_mcp_client(server_url, auth, mode=mode) as client:
-        tools = await client.list_tools()
-        if scenario.startswith(LIST_ONLY):
-            return
-        if tools.tools:
-            # The non-auth "tools_call" scenario checks add_numbers(2, 3); auth mocks
-            # accept any arguments for their test tool.
-            await client.call_tool(tools.tools[0].name, {"a": 2, "b": 3})
+    if scenario == "request-metadata":
+        mode = "auto"  # the scenario rejects the first version: let the SDK negotiate
+    async with open_mcp_client(
+        server_url, auth, mode=mode, elicitation_callback=accept_with_defaults
+    ) as client:
+        await _call_tools(client, scenario, context)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx2
 from mcp.client.client import Client
@@ -28,6 +29,7 @@ async def open_mcp_client(
     *,
     mode: str = "auto",
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    **client_options: Any,
 ) -> AsyncIterator[Client]:
     """Connect the ``mcp`` SDK client to ``url``, authorizing with ``auth``.
 
@@ -36,6 +38,7 @@ async def open_mcp_client(
         auth: The OAuth auth flow (shared state: one login serves every request).
         mode: The SDK's protocol negotiation: ``auto``, ``legacy`` or a modern version.
         timeout_seconds: HTTP timeout per request.
+        client_options: Further :class:`mcp.client.client.Client` options (callbacks).
 
     Yields:
         The connected :class:`mcp.client.client.Client`.
@@ -46,5 +49,5 @@ async def open_mcp_client(
     """
     async with httpx2.AsyncClient(auth=auth.for_httpx2(), timeout=timeout_seconds) as http:
         transport = streamable_http_client(url, http_client=http)
-        async with Client(transport, mode=mode, raise_exceptions=True) as client:
+        async with Client(transport, mode=mode, raise_exceptions=True, **client_options) as client:
             yield client
