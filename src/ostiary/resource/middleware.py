@@ -111,6 +111,17 @@ def _bearer_token(scope: Scope) -> str:
     return token
 
 
+def _challenged(error: OAuthError | None) -> bool:
+    """RFC 6750 §3: missing credentials and the three Bearer errors carry a challenge.
+
+    Subclasses of ``InvalidRequestError`` raised by guards (header mismatch, body too large)
+    are about the MCP message, not the credential, so they get none.
+    """
+    if error is None or isinstance(error, InvalidTokenError | InsufficientScopeError):
+        return True
+    return type(error) is InvalidRequestError
+
+
 class BearerAuthMiddleware:
     """Require a valid bearer token for every HTTP request to ``app``.
 
@@ -242,11 +253,7 @@ class BearerAuthMiddleware:
             (b"content-type", b"application/json"),
             (b"cache-control", b"no-store"),
         ]
-        if (
-            error is None
-            or isinstance(error, InvalidTokenError | InsufficientScopeError)
-            or type(error) is InvalidRequestError
-        ):
+        if _challenged(error):
             challenge = challenge_for_error(
                 error, resource_metadata=self.resource_metadata_url, scopes=self.challenge_scopes
             )
