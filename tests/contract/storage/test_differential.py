@@ -15,9 +15,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ostiary.errors import StorageError
 from ostiary.storage import MemoryStorage, SqlStorage, Storage
 
-from .records import NOW, access, code, grant, refresh
+from .records import NOW, access, code, consent, grant, interaction, refresh, user
 
 TENANT = "diff"
 ids = st.sampled_from(["a", "b", "c"])
@@ -40,6 +41,11 @@ operations = st.lists(
         st.tuples(st.just("hit"), ids, st.sampled_from([2, 5]), times),
         st.tuples(st.just("read"), ids, times),
         st.tuples(st.just("purge"), times),
+        st.tuples(st.just("save_user"), ids, st.sampled_from(["alice", "bob"])),
+        st.tuples(st.just("consent"), ids, st.sampled_from([None, "https://r"]), times),
+        st.tuples(st.just("forget"), ids),
+        st.tuples(st.just("interaction"), ids, offsets, times),
+        st.tuples(st.just("finish"), ids),
     ),
     max_size=25,
 )
@@ -86,7 +92,33 @@ async def _apply(storage: Storage, op: tuple[Any, ...], step: int) -> object:
         return await storage.hit(TENANT, *args)
     if name == "read":
         return await _read(storage, *args)
-    return await storage.purge_expired(args[0])
+    if name == "purge":
+        return await storage.purge_expired(args[0])
+    return await _apply_interactive(storage, name, args)
+
+
+async def _apply_interactive(storage: Storage, name: str, args: list[Any]) -> object:
+    """Users, consents and interactions: answers include what a read sees right after."""
+    if name == "save_user":
+        uid, username = args
+        try:
+            await storage.save_user(user(TENANT, uid, username))
+        except StorageError as exc:
+            return str(exc)
+        return await storage.list_users(TENANT)
+    if name == "consent":
+        client_id, resource, created = args
+        await storage.save_consent(
+            consent(TENANT, resource, client_id=client_id, created_at=created)
+        )
+        return await storage.get_consent(TENANT, "user-1", client_id, resource)
+    if name == "forget":
+        return await storage.delete_consents(TENANT, "user-1", args[0])
+    if name == "interaction":
+        iid, off, now = args
+        await storage.save_interaction(interaction(TENANT, iid, expires_at=NOW + off))
+        return await storage.get_interaction(TENANT, iid, now)
+    return await storage.delete_interaction(TENANT, args[0])
 
 
 async def _read(storage: Storage, key: str, now: int) -> object:
