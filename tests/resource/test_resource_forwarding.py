@@ -1,0 +1,90 @@
+"""Identity headers for upstreams: the token is never passed through, forged headers dropped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from _rs_support import ISSUER, JWKS_URI, RESOURCE, AuthorizationServerDouble, SigningKey, mint
+
+from ostiary.resource.forwarding import IdentityHeaders, IdentityHeadersMiddleware
+from ostiary.resource.middleware import BearerAuthMiddleware
+from ostiary.resource.scopes import McpPublicAccess
+from ostiary.resource.verifiers import JWTVerifier, Principal
+
+KEY = SigningKey.generate("ES256", kid="fw-1")
+
+
+async def upstream(scope: Any, receive: Any, send: Any) -> None:
+    """Echo the request headers back, like an MCP server would see them."""
+    while (await receive()).get("more_body"):
+        pass
+    body = "\n".join(f"{k.decode()}: {v.decode()}" for k, v in scope["headers"]).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def seen_headers(app: Any, **headers: str) -> list[str]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="https://mcp.example.com"
+    ) as client:
+        response = await client.post(
+            "/mcp",
+            content=b'{"jsonrpc":"2.0","id":1,"method":"initialize"}',
+            headers={"content-type": "application/json", **headers},
+        )
+    assert response.status_code == 200
+    return sorted(
+        line for line in response.text.splitlines() if line.split(":")[0] not in ("host", "accept",
+        "accept-encoding", "connection", "user-agent", "content-length", "content-type")
+    )  # fmt: skip
+
+
+async def test_token_is_replaced_by_verified_identity() -> None:
+    auth_server = AuthorizationServerDouble(keys=[KEY])
+    async with auth_server.client() as jwks:
+        app = BearerAuthMiddleware(
+            IdentityHeadersMiddleware(upstream, IdentityHeaders(client_id="x-ostiary-client")),
+            verifier=JWTVerifier(ISSUER, RESOURCE, JWKS_URI, http_client=jwks),
+            resource_metadata_url=None,
+        )
+        seen = await seen_headers(
+            app,
+            authorization=f"Bearer {mint(KEY, sub='alice')}",
+            **{"X-Ostiary-Subject": "admin", "X-Ostiary-Scopes": "everything"},
+        )
+    assert seen == [
+        "x-ostiary-client: client-abc",
+        "x-ostiary-scopes: mcp:read mcp:write",
+        "x-ostiary-subject: alice",
+    ]
+
+
+async def test_anonymous_public_request_carries_no_identity() -> None:
+    auth_server = AuthorizationServerDouble(keys=[KEY])
+    async with auth_server.client() as jwks:
+        app = BearerAuthMiddleware(
+            IdentityHeadersMiddleware(upstream),
+            verifier=JWTVerifier(ISSUER, RESOURCE, JWKS_URI, http_client=jwks),
+            resource_metadata_url=None,
+            anonymous=McpPublicAccess([]),
+        )
+        seen = await seen_headers(app, **{"X-Ostiary-Subject": "admin"})
+    assert seen == []
+
+
+def test_identity_values_refuse_header_injection() -> None:
+    principal = Principal("evil\r\nx-admin: 1", "c", (), (RESOURCE,))
+    with pytest.raises(ValueError, match="control characters"):
+        IdentityHeaders().values(principal)
+
+
+async def test_lifespan_passes_through() -> None:
+    seen: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+
+    await IdentityHeadersMiddleware(app)({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
+    assert seen == ["lifespan"]
