@@ -15,21 +15,27 @@ from ostiary.resource.challenges import (
     parse_bearer_challenge,
     parse_www_authenticate,
 )
+from ostiary.resource.cors import OriginGuardMiddleware, mcp_cors
+from ostiary.resource.forwarding import IdentityHeaders, IdentityHeadersMiddleware
 from ostiary.resource.metadata import (
     build_protected_resource_metadata,
     protected_resource_metadata_routes,
     protected_resource_metadata_url,
 )
 from ostiary.resource.middleware import BearerAuthMiddleware, current_principal, require_principal
-from ostiary.resource.scopes import McpToolScopeGuard, ScopePolicy, ToolPolicy
+from ostiary.resource.scopes import McpPublicAccess, McpToolScopeGuard, ScopePolicy, ToolPolicy
 from ostiary.resource.verifiers import IntrospectionVerifier, JWTVerifier, Principal, TokenVerifier
 
 __all__ = [
     "BearerAuthMiddleware",
     "BearerChallenge",
+    "IdentityHeaders",
+    "IdentityHeadersMiddleware",
     "IntrospectionVerifier",
     "JWTVerifier",
+    "McpPublicAccess",
     "McpToolScopeGuard",
+    "OriginGuardMiddleware",
     "Principal",
     "ScopePolicy",
     "TokenVerifier",
@@ -38,6 +44,7 @@ __all__ = [
     "build_protected_resource_metadata",
     "challenge_for_error",
     "current_principal",
+    "mcp_cors",
     "parse_bearer_challenge",
     "parse_www_authenticate",
     "protected_resource_metadata_routes",
