@@ -90,11 +90,15 @@ class AuthorizationServerDouble:
     jwks_hits: int = 0
     introspection_hits: int = 0
     jwks_status: int = 200
+    jwks_override: Any = None
+    introspection_raw: bytes | None = None
 
     async def jwks(self, request: Request) -> Response:
         self.jwks_hits += 1
         if self.jwks_status != 200:
             return Response(status_code=self.jwks_status)
+        if self.jwks_override is not None:
+            return JSONResponse(self.jwks_override)
         return JSONResponse({"keys": [k.public_jwk() for k in self.keys]})
 
     async def introspect(self, request: Request) -> Response:
@@ -102,6 +106,8 @@ class AuthorizationServerDouble:
         expected = base64.b64encode(b"mcp-rs:s3cret%2Fwith%3Aodd%20chars").decode()
         if request.headers.get("authorization") != f"Basic {expected}":
             return JSONResponse({"error": "invalid_client"}, status_code=401)
+        if self.introspection_raw is not None:
+            return Response(self.introspection_raw, media_type="application/json")
         form = await request.form()
         assert form.get("token_type_hint") == "access_token"
         return JSONResponse(self.introspection.get(str(form.get("token")), {"active": False}))

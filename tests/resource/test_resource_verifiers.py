@@ -459,3 +459,93 @@ async def test_concurrent_refusals_share_one_introspection(
     )
     assert all(isinstance(r, InvalidTokenError) for r in results)
     assert auth_server.introspection_hits == 1
+
+
+# --- JWKS edge cases ------------------------------------------------------------------------
+
+
+async def test_odd_jwks_entries_are_skipped_and_kidless_keys_still_verify(
+    auth_server: AuthorizationServerDouble, es256: SigningKey
+) -> None:
+    kidless = {k: v for k, v in es256.public_jwk().items() if k != "kid"}
+    auth_server.jwks_override = {
+        "keys": [
+            {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},
+            {**es256.public_jwk(), "use": "enc", "kid": "enc"},
+            {"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA", "kid": "broken"},
+            "not a key",
+            kidless,
+        ]
+    }
+    async with auth_server.client() as http:
+        verifier = JWTVerifier(ISSUER, RESOURCE, JWKS_URI, http_client=http)
+        assert (await verifier.verify(mint(es256, header={"kid": "not-published"}))).subject
+        stranger = SigningKey.generate("ES256", kid="hmac")
+        with pytest.raises(InvalidTokenError):
+            await verifier.verify(mint(stranger))
+
+
+@pytest.mark.parametrize("document", [[], {"keys": "nope"}, "text"])
+async def test_malformed_jwks_is_temporarily_unavailable(
+    auth_server: AuthorizationServerDouble, es256: SigningKey, document: object
+) -> None:
+    auth_server.jwks_override = document
+    async with auth_server.client() as http:
+        verifier = JWTVerifier(ISSUER, RESOURCE, JWKS_URI, http_client=http)
+        with pytest.raises(TemporarilyUnavailableError):
+            await verifier.verify(mint(es256))
+
+
+async def test_withdrawn_key_stops_verifying_after_jwks_max_age(
+    auth_server: AuthorizationServerDouble, es256: SigningKey
+) -> None:
+    async with auth_server.client() as http:
+        verifier = JWTVerifier(
+            ISSUER,
+            RESOURCE,
+            JWKS_URI,
+            http_client=http,
+            jwks_max_age=0,
+            min_refetch_interval=0,
+            cache_size=0,
+        )
+        await verifier.verify(mint(es256))
+        auth_server.keys.clear()
+        with pytest.raises(InvalidTokenError):
+            await verifier.verify(mint(es256, jti="again"))
+
+
+async def test_stale_jwks_is_kept_when_the_refresh_fails(
+    auth_server: AuthorizationServerDouble, es256: SigningKey
+) -> None:
+    async with auth_server.client() as http:
+        verifier = JWTVerifier(
+            ISSUER, RESOURCE, JWKS_URI, http_client=http, jwks_max_age=0, min_refetch_interval=0
+        )
+        await verifier.verify(mint(es256))
+        auth_server.jwks_status = 503
+        assert (await verifier.verify(mint(es256, jti="later"))).subject == "user-123"
+
+
+async def test_scp_list_claim_is_read_as_scopes(verifier: JWTVerifier, es256: SigningKey) -> None:
+    principal = await verifier.verify(mint(es256, scope=None, scp=["a", "b", 3, "a"]))
+    assert principal.scopes == ("a", "b")
+
+
+async def test_no_scope_claim_means_no_scopes(verifier: JWTVerifier, es256: SigningKey) -> None:
+    assert (await verifier.verify(mint(es256, scope=None))).scopes == ()
+
+
+async def test_default_http_client_is_used_when_none_given(es256: SigningKey) -> None:
+    verifier = JWTVerifier(ISSUER, RESOURCE, "http://127.0.0.1:9/jwks.json")
+    with pytest.raises(TemporarilyUnavailableError):
+        await verifier.verify(mint(es256))
+
+
+@pytest.mark.parametrize("raw", [b"[1, 2]", b"not json"])
+async def test_unusable_introspection_answer_is_temporarily_unavailable(
+    introspector: IntrospectionVerifier, auth_server: AuthorizationServerDouble, raw: bytes
+) -> None:
+    auth_server.introspection_raw = raw
+    with pytest.raises(TemporarilyUnavailableError):
+        await introspector.verify("t")

@@ -482,7 +482,8 @@ class JWTVerifier:
         if kid is None:
             return [*self._keys.values(), *self._anonymous_keys]
         key = self._keys.get(kid)
-        return [key] if key is not None else []
+        # RFC 7515 §4.1.4: kid is a hint; JWKS keys published without one stay candidates.
+        return [key] if key is not None else list(self._anonymous_keys)
 
     def _stale(self) -> bool:
         return (
