@@ -463,10 +463,11 @@ class JWTVerifier:
             return found
         async with self._lock:
             found = self._lookup(kid)  # another request may have refetched meanwhile
-            if found or not self._may_refetch():
-                return found
-            await self._fetch_jwks()  # key rollover: the AS may have published a new kid
-            return self._lookup(kid)
+            if not found and self._may_refetch():
+                await self._fetch_jwks()  # key rollover: the AS may have published a new kid
+                found = self._lookup(kid)
+        # RFC 7515 §4.1.4: kid is only a hint; keys published without one stay candidates.
+        return found or list(self._anonymous_keys)
 
     async def _load(self) -> None:
         async with self._lock:
@@ -482,8 +483,7 @@ class JWTVerifier:
         if kid is None:
             return [*self._keys.values(), *self._anonymous_keys]
         key = self._keys.get(kid)
-        # RFC 7515 §4.1.4: kid is a hint; JWKS keys published without one stay candidates.
-        return [key] if key is not None else list(self._anonymous_keys)
+        return [key] if key is not None else []
 
     def _stale(self) -> bool:
         return (
