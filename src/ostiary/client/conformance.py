@@ -133,6 +133,11 @@ async def _call_tools(client: Client, scenario: str, context: dict[str, Any]) ->
             # tools_call checks add_numbers(2, 3); auth mocks accept any arguments.
             await client.call_tool(names[0], {"a": 2, "b": 3})
         return
+    if scenario == "json-schema-2020-12-preservation":
+        # Round-trip the advertised schema untouched (SEP-1613): the server diffs it.
+        focal = next(tool for tool in tools.tools if tool.name == "json_schema_2020_12_tool")
+        await client.call_tool("json_schema_echo", {"schema": focal.input_schema})
+        return
     planned = context.get("toolCalls")
     calls: list[tuple[str, dict[str, Any]]] = (
         [(call["name"], call.get("arguments") or {}) for call in planned]
