@@ -1,8 +1,9 @@
 """A separate OS process racing for one code or refresh token (cross-process atomicity).
 
-Usage: ``python race_worker.py URL TENANT consume|rotate HASH NOW``. Opens its own
-SqlStorage, initialises it, prints ``ready``, waits for a line on stdin, then makes one
-attempt and prints the resulting status value.
+Usage: ``python race_worker.py URL TENANT consume|rotate|consume-and-hang HASH NOW``. Opens
+its own SqlStorage, initialises it, prints ``ready``, waits for a line on stdin, then makes
+one attempt and prints the resulting status value. ``consume-and-hang`` then sleeps, to be
+killed with SIGKILL by the test (durability of what was committed).
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ async def attempt(url: str, tenant: str, op: str, secret_hash: str, now: int) ->
         assert await storage.healthy()  # the pool holds a live connection before the race
         print("ready", flush=True)
         sys.stdin.readline()
-        if op == "consume":
+        if op.startswith("consume"):
             result = await storage.consume_authorization_code(tenant, secret_hash, now)
+            if op == "consume-and-hang":
+                print(result.status.value, flush=True)
+                await asyncio.sleep(3600)
             return result.status.value
         new = RefreshToken(
             tenant_id=tenant,

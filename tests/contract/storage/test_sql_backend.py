@@ -310,3 +310,37 @@ async def test_processes_migrating_a_fresh_postgres_database_together(
     )
 
     assert Counter(outcomes) == {"ok": 1, "replayed": 3}
+
+
+@pytest.mark.slow
+async def test_a_killed_process_loses_nothing_it_committed(
+    sql_backend_url: str, tenant: str
+) -> None:
+    """kill -9 right after a code was consumed: after restart the code is still spent."""
+    store = await open_sql(sql_backend_url)
+    await store.save_authorization_code(code(tenant))
+    await store.close()
+    argv = [sys.executable, str(WORKER), sql_backend_url, tenant, "consume-and-hang"]
+    with subprocess.Popen(
+        [*argv, "c" * 64, str(NOW)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as worker:
+        assert worker.stdout is not None
+        assert worker.stdin is not None
+        try:
+            assert await asyncio.to_thread(worker.stdout.readline) == "ready\n"
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+            assert await asyncio.to_thread(worker.stdout.readline) == "ok\n"
+        finally:
+            worker.kill()
+
+    reopened = await open_sql(sql_backend_url)
+    try:
+        replay = await reopened.consume_authorization_code(tenant, "c" * 64, NOW)
+    finally:
+        await reopened.close()
+
+    assert worker.returncode == -9
+    assert replay.status is ConsumeStatus.REPLAYED
+    assert replay.record is not None
+    assert replay.record.consumed_at == NOW
