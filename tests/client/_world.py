@@ -187,7 +187,7 @@ def build_app(world: World, mcp_app: Starlette | None = None) -> Starlette:
         return body
 
     async def token(request: Request) -> Response:
-        form = dict(await request.form())
+        form = {name: str(value) for name, value in (await request.form()).items()}
         world.token_requests.append(form)
         world.token_auth_headers.append(request.headers.get("authorization"))
         issuer = f"{world.origin}/{request.path_params['name']}"
@@ -293,7 +293,7 @@ def build_app(world: World, mcp_app: Starlette | None = None) -> Starlette:
 
     return Starlette(
         routes=[*routes, Mount("/", app=guarded)],
-        lifespan=lambda app: mcp_app.router.lifespan_context(app),
+        lifespan=mcp_app.router.lifespan_context,
     )
 
 

@@ -115,7 +115,7 @@ async def browse(http: httpx.AsyncClient, url: str) -> str:
         location = response.headers.get("location")
         if location is not None:
             if location.startswith(REDIRECT):
-                return location
+                return str(location)
             response = await http.get(httpx.URL(str(response.url)).join(location))
             continue
         page = parse_form(response.text)
@@ -124,7 +124,7 @@ async def browse(http: httpx.AsyncClient, url: str) -> str:
         else:
             form = {"csrf_token": page.csrf_token, "decision": "approve"}
         response = await http.post(httpx.URL(str(response.url)).join(page.action), data=form)
-    raise AssertionError("the authorization pages never redirected back")
+    raise AssertionError("the authorization pages never redirected back")  # pragma: no cover
 
 
 def login_pages(deployment: Deployment) -> Callable[[str], Any]:
