@@ -65,6 +65,13 @@ def build_server() -> MCPServer:
         require_scopes("notes:purge")
         return "purged"
 
+    @mcp.resource("user://notes/{note_id}")
+    def note(note_id: str) -> str:
+        """A note; reading it needs notes:read."""
+        principal = current_principal()
+        assert principal is not None
+        return f"note {note_id} of {principal.subject}"
+
     @mcp.tool()
     def public_search(query: str) -> str:
         """Works without a token."""
@@ -102,6 +109,7 @@ async def _serve(hide: bool, public: tuple[str, ...] = ()) -> AsyncIterator[Runn
             hide_unauthorized_tools=hide,
             resource_name="ostiary test server",
             public_tools=public,
+            resource_scopes={"user://notes/{note_id}": ["notes:read"]},
         )
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
         task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -264,7 +272,7 @@ async def test_protected_resource_metadata_is_served(running: Running) -> None:
         "resource": running.resource,
         "authorization_servers": [ISSUER],
         "bearer_methods_supported": ["header"],
-        "scopes_supported": ["mcp:read", "mcp:write"],
+        "scopes_supported": ["mcp:read", "mcp:write", "notes:read"],
         "resource_name": "ostiary test server",
     }
 
@@ -359,3 +367,21 @@ def test_sdk_server_with_its_own_auth_is_refused() -> None:
             issuer=ISSUER,
             verifier=JWTVerifier(ISSUER, "https://mcp.example.com/mcp", JWKS_URI),
         )
+
+
+async def test_resource_read_needs_its_scope(running: Running) -> None:
+    async def read_note(scope: str) -> Any:
+        token = mint(KEY, aud=running.resource, scope=scope, sub="dora")
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+            streamable_http_client(running.resource, http_client=http) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            return await session.read_resource("user://notes/7")
+
+    result = await read_note("mcp:read notes:read")
+    assert result.contents[0].text == "note 7 of dora"
+    with pytest.raises(BaseExceptionGroup) as info:
+        await read_note("mcp:read")
+    assert info.value.subgroup(MCPError) is not None

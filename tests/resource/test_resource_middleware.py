@@ -17,7 +17,13 @@ from starlette.routing import Route
 
 from ostiary.resource.metadata import protected_resource_metadata_url
 from ostiary.resource.middleware import BearerAuthMiddleware, current_principal, require_principal
-from ostiary.resource.scopes import McpPublicAccess, McpToolScopeGuard, ScopePolicy, ToolPolicy
+from ostiary.resource.scopes import (
+    McpPublicAccess,
+    McpToolScopeGuard,
+    ResourcePolicy,
+    ScopePolicy,
+    ToolPolicy,
+)
 from ostiary.resource.verifiers import JWTVerifier
 
 PRM = protected_resource_metadata_url(RESOURCE)
@@ -482,3 +488,79 @@ def test_websocket_needs_a_token_too(verifier: JWTVerifier) -> None:
         headers = {"Authorization": f"Bearer {mint(KEY)}"}
         with client.websocket_connect("/ws", headers=headers) as websocket:
             assert websocket.receive_text() == "user-123"
+
+
+# --- prompts and resources ------------------------------------------------------------------
+
+
+def rich_app(verifier: JWTVerifier) -> BearerAuthMiddleware:
+    guard = McpToolScopeGuard(
+        ToolPolicy(),
+        endpoint_scopes=("mcp:read",),
+        prompts=ToolPolicy({"secret_prompt": ("prompts:secret",)}),
+        resources=ResourcePolicy(
+            {"user://profile": ("profile:read",), "user://notes/{note_id}": ("notes:read",)}
+        ),
+    )
+    return build_app(verifier, required_scopes=["mcp:read"], guards=[guard])
+
+
+def read(uri: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": 4, "method": "resources/read", "params": {"uri": uri}}
+
+
+@pytest.mark.parametrize(
+    ("body", "needed"),
+    [
+        (read("user://notes/42"), "mcp:read notes:read"),
+        (read("user://profile"), "mcp:read profile:read"),
+        (
+            {
+                "jsonrpc": "2.0",
+                "id": 5,
+                "method": "prompts/get",
+                "params": {"name": "secret_prompt"},
+            },
+            "mcp:read prompts:secret",
+        ),
+    ],
+)
+async def test_prompt_and_resource_scopes_are_enforced(
+    verifier: JWTVerifier, body: dict[str, Any], needed: str
+) -> None:
+    response = await post(rich_app(verifier), body, mint(KEY, scope="mcp:read"))
+    assert response.status_code == 403
+    assert f'scope="{needed}"' in response.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize("uri", ["user://notes/42/extra", "user://other", "user://notes/"])
+async def test_unlisted_resources_need_only_endpoint_scopes(
+    verifier: JWTVerifier, uri: str
+) -> None:
+    response = await post(rich_app(verifier), read(uri), mint(KEY, scope="mcp:read"))
+    assert response.status_code == 200
+
+
+async def test_resource_read_with_scope_passes(verifier: JWTVerifier) -> None:
+    token = mint(KEY, scope="mcp:read notes:read")
+    assert (await post(rich_app(verifier), read("user://notes/7"), token)).status_code == 200
+
+
+async def test_mcp_name_must_match_resource_uri(verifier: JWTVerifier) -> None:
+    token = mint(KEY, scope="mcp:read notes:read")
+    response = await post(
+        rich_app(verifier), read("user://profile"), token, **{"Mcp-Name": "user://notes/7"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == (
+        "Mcp-Name header does not match the request body's 'uri' parameter"
+    )
+
+
+def test_resource_policy_prefers_exact_uris() -> None:
+    policy = ResourcePolicy({"a://{x}": ("t",), "a://b": ("e",)})
+    assert policy.scopes_for("a://b") == ("e",)
+    assert policy.scopes_for("a://c") == ("t",)
+    assert policy.scopes_for("a://c/d") == ()
+    assert bool(policy)
+    assert not ResourcePolicy()

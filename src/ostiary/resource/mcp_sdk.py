@@ -52,7 +52,13 @@ from ostiary.resource.metadata import (
     protected_resource_metadata_url,
 )
 from ostiary.resource.middleware import BearerAuthMiddleware, current_principal
-from ostiary.resource.scopes import McpPublicAccess, McpToolScopeGuard, ScopePolicy, ToolPolicy
+from ostiary.resource.scopes import (
+    McpPublicAccess,
+    McpToolScopeGuard,
+    ResourcePolicy,
+    ScopePolicy,
+    ToolPolicy,
+)
 from ostiary.resource.verifiers import Principal, TokenVerifier
 
 __all__ = [
@@ -286,6 +292,8 @@ def protect_mcp_app(
     allowed_hosts: Sequence[str] | None = None,
     dns_rebinding_protection: bool = True,
     public_tools: Sequence[str] = (),
+    resource_scopes: Mapping[str, Sequence[str]] | None = None,
+    prompt_scopes: Mapping[str, Sequence[str]] | None = None,
 ) -> Starlette:
     """Serve an MCP SDK server over streamable HTTP as an OAuth-protected resource.
 
@@ -314,6 +322,9 @@ def protect_mcp_app(
         public_tools: Tools callable without a token (advertised ``noauth``). A tokenless
             client may then initialize, list tools and call these; anything else still gets
             the 401 challenge.
+        resource_scopes: Resource URI or template (``user://notes/{id}``) → scopes needed
+            to read it (403 ``insufficient_scope`` when missing).
+        prompt_scopes: Prompt name → scopes needed to get it.
 
     Returns:
         A Starlette app whose lifespan runs the SDK's session manager.
@@ -343,7 +354,8 @@ def protect_mcp_app(
     policy = ScopePolicy(dict(scope_hierarchy or {}))
     required = tuple(required_scopes)
     if scopes_supported is None:
-        scopes_supported = [*required, *(s for v in tools.tools.values() for s in v)]
+        declared = [*(tool_scopes or {}).values(), *(resource_scopes or {}).values()]
+        scopes_supported = [*required, *(s for v in declared for s in v)]
     document = build_protected_resource_metadata(
         resource,
         issuers,
@@ -366,7 +378,17 @@ def protect_mcp_app(
     inner = _inner_app(
         mcp_server_or_app, urlsplit(resource).path or "/", resource, streamable_http_options or {}
     )
-    guards = [McpToolScopeGuard(tools, policy, endpoint_scopes=required)] if tools else []
+    resources = ResourcePolicy(dict(resource_scopes or {}))
+    prompts = ToolPolicy(dict(prompt_scopes or {}))
+    guards = (
+        [
+            McpToolScopeGuard(
+                tools, policy, endpoint_scopes=required, prompts=prompts, resources=resources
+            )
+        ]
+        if tools or resources or prompts
+        else []
+    )
     anonymous = McpPublicAccess(public_tools) if public_tools else None
     origins = _default_origins(resource, cors_origins)
     hosts = default_allowed_hosts(resource) if allowed_hosts is None else allowed_hosts

@@ -37,6 +37,7 @@ __all__ = [
     "McpToolScopeGuard",
     "PayloadTooLargeError",
     "RequestGuard",
+    "ResourcePolicy",
     "ScopePolicy",
     "ToolPolicy",
     "read_body",
@@ -126,6 +127,57 @@ class ToolPolicy:
         return bool(self.tools) or bool(self.default)
 
 
+@dataclass(frozen=True)
+class ResourcePolicy:
+    """Which scopes reading an MCP resource needs, by URI or RFC 6570 level-1 template.
+
+    Args:
+        resources: URI or template (``user://notes/{note_id}``) → scopes. Exact URIs win over
+            templates; templates are tried in the given order; ``{var}`` matches one path
+            segment (no ``/``).
+
+    Example:
+        >>> ResourcePolicy({"user://notes/{note_id}": ("notes:read",)}).scopes_for(
+        ...     "user://notes/42")
+        ('notes:read',)
+    """
+
+    resources: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    _templates: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        templates = tuple(
+            (re.compile(_template_pattern(uri)), tuple(scopes))
+            for uri, scopes in self.resources.items()
+            if "{" in uri
+        )
+        object.__setattr__(self, "_templates", templates)  # frozen: set once here
+
+    def scopes_for(self, uri: str) -> tuple[str, ...]:
+        """Scopes reading ``uri`` needs beyond the endpoint's own."""
+        exact = self.resources.get(uri)
+        if exact is not None and "{" not in uri:
+            return tuple(exact)
+        for pattern, scopes in self._templates:
+            if pattern.fullmatch(uri):
+                return scopes
+        return ()
+
+    def __bool__(self) -> bool:
+        return bool(self.resources)
+
+
+def _template_pattern(template: str) -> str:
+    parts = re.split(r"\{[^{}/]+\}", template)
+    return "[^/]+".join(re.escape(part) for part in parts)
+
+
+#: JSON-RPC methods whose target is named by a param (and mirrored in ``Mcp-Name``).
+_NAME_PARAMS: Final = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+
+
 class HeaderMismatchError(InvalidRequestError):
     """``Mcp-Method``/``Mcp-Name`` disagree with the JSON-RPC body (MCP streamable HTTP)."""
 
@@ -185,14 +237,19 @@ def _headers(scope: Scope) -> tuple[str | None, str | None]:
 
 
 class McpToolScopeGuard:
-    """Refuse an MCP ``tools/call`` whose tool needs scopes the token lacks (HTTP 403).
+    """Refuse an MCP call whose tool, prompt or resource needs scopes the token lacks (403).
+
+    Covers ``tools/call`` (by tool name), ``prompts/get`` (by prompt name) and
+    ``resources/read`` (by URI or template).
 
     Args:
         tools: Per-tool scope requirements.
         policy: Scope hierarchy.
-        endpoint_scopes: Scopes the whole endpoint needs; named in every tool challenge too,
+        endpoint_scopes: Scopes the whole endpoint needs; named in every challenge too,
             since the challenge lists all scopes the operation needs.
         max_body_bytes: Largest body buffered for inspection (larger: 413).
+        prompts: Per-prompt scope requirements.
+        resources: Per-resource scope requirements.
     """
 
     def __init__(
@@ -202,11 +259,15 @@ class McpToolScopeGuard:
         *,
         endpoint_scopes: Sequence[str] = (),
         max_body_bytes: int = _DEFAULT_MAX_BODY_BYTES,
+        prompts: ToolPolicy | None = None,
+        resources: ResourcePolicy | None = None,
     ) -> None:
         self.tools = tools
         self.policy = policy or ScopePolicy()
         self.endpoint_scopes = tuple(endpoint_scopes)
         self.max_body_bytes = max_body_bytes
+        self.prompts = prompts or ToolPolicy()
+        self.resources = resources or ResourcePolicy()
 
     async def __call__(self, scope: Scope, receive: Receive, principal: Principal) -> Receive:
         """See :class:`RequestGuard`."""
@@ -222,16 +283,21 @@ class McpToolScopeGuard:
         needed: list[str] = []
         for message in messages:
             _check_headers(message, header_method, header_name, batched=len(messages) > 1)
-            if message.get("method") == "tools/call":
-                needed.extend(self._needed_for(message))
+            needed.extend(self._needed_for(message))
         if needed:
             self.policy.check(principal, [*self.endpoint_scopes, *needed])
         return replay
 
     def _needed_for(self, message: Mapping[str, Any]) -> tuple[str, ...]:
-        params = message.get("params")
-        name = params.get("name") if isinstance(params, dict) else None
-        return self.tools.scopes_for(name) if isinstance(name, str) else ()
+        method = message.get("method")
+        target = _target(message)
+        if target is None:
+            return ()
+        if method == "tools/call":
+            return self.tools.scopes_for(target)
+        if method == "prompts/get":
+            return self.prompts.scopes_for(target)
+        return self.resources.scopes_for(target)  # resources/read
 
 
 def _check_headers(
@@ -245,14 +311,21 @@ def _check_headers(
             "Mcp-Method header does not match the request body's method",
             request_id=request_id,
         )
-    params = message.get("params")
-    body_name = params.get("name") if isinstance(params, dict) else None
-    is_call = message.get("method") == "tools/call" and body_name is not None
-    if is_call and name is not None and _decode_header_value(name) != body_name:
+    body_name = _target(message)
+    if body_name is not None and name is not None and _decode_header_value(name) != body_name:
+        key = _NAME_PARAMS[str(message.get("method"))]
         raise HeaderMismatchError(
-            "Mcp-Name header does not match the request body's 'name' parameter",
+            f"Mcp-Name header does not match the request body's {key!r} parameter",
             request_id=request_id,
         )
+
+
+def _target(message: Mapping[str, Any]) -> str | None:
+    """The tool/prompt name or resource URI a message is about, when it names one."""
+    key = _NAME_PARAMS.get(str(message.get("method")))
+    params = message.get("params")
+    value = params.get(key) if key is not None and isinstance(params, dict) else None
+    return value if isinstance(value, str) else None
 
 
 async def read_body(receive: Receive, max_bytes: int) -> tuple[bytes, Receive]:
