@@ -23,7 +23,13 @@ from ostiary.resource.metadata import (
     protected_resource_metadata_url,
 )
 from ostiary.resource.middleware import BearerAuthMiddleware, current_principal, require_principal
-from ostiary.resource.scopes import McpPublicAccess, McpToolScopeGuard, ScopePolicy, ToolPolicy
+from ostiary.resource.scopes import (
+    McpPublicAccess,
+    McpToolScopeGuard,
+    ResourcePolicy,
+    ScopePolicy,
+    ToolPolicy,
+)
 from ostiary.resource.verifiers import IntrospectionVerifier, JWTVerifier, Principal, TokenVerifier
 
 __all__ = [
@@ -37,6 +43,7 @@ __all__ = [
     "McpToolScopeGuard",
     "OriginGuardMiddleware",
     "Principal",
+    "ResourcePolicy",
     "ScopePolicy",
     "TokenVerifier",
     "ToolPolicy",
