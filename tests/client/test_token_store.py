@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
+import keyring
+import keyring.backend
 import pytest
+from keyring.backends import fail
 
+from ostiary.client.keyring_store import KeyringTokenStore, default_token_store, keyring_available
 from ostiary.client.registration import ClientRegistration
 from ostiary.client.token_store import FileTokenStore, MemoryTokenStore, StoredGrant, TokenStore
 from ostiary.client.tokens import TokenSet
@@ -18,8 +23,39 @@ TOKENS = TokenSet(access_token="at", refresh_token="rt", scope="s", expires_at=1
 REG = ClientRegistration(issuer=A, client_id="cid", client_secret="sec")
 
 
-@pytest.fixture(params=["memory", "file"])
+class DictKeyring(keyring.backend.KeyringBackend):
+    """A keyring backend that keeps secrets in a dict (the keyring API, no OS service)."""
+
+    priority = 1
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.secrets: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.secrets.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.secrets[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        del self.secrets[(service, username)]
+
+
+@pytest.fixture
+def os_keyring() -> Iterator[DictKeyring]:
+    previous = keyring.get_keyring()
+    backend = DictKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture(params=["memory", "file", "keyring"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> TokenStore:
+    if request.param == "keyring":
+        request.getfixturevalue("os_keyring")
+        return KeyringTokenStore()
     return MemoryTokenStore() if request.param == "memory" else FileTokenStore(tmp_path / "t")
 
 
@@ -80,3 +116,34 @@ async def test_file_store_leaves_no_temporary_files(tmp_path: Path) -> None:
         await store.save_tokens(A, R, TOKENS.model_copy(update={"access_token": f"at{n}"}))
     assert [p.name for p in tmp_path.iterdir()] == [store.path_for(A).name]
     assert (await store.get_tokens(A, R)).access_token == "at4"  # type: ignore[union-attr]
+
+
+def test_default_store_uses_the_keyring_when_one_works(os_keyring: DictKeyring) -> None:
+    assert keyring_available() is True
+    assert isinstance(default_token_store(), KeyringTokenStore)
+
+
+def test_default_store_falls_back_to_files(tmp_path: Path) -> None:
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())  # type: ignore[no-untyped-call]
+    try:
+        assert keyring_available() is False
+        chosen = default_token_store()
+        assert isinstance(chosen, FileTokenStore)
+        assert chosen.directory.parts[-2:] == ("ostiary", "tokens")
+    finally:
+        keyring.set_keyring(previous)
+
+
+def test_an_explicit_directory_means_files(os_keyring: DictKeyring, tmp_path: Path) -> None:
+    chosen = default_token_store(tmp_path)
+    assert isinstance(chosen, FileTokenStore)
+    assert chosen.directory == tmp_path
+
+
+async def test_keyring_entries_are_one_secret_each_plus_an_index(os_keyring: DictKeyring) -> None:
+    store = KeyringTokenStore()
+    await store.save_tokens(A, R, TOKENS)
+    assert sorted(os_keyring.secrets) == [("ostiary", f'["{A}", "{R}"]'), ("ostiary", "index")]
+    await store.delete_tokens(A, R)
+    assert os_keyring.secrets == {("ostiary", "index"): "[]"}

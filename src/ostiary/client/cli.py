@@ -1,15 +1,15 @@
 """``ostiary login/logout/whoami/tools/call``: the MCP OAuth client as a CLI (MCP authorization).
 
 A typer app, :data:`client_app`, that the main ``ostiary`` CLI mounts. Servers are named
-by URL or by their ``name`` in ``mcp_config.json``. Tokens live in one ``0600`` JSON file
-per issuer under the token directory, so a later command reuses them. Every failure
-prints one ``error:`` line and exits 1; no traceback reaches the user.
+by URL or by their ``name`` in ``mcp_config.json``. Tokens go to the OS keyring when one is
+available, else to one ``0600`` JSON file per issuer (``--token-dir`` forces files), so a
+later command reuses them. Every failure prints one ``error:`` line and exits 1; no
+traceback reaches the user.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,12 +31,12 @@ from ostiary.client.authorization import AuthorizationCallback, CallbackResult
 from ostiary.client.callback import DEFAULT_TIMEOUT_SECONDS, LoopbackCallback, PasteCallback
 from ostiary.client.config import ServerEntry, load_servers_file
 from ostiary.client.discovery import canonical_resource
+from ostiary.client.keyring_store import default_token_store
 from ostiary.client.registration import ClientConfig
 from ostiary.client.session import open_mcp_client
-from ostiary.client.token_store import FileTokenStore
 from ostiary.errors import ClientError
 
-__all__ = ["client_app", "default_token_dir"]
+__all__ = ["client_app", "parse_arguments"]
 
 client_app = typer.Typer(no_args_is_help=True, help="Use OAuth-protected MCP servers.")
 console = Console(soft_wrap=True)
@@ -54,7 +54,11 @@ ConfigOption = Annotated[
 ]
 TokenDirOption = Annotated[
     Path | None,
-    typer.Option("--token-dir", help="Where tokens are kept.", envvar="OSTIARY_TOKEN_DIR"),
+    typer.Option(
+        "--token-dir",
+        help="Keep tokens in 0600 files here (default: the OS keyring, else ~/.config/ostiary).",
+        envvar="OSTIARY_TOKEN_DIR",
+    ),
 ]
 NoBrowserOption = Annotated[
     bool, typer.Option("--no-browser", help="Print the URL and paste the redirect back.")
@@ -62,12 +66,6 @@ NoBrowserOption = Annotated[
 TimeoutOption = Annotated[
     float, typer.Option("--timeout", help="Seconds to wait for the login to complete.")
 ]
-
-
-def default_token_dir() -> Path:
-    """``$XDG_CONFIG_HOME/ostiary/tokens`` (``~/.config/ostiary/tokens``)."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "ostiary" / "tokens"
 
 
 class CliError(ClientError):
@@ -153,7 +151,7 @@ def _with_progress(callback: AuthorizationCallback) -> AuthorizationCallback:
 async def _session(
     target: Target, token_dir: Path | None, no_browser: bool, timeout: float
 ) -> AsyncIterator[tuple[Client, OAuthClientAuth]]:
-    store = FileTokenStore(token_dir or default_token_dir())
+    store = default_token_store(token_dir)
     configured = target.entry.auth.redirect_uri if target.entry and target.entry.auth else None
     paste = no_browser or (configured is not None and configured.startswith("urn:"))
     if paste:
@@ -224,7 +222,7 @@ def logout(
     """Forget stored tokens (and client registrations) for one server or all of them."""
 
     async def work() -> None:
-        store = FileTokenStore(token_dir or default_token_dir())
+        store = default_token_store(token_dir)
         resource = canonical_resource(_resolve(server, config).url) if server else None
         removed = 0
         for grant in await store.list_grants():
@@ -253,7 +251,7 @@ def whoami(token_dir: TokenDirOption = None) -> None:
     """List the servers you are logged in to, with scopes and expiry."""
 
     async def work() -> None:
-        grants = await FileTokenStore(token_dir or default_token_dir()).list_grants()
+        grants = await default_token_store(token_dir).list_grants()
         grants = [g for g in grants if g.tokens is not None]
         if not grants:
             console.print("Not logged in to any server.")
