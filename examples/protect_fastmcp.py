@@ -45,7 +45,7 @@ app = protect_fastmcp_app(
     server,
     resource=RESOURCE,
     issuer=ISSUER,
-    verifier=JWTVerifier(ISSUER, RESOURCE, f"{ISSUER}/.well-known/jwks.json"),
+    verifier=JWTVerifier(ISSUER, RESOURCE),  # jwks_uri from the AS metadata
     required_scopes=["mcp:read"],
     tool_scopes={"publish": ["mcp:write"]},
     scope_hierarchy={"mcp:write": ["mcp:read"]},

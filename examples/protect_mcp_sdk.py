@@ -61,7 +61,7 @@ app = protect_mcp_app(
     mcp,
     resource=RESOURCE,
     issuer=ISSUER,
-    verifier=JWTVerifier(ISSUER, RESOURCE, f"{ISSUER}/.well-known/jwks.json"),
+    verifier=JWTVerifier(ISSUER, RESOURCE),  # jwks_uri from the AS metadata
     required_scopes=["mcp:read"],
     tool_scopes={"add_note": ["mcp:write"]},
     scope_hierarchy={"mcp:write": ["mcp:read"]},

@@ -21,7 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 
 from ostiary.core.context import ServerContext
-from ostiary.errors import InvalidTokenError
+from ostiary.errors import InvalidTokenError, TemporarilyUnavailableError
 from ostiary.resource.mcp_sdk import protect_mcp_app
 from ostiary.resource.middleware import require_principal
 from ostiary.resource.verifiers import (
@@ -177,3 +177,15 @@ async def test_sdk_client_calls_a_protected_tool_with_an_ostiary_token(issued: I
     finally:
         server.should_exit = True
         await task
+
+
+async def test_jwks_uri_is_discovered_lazily(issued: Issued) -> None:
+    verifier = JWTVerifier(ISSUER, RESOURCE, http_client=issued.http)
+    assert (await verifier.verify(await issued.token(RESOURCE))).client_id == issued.client_id
+    assert verifier.jwks_uri == f"{ISSUER}/jwks"
+
+
+async def test_lazy_discovery_refuses_an_issuer_mismatch(issued: Issued) -> None:
+    verifier = JWTVerifier(f"{ISSUER}/", RESOURCE, http_client=issued.http)
+    with pytest.raises(TemporarilyUnavailableError):
+        await verifier.verify(await issued.token(RESOURCE))

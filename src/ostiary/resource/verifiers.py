@@ -281,7 +281,8 @@ class JWTVerifier:
     Args:
         issuer: Expected ``iss``, compared exactly (RFC 9068 §4 step 3).
         audience: This resource's canonical URL; ``aud`` must contain it (RFC 8707 §2).
-        jwks_uri: Where the AS publishes its keys (``{issuer}/.well-known/jwks.json``).
+        jwks_uri: Where the AS publishes its keys. None: read ``jwks_uri`` from the issuer's
+            RFC 8414 metadata on first use (the issuer must match it exactly).
         algorithms: Allowed ``alg`` values; ``none`` and HS* are refused at construction.
         leeway: Clock skew tolerated on ``exp``/``nbf``/``iat``, in seconds.
         http_client: Client used for the JWKS; one with a 5 s timeout is made otherwise.
@@ -296,18 +297,15 @@ class JWTVerifier:
         ValueError: ``algorithms`` names a symmetric or ``none`` algorithm, or one unknown.
 
     Example:
-        >>> verifier = JWTVerifier(
-        ...     "https://auth.example.com",
-        ...     "https://mcp.example.com/mcp",
-        ...     "https://auth.example.com/.well-known/jwks.json",
-        ... )
+        >>> # jwks_uri is read from https://auth.example.com/.well-known/oauth-authorization-server
+        >>> verifier = JWTVerifier("https://auth.example.com", "https://mcp.example.com/mcp")
     """
 
     def __init__(
         self,
         issuer: str,
         audience: str,
-        jwks_uri: str,
+        jwks_uri: str | None = None,
         *,
         algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
         leeway: int = 30,
@@ -511,10 +509,26 @@ class JWTVerifier:
             return False
         return self._install(document)
 
+    async def _resolve_jwks_uri(self) -> str:
+        if self.jwks_uri is None:
+            try:
+                metadata = await fetch_authorization_server_metadata(
+                    self.issuer, http_client=self._http
+                )
+            except ValueError as exc:  # issuer mismatch: a configuration error, loudly logged
+                log.error("jwks.metadata_issuer_mismatch", extra={"detail": str(exc)})
+                raise TemporarilyUnavailableError(detail=str(exc)) from exc
+            jwks_uri = metadata.get("jwks_uri")
+            if not isinstance(jwks_uri, str):
+                raise TemporarilyUnavailableError(detail=f"{self.issuer} publishes no jwks_uri")
+            self.jwks_uri = jwks_uri
+        return self.jwks_uri
+
     async def _download(self) -> Any:
+        jwks_uri = await self._resolve_jwks_uri()
         client = self._http or httpx.AsyncClient(timeout=_HTTP_TIMEOUT_SECONDS)
         try:
-            response = await client.get(self.jwks_uri, headers={"Accept": "application/json"})
+            response = await client.get(jwks_uri, headers={"Accept": "application/json"})
             if response.status_code != 200 or len(response.content) > _MAX_JWKS_BYTES:
                 raise TemporarilyUnavailableError(detail=f"JWKS answered {response.status_code}")
             return response.json()
