@@ -13,6 +13,7 @@ import httpx2
 import pytest
 
 from ostiary.client.auth import OAuthClientAuth
+from ostiary.client.discovery import ResourceMismatchError
 from ostiary.client.dpop import access_token_hash
 from ostiary.client.flow import ServerContext
 from ostiary.client.registration import ClientConfig
@@ -217,9 +218,12 @@ async def test_resource_mismatch_is_refused_before_authorizing(
     world: World, browser: Browser, http: httpx.AsyncClient
 ) -> None:
     world.prm_resource = "https://evil.example.com/mcp"
-    with pytest.raises(DiscoveryError) as caught:
+    with pytest.raises(ResourceMismatchError) as caught:
         await http.post(MCP_URL, json={}, auth=make_auth(browser))
-    assert "is for 'https://evil.example.com/mcp'" in str(caught.value)
+    assert str(caught.value) == (
+        f"protected resource metadata at {ORIGIN}/.well-known/oauth-protected-resource/mcp "
+        f"is for 'https://evil.example.com/mcp', not for '{MCP_URL}'"
+    )
     assert world.authorize_requests == []
 
 

@@ -27,6 +27,7 @@ from ostiary.errors import DiscoveryError
 __all__ = [
     "AuthorizationServerMetadata",
     "ProtectedResourceMetadata",
+    "ResourceMismatchError",
     "as_metadata_urls",
     "canonical_resource",
     "is_resource_allowed",
@@ -37,6 +38,14 @@ __all__ = [
     "require_pkce_s256",
     "require_secure_urls",
 ]
+
+
+class ResourceMismatchError(DiscoveryError):
+    """PRM describes another resource (RFC 9728 §3.3); the flow must stop, not try further.
+
+    Defined here until ``ostiary.errors`` gains it.
+    """
+
 
 PRM_WELL_KNOWN = "/.well-known/oauth-protected-resource"
 OAUTH_WELL_KNOWN = "/.well-known/oauth-authorization-server"
@@ -209,7 +218,8 @@ def parse_prm(body: Any, url: str, server_url: str) -> ProtectedResourceMetadata
         server_url: The MCP server URL the metadata must describe.
 
     Raises:
-        DiscoveryError: The document is malformed or describes another resource.
+        DiscoveryError: The document is malformed.
+        ResourceMismatchError: It describes another resource.
     """
     try:
         prm = ProtectedResourceMetadata.model_validate(
@@ -220,7 +230,7 @@ def parse_prm(body: Any, url: str, server_url: str) -> ProtectedResourceMetadata
             f"protected resource metadata at {url} is invalid: {_first_error(exc)}"
         ) from None
     if not is_resource_allowed(prm.resource, server_url):
-        raise DiscoveryError(
+        raise ResourceMismatchError(
             f"protected resource metadata at {url} is for {prm.resource!r}, not for {server_url!r}"
         )
     return prm

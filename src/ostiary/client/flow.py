@@ -31,6 +31,7 @@ from ostiary.client.challenges import BearerChallenge, parse_bearer_challenge
 from ostiary.client.discovery import (
     AuthorizationServerMetadata,
     ProtectedResourceMetadata,
+    ResourceMismatchError,
     as_metadata_urls,
     canonical_resource,
     parse_as_metadata,
@@ -270,9 +271,9 @@ class OAuthFlow:
                 continue
             try:
                 self._prm = parse_prm(body, url, server_url)
+            except ResourceMismatchError:
+                raise  # fatal: never authorize for a resource the metadata is not about
             except DiscoveryError as exc:
-                if "is for" in str(exc):  # a resource mismatch is fatal (RFC 9728 §3.3)
-                    raise
                 problems.append(str(exc))
                 continue
             return
