@@ -72,6 +72,8 @@ class World:
     prm_resource: str = MCP_URL
     prm_html: bool = False
     prm_missing: bool = False
+    prm_redirect: str | None = None
+    as_malformed: bool = False
     as_scopes: list[str] | None = None
     pkce_methods: list[str] | None = field(default_factory=lambda: ["S256"])
     iss_supported: bool = True
@@ -114,6 +116,8 @@ def build_app(world: World, mcp_app: Starlette | None = None) -> Starlette:
     """The Starlette app serving both the MCP server and the authorization servers."""
 
     async def prm(request: Request) -> Response:
+        if world.prm_redirect is not None:
+            return RedirectResponse(world.prm_redirect, status_code=302)
         if world.prm_missing:
             return JSONResponse({"error": "not found"}, status_code=404)
         if world.prm_html:
@@ -145,6 +149,8 @@ def build_app(world: World, mcp_app: Starlette | None = None) -> Starlette:
             body["scopes_supported"] = world.as_scopes
         if world.dpop:
             body["dpop_signing_alg_values_supported"] = ["ES256"]
+        if world.as_malformed:
+            body["token_endpoint"] = 42
         return JSONResponse(body)
 
     async def register(request: Request) -> Response:

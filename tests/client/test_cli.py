@@ -134,6 +134,8 @@ def test_revoked_refresh_token_leads_to_a_clean_new_login(
         ("wrong_iss", "authorization response came from issuer 'https://evil.example.com'"),
         ("html_prm", "not JSON"),
         ("bad_issuer", "names issuer 'https://evil.example.com', expected exactly"),
+        ("malformed", "token_endpoint: Input should be a valid string"),
+        ("redirect", "oauth-protected-resource/mcp: HTTP 302"),
     ],
 )
 def test_bad_servers_end_in_one_error_line(
@@ -145,6 +147,10 @@ def test_bad_servers_end_in_one_error_line(
         served.iss_mode = "wrong"
     elif setup == "html_prm":
         served.prm_html = True
+    elif setup == "malformed":
+        served.as_malformed = True
+    elif setup == "redirect":
+        served.prm_redirect = "https://evil.example.com/.well-known/oauth-protected-resource"
     else:
         served.metadata_issuer = "https://evil.example.com"
 
