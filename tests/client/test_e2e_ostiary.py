@@ -11,21 +11,25 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import webbrowser
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
 from starlette.routing import Mount
+from typer.testing import CliRunner
 
 from ostiary.client.auth import OAuthClientAuth
 from ostiary.client.authorization import CallbackResult, callback_result_from_url
+from ostiary.client.cli import client_app
 from ostiary.client.registration import ClientConfig
 from ostiary.client.session import open_mcp_client
 from ostiary.client.token_store import FileTokenStore
@@ -108,13 +112,13 @@ def deployment(settings_factory: Callable[..., Settings], tmp_path: Path) -> Ite
         thread.join(5)
 
 
-async def browse(http: httpx.AsyncClient, url: str) -> str:
+async def browse(http: httpx.AsyncClient, url: str, redirect: str = REDIRECT) -> str:
     """What a browser does: follow redirects, fill the login and consent forms."""
     response = await http.get(url)
     for _ in range(10):
         location = response.headers.get("location")
         if location is not None:
-            if location.startswith(REDIRECT):
+            if location.startswith(redirect):
                 return str(location)
             response = await http.get(httpx.URL(str(response.url)).join(location))
             continue
@@ -125,6 +129,12 @@ async def browse(http: httpx.AsyncClient, url: str) -> str:
             form = {"csrf_token": page.csrf_token, "decision": "approve"}
         response = await http.post(httpx.URL(str(response.url)).join(page.action), data=form)
     raise AssertionError("the authorization pages never redirected back")  # pragma: no cover
+
+
+async def browse_to_loopback(http: httpx.AsyncClient, url: str) -> str:
+    """Like :func:`browse`, stopping at the CLI's ``http://127.0.0.1:<port>/callback``."""
+    query = dict(httpx.URL(url).params)
+    return await browse(http, url, query["redirect_uri"])
 
 
 def login_pages(deployment: Deployment) -> Callable[[str], Any]:
@@ -188,3 +198,35 @@ async def test_revoked_refresh_token_leads_to_a_new_login(
 
     assert result.content[0].text == "back"  # type: ignore[union-attr]
     assert len(deployment.logins) == 2
+
+
+def test_cli_login_and_call_through_the_real_pages(
+    deployment: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ostiary login`` opens the browser (here: a form-filling HTTP client), then ``call``."""
+
+    def open_url(url: str, *args: object, **kwargs: object) -> bool:
+        deployment.logins.append(url)
+
+        async def visit() -> None:
+            async with httpx.AsyncClient(timeout=10) as http:
+                redirect = await browse_to_loopback(http, url)
+                await http.get(redirect)  # the browser lands on the CLI's loopback listener
+
+        threading.Thread(target=anyio.run, args=(visit,), daemon=True).start()
+        return True
+
+    monkeypatch.setattr(webbrowser, "open", open_url)
+    runner = CliRunner()
+    store = ["--token-dir", str(tmp_path / "tokens")]
+
+    login = runner.invoke(client_app, ["login", deployment.resource, *store])
+    call = runner.invoke(client_app, ["call", deployment.resource, "echo", "text=cli", *store])
+
+    assert login.exit_code == 0, login.output
+    assert login.output.splitlines()[-1].startswith(
+        f"Logged in to {deployment.resource} via {deployment.issuer} (scope: "
+    )
+    assert call.exit_code == 0, call.output
+    assert '"text": "cli"' in call.output
+    assert len(deployment.logins) == 1
