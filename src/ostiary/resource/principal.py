@@ -1,0 +1,235 @@
+"""The verified principal, the verifier protocol and the checks both verifiers share.
+
+RFC 8707 §2 audience binding (with the MCP-tolerated canonical URL forms), RFC 7519 §4.1
+time claims with leeway, RFC 8414 §3 metadata discovery, and a bounded cache keyed by a hash
+of the token (never the token itself).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from ostiary.errors import InvalidTokenError, TemporarilyUnavailableError
+
+__all__ = [
+    "Principal",
+    "TokenVerifier",
+    "canonical_resource",
+    "fetch_authorization_server_metadata",
+]
+
+log = logging.getLogger("ostiary.resource")
+
+HTTP_TIMEOUT_SECONDS: Final = 5.0
+_DEFAULT_PORTS: Final = {"https": 443, "http": 80}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a verified access token speaks for. Also a Starlette ``BaseUser``-shaped object.
+
+    Attributes:
+        subject: ``sub``: the resource owner (the client itself for client_credentials).
+        client_id: The OAuth client the token was issued to.
+        scopes: Granted scopes, in token order.
+        audience: Every ``aud`` value of the token.
+        issuer: ``iss``.
+        expires_at: ``exp`` (seconds since the epoch), None when the AS gave none.
+        token_id: ``jti`` when present.
+        claims: Every claim or introspection member, read-only.
+    """
+
+    subject: str
+    client_id: str
+    scopes: tuple[str, ...]
+    audience: tuple[str, ...]
+    issuer: str | None = None
+    expires_at: int | None = None
+    token_id: str | None = None
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    scope_set: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Computed once: scope checks run on every request.
+        object.__setattr__(self, "scope_set", frozenset(self.scopes))
+
+    def has_scopes(self, needed: Iterable[str]) -> bool:
+        """True when every scope in ``needed`` was granted (literally; see ScopePolicy)."""
+        return self.scope_set.issuperset(needed)
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Starlette ``BaseUser`` protocol: always true for a verified token."""
+        return True
+
+    @property
+    def display_name(self) -> str:
+        """Starlette ``BaseUser`` protocol: the subject."""
+        return self.subject
+
+    @property
+    def identity(self) -> str:
+        """Starlette ``BaseUser`` protocol: the subject."""
+        return self.subject
+
+
+@runtime_checkable
+class TokenVerifier(Protocol):
+    """Turns a bearer token into a :class:`Principal` or refuses it."""
+
+    async def verify(self, token: str) -> Principal:
+        """Verify ``token`` for this resource.
+
+        Raises:
+            InvalidTokenError: Invalid, expired, revoked, or issued for another resource.
+            TemporarilyUnavailableError: The authorization server could not be reached.
+        """
+        ...
+
+
+def canonical_resource(url: str) -> str:
+    """Normal form used to compare resource URLs: lower-case scheme and host, no default port,
+    no trailing slash (MCP: clients SHOULD accept uppercase scheme/host; RFC 3986 §6.2.2-3).
+
+    Example:
+        >>> canonical_resource("HTTPS://MCP.Example.com:443/mcp/")
+        'https://mcp.example.com/mcp'
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None or _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, ""))
+
+
+async def fetch_authorization_server_metadata(
+    issuer: str, *, http_client: httpx.AsyncClient | None = None
+) -> dict[str, Any]:
+    """Fetch and check RFC 8414 metadata for ``issuer`` (path-inserted well-known URL, §3.1).
+
+    Raises:
+        TemporarilyUnavailableError: The metadata could not be fetched or parsed.
+        ValueError: The document's ``issuer`` differs from ``issuer`` (RFC 8414 §3.3: such
+            metadata MUST NOT be used).
+
+    Example:
+        >>> # meta = await fetch_authorization_server_metadata("https://auth.example.com")
+        >>> # meta["jwks_uri"]
+    """
+    parts = urlsplit(issuer)
+    path = parts.path.rstrip("/")
+    url = urlunsplit(
+        (parts.scheme, parts.netloc, f"/.well-known/oauth-authorization-server{path}", "", "")
+    )
+    client = http_client or httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECONDS)
+    try:
+        response = await client.get(url, headers={"Accept": "application/json"})
+        document = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError) as exc:
+        raise TemporarilyUnavailableError(detail=f"AS metadata fetch failed: {exc!r}") from exc
+    finally:
+        if http_client is None:
+            await client.aclose()
+    if not isinstance(document, dict):
+        raise TemporarilyUnavailableError(detail=f"AS metadata at {url} unusable")
+    if document.get("issuer") != issuer:
+        raise ValueError(f"metadata issuer {document.get('issuer')!r} is not {issuer!r}")
+    return document
+
+
+def _audiences(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    return ()
+
+
+def _scopes(claims: Mapping[str, Any]) -> tuple[str, ...]:
+    scope = claims.get("scope")
+    if isinstance(scope, str):
+        return tuple(dict.fromkeys(s for s in scope.split(" ") if s))
+    scp = claims.get("scp")  # common non-standard list form (Entra ID, Okta)
+    if isinstance(scp, list):
+        return tuple(dict.fromkeys(s for s in scp if isinstance(s, str) and s))
+    return ()
+
+
+def _token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class _AudienceCheck:
+    """Exact match first (the fast, normal case), then the canonical form."""
+
+    def __init__(self, audience: str) -> None:
+        self.audience = audience
+        self.canonical = canonical_resource(audience)
+
+    def __call__(self, audiences: Sequence[str]) -> bool:
+        if self.audience in audiences:
+            return True
+        return any(canonical_resource(aud) == self.canonical for aud in audiences)
+
+
+def _check_times(claims: Mapping[str, Any], now: float, leeway: int) -> int:
+    """Validate ``exp`` (required), ``nbf`` and ``iat``; return ``exp``."""
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        raise InvalidTokenError(detail="exp missing or not a number")
+    if now > exp + leeway:
+        raise InvalidTokenError("The access token expired.", detail=f"exp={exp} now={now:.0f}")
+    for name in ("nbf", "iat"):
+        value = claims.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise InvalidTokenError(detail=f"{name} not a number")
+        if value > now + leeway:
+            raise InvalidTokenError(
+                "The access token is not valid yet.", detail=f"{name}={value} now={now:.0f}"
+            )
+    return int(exp)
+
+
+class _BoundedCache:
+    """LRU map from token hash to (principal or error, deadline); never holds raw tokens."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._items: OrderedDict[bytes, tuple[Principal | InvalidTokenError, float]] = OrderedDict()
+
+    def get(self, key: bytes, now: float) -> Principal | InvalidTokenError | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if now >= item[1]:
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return item[0]
+
+    def put(self, key: bytes, value: Principal | InvalidTokenError, deadline: float) -> None:
+        if self.max_entries <= 0:
+            return
+        self._items[key] = (value, deadline)
+        self._items.move_to_end(key)
+        while len(self._items) > self.max_entries:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
