@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from collections.abc import AsyncIterator
@@ -465,3 +466,24 @@ async def test_missing_prm_is_an_error_without_legacy_discovery(
         f"({ORIGIN}/.well-known/oauth-protected-resource/mcp: HTTP 404; "
         f"{ORIGIN}/.well-known/oauth-protected-resource: HTTP 404)"
     )
+
+
+async def test_concurrent_requests_share_one_authorization(
+    world: World, browser: Browser, http: httpx.AsyncClient
+) -> None:
+    auth = make_auth(browser)
+
+    responses = await asyncio.gather(*(http.post(MCP_URL, json={}, auth=auth) for _ in range(3)))
+
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert len(world.authorize_requests) == 1
+    assert len(world.registrations) == 1
+
+
+def test_sync_clients_are_refused(browser: Browser) -> None:
+    with (
+        httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as client,
+        pytest.raises(RuntimeError) as caught,
+    ):
+        client.get(MCP_URL, auth=make_auth(browser))
+    assert str(caught.value) == "OAuthClientAuth needs httpx.AsyncClient"
