@@ -1,7 +1,7 @@
 """Request parameter sets (RFC 6749 §3.1, §3.2; RFC 8707 §2).
 
 Parameters without a value are treated as omitted, and none may appear twice, except
-``resource``, which RFC 8707 allows to repeat.
+``resource``, which RFC 8707 allows to repeat. No name or value may contain a NUL character.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ class Params:
                 raise InvalidRequestError("too many parameters")
             if len(value) > MAX_VALUE_LENGTH or len(name) > 128:
                 raise InvalidRequestError(f"parameter {_printable(name)} is too long")
+            if "\x00" in value or "\x00" in name:
+                # No identifier or secret contains NUL, and PostgreSQL text cannot hold it.
+                raise InvalidRequestError(f"parameter {_printable(name)} contains a NUL character")
             if value == "":
                 continue
             if name in MULTI_VALUED:

@@ -63,7 +63,26 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
         raise InvalidRequestError("request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidRequestError("request body must be a JSON object")
+    if _contains_nul(data):
+        # No metadata value needs NUL, and PostgreSQL text cannot hold it.
+        raise InvalidRequestError("request body contains a NUL character")
     return data
+
+
+def _contains_nul(data: object) -> bool:
+    """Whether any string (key or value) in a parsed JSON document contains NUL."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def query_params(request: Request) -> Params:

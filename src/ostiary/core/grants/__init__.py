@@ -68,7 +68,8 @@ async def authenticate(
     presented = client_auth.parse_client_credentials(authorization_header, params.single)
     used_basic = presented.method == "client_secret_basic"
     client = None
-    if presented.client_id is not None:
+    # A NUL can still arrive through the Basic header (percent-encoded); no client id has one.
+    if presented.client_id is not None and "\x00" not in presented.client_id:
         try:
             client = await load_client(ctx, presented.client_id)
         except InvalidClientMetadataError as exc:

@@ -9,6 +9,7 @@ remembered consent covers the request), and finally redirects to the client with
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +29,8 @@ from ostiary.server.responses import Endpoint, unexpected
 from ostiary.server.ui.render import render_page
 
 INTERACTION_TTL_SECONDS = 600
+#: Shape of the ids new_secret(16) makes; anything else is not looked up at all.
+_INTERACTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: Window of the per-account failed sign-in limit (security.login_failures_per_account).
 LOGIN_WINDOW_SECONDS = 900
 
@@ -100,7 +103,9 @@ async def _load_interaction(
 ) -> tuple[Interaction, authz.AuthorizationRequest, str]:
     """The interaction in the path, if it exists and belongs to this browser."""
     interaction_id = str(request.path_params["interaction_id"])
-    found = await ctx.storage.get_interaction(ctx.tenant, interaction_id, ctx.clock())
+    found = None
+    if _INTERACTION_ID.match(interaction_id):
+        found = await ctx.storage.get_interaction(ctx.tenant, interaction_id, ctx.clock())
     browser = sessions.browser_id(ctx, request)
     if found is None:
         raise InvalidRequestError("This sign-in request expired or was already completed.")

@@ -71,8 +71,9 @@ async def _authorized_client(ctx: ServerContext, request: Request) -> Client:
     """The client named in the path, if the bearer registration access token is its own."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    client_id = request.path_params["client_id"]
-    client = await ctx.storage.get_client(ctx.tenant, client_id)
+    client_id = str(request.path_params["client_id"])
+    # A NUL (from %00 in the path) is in no client id, and PostgreSQL text cannot hold it.
+    client = None if "\x00" in client_id else await ctx.storage.get_client(ctx.tenant, client_id)
     if scheme.lower() != "bearer" or not token.strip():
         raise RegistrationTokenError("a registration access token is required", token_sent=False)
     if client is None or not matches_hash(token.strip(), client.registration_access_token_hash):
