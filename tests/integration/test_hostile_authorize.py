@@ -181,8 +181,10 @@ async def test_post_form_works_like_get(server: AS) -> None:
 
 
 async def test_percent_encoded_garbage_in_the_query(server: AS) -> None:
-    response = await server.http.get(f"{ISSUER}/authorize?client_id=%ff%fe%00&x=%zz")
+    response = await server.http.get(f"{ISSUER}/authorize?client_id=%ff%fe&x=%zz")
     assert_error_page(response, "invalid_request", "unknown client_id")
+    nul = await server.http.get(f"{ISSUER}/authorize?client_id=a%00b")
+    assert_error_page(nul, "invalid_request", "parameter client_id contains a NUL character")
 
 
 # --- phase two: the redirect URI is trusted, errors go back to the client ----------------------
