@@ -9,9 +9,12 @@ union of scopes and retries (MCP "Step-Up Authorization Flow").
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +31,7 @@ from ostiary.resource.middleware import require_principal
 from ostiary.resource.verifiers import JWTVerifier
 from ostiary.server.app import create_authorization_server
 from ostiary.settings import Settings
+from tests._services import TOOLS, unavailable
 
 
 class MemoryTokens:
@@ -138,3 +142,67 @@ async def test_sdk_oauth_client_discovers_gets_token_and_steps_up(
     assert second.content[0].text == f"{client['client_id']} saved hi with mcp:read mcp:write"
     # First token from the 401's scope, then the union after the 403 (SEP-2350).
     assert storage.scopes_seen == ["mcp:read", "mcp:read mcp:write"]
+
+
+async def test_ts_sdk_oauth_client_discovers_gets_token_and_steps_up(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """The same flow with the official TypeScript SDK's ClientCredentialsProvider.
+
+    SDK 1.32's provider sends no ``scope`` with client_credentials, so the AS grants the
+    client's registered scopes at once and no step-up is needed (unlike the Python SDK).
+    """
+    node = shutil.which("node")
+    sdk = TOOLS / "node_modules" / "@modelcontextprotocol" / "sdk"
+    if node is None or not (sdk / "dist" / "esm" / "client" / "auth-extensions.js").exists():
+        unavailable("node or @modelcontextprotocol/sdk missing (run `make tools`)")
+    assert node is not None
+    as_sock, as_port = _socket()
+    rs_sock, rs_port = _socket()
+    issuer = f"http://127.0.0.1:{as_port}"
+    resource = f"http://127.0.0.1:{rs_port}/mcp"
+    settings = settings_factory(
+        issuer=issuer, storage={"url": "memory://"}, resources={"allowed": [resource]}
+    )
+    async with serving(create_authorization_server(settings), as_sock):
+        async with httpx.AsyncClient(base_url=issuer) as http:
+            client = (
+                await http.post(
+                    "/register",
+                    json={
+                        "client_name": "ts-machine",
+                        "grant_types": ["client_credentials"],
+                        "token_endpoint_auth_method": "client_secret_basic",
+                        "application_type": "web",
+                        "scope": "mcp:read mcp:write",
+                    },
+                )
+            ).json()
+        app = protect_mcp_app(
+            build_server(),
+            resource=resource,
+            issuer=issuer,
+            verifier=JWTVerifier(issuer, resource),
+            required_scopes=["mcp:read"],
+            tool_scopes={"create_note": ["mcp:write"]},
+        )
+        async with serving(app, rs_sock):
+            process = await asyncio.create_subprocess_exec(
+                node,
+                str(Path(__file__).with_name("ts_oauth_client.mjs")),
+                str(sdk),
+                resource,
+                issuer,
+                client["client_id"],
+                client["client_secret"],
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, stderr.decode()
+    answer = json.loads(stdout.decode().strip().splitlines()[-1])
+    assert answer == {
+        "scopes": ["mcp:read mcp:write"],
+        "whoami": client["client_id"],
+        "create_note": f"{client['client_id']} saved hi with mcp:read mcp:write",
+    }
