@@ -75,11 +75,25 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Bind port.")] = None,
     issuer: Annotated[str | None, typer.Option(help="Issuer URL.")] = None,
+    demo: Annotated[
+        bool, typer.Option(help="Serve the demo MCP server at {issuer}/mcp next to the AS.")
+    ] = True,
+    read_scope: Annotated[str, typer.Option(help="Scope the demo's read tools need.")] = (
+        "mcp:read"
+    ),
+    write_scope: Annotated[str, typer.Option(help="Scope create_secure_note needs.")] = (
+        "mcp:write"
+    ),
+    hide_unauthorized_tools: Annotated[
+        bool, typer.Option(help="Hide from tools/list the demo tools a token cannot call.")
+    ] = False,
 ) -> None:
-    """Run the authorization server (and the demo MCP server) with uvicorn."""
+    """Run the authorization server and the demo MCP server (one port) with uvicorn."""
     import uvicorn
 
+    from ostiary.demo.server import DemoScopes
     from ostiary.server.app import create_authorization_server
+    from ostiary.server.combined import create_combined_app
 
     current = _settings()
     server = current.server.model_copy(
@@ -93,8 +107,21 @@ def serve(
     _configure_logging()
     asyncio.run(_first_start_hint(settings))
     console.print(f"ostiary issuer [bold]{settings.issuer}[/] on {server.host}:{server.port}")
+    application: Any
+    if not demo:
+        application = create_authorization_server(settings)
+    else:
+        application = create_combined_app(
+            settings,
+            scopes=DemoScopes(read=read_scope, write=write_scope),
+            hide_unauthorized_tools=hide_unauthorized_tools,
+        )
+        console.print(
+            f"demo MCP server [bold]{settings.issuer}/mcp[/] (PRM "
+            f"{settings.issuer}/.well-known/oauth-protected-resource/mcp)"
+        )
     uvicorn.run(
-        create_authorization_server(settings),
+        application,
         host=server.host,
         port=server.port,
         log_level="info",

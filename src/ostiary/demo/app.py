@@ -1,0 +1,76 @@
+"""The demo MCP server as an OAuth-protected resource (MCP authorization; RFC 9728; RFC 8707).
+
+:func:`create_demo_app` wraps :func:`~ostiary.demo.server.build_demo_server` with
+:func:`~ostiary.resource.mcp_sdk.protect_mcp_app`: PRM at the path-inserted well-known URL,
+bearer checks with the given verifier (audience = the demo's resource URL), per-tool and
+per-resource scopes enforced as HTTP 403 step-up challenges before the SDK runs, public tools
+callable without a token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from starlette.applications import Starlette
+
+from ostiary.demo.server import PUBLIC_TOOLS, DemoScopes, build_demo_server
+from ostiary.resource.mcp_sdk import protect_mcp_app
+from ostiary.resource.verifiers import TokenVerifier
+from ostiary.storage.base import Storage
+
+__all__ = ["STREAMABLE_HTTP_OPTIONS", "create_demo_app"]
+
+#: Stateless streamable HTTP with JSON responses: MCP 2026-07-28 removed sessions, and a plain
+#: JSON answer per POST is what lets any number of processes serve the endpoint.
+STREAMABLE_HTTP_OPTIONS: Final[dict[str, Any]] = {"stateless_http": True, "json_response": True}
+
+
+def create_demo_app(
+    storage: Storage,
+    tenant: str,
+    *,
+    resource: str,
+    issuer: str,
+    verifier: TokenVerifier,
+    clock: Callable[[], int],
+    scopes: DemoScopes | None = None,
+    hide_unauthorized_tools: bool = False,
+    cors_origins: Sequence[str] = (),
+    count_usage: bool = True,
+) -> Starlette:
+    """The protected demo server: MCP at the path of ``resource``, PRM at its well-known URL.
+
+    Args:
+        storage: Notes, usage counters and users (initialised by whoever owns it).
+        tenant: The storage tenant.
+        resource: Canonical MCP endpoint URL (token audience, PRM ``resource``).
+        issuer: The authorization server named in the PRM.
+        verifier: Verifies bearer tokens for ``resource``.
+        clock: Seconds since the epoch.
+        scopes: Read/write scope names (default ``mcp:read`` / ``mcp:write``).
+        hide_unauthorized_tools: Drop from ``tools/list`` what the caller cannot call.
+        cors_origins: Browser origins allowed to call the MCP endpoint.
+        count_usage: Count each ``tools/call`` per subject.
+
+    Example:
+        >>> # app = create_demo_app(storage, "default", resource="https://h/mcp",
+        >>> #                       issuer="https://h", verifier=verifier, clock=system_clock)
+    """
+    scopes = scopes or DemoScopes()
+    return protect_mcp_app(
+        build_demo_server(storage, tenant, clock=clock, scopes=scopes, count_usage=count_usage),
+        resource=resource,
+        issuer=issuer,
+        verifier=verifier,
+        required_scopes=[scopes.read],
+        tool_scopes=scopes.tool_scopes(),
+        resource_scopes=scopes.resource_scopes(),
+        scopes_supported=[scopes.read, scopes.write],
+        public_tools=PUBLIC_TOOLS,
+        hide_unauthorized_tools=hide_unauthorized_tools,
+        resource_name="ostiary demo MCP server",
+        include_root_metadata=True,
+        streamable_http_options=STREAMABLE_HTTP_OPTIONS,
+        cors_origins=cors_origins,
+    )

@@ -1,0 +1,147 @@
+"""One ASGI app on one port: the authorization server plus the demo MCP server at ``{issuer}/mcp``.
+
+The two share the storage, the key ring and one lifespan. The demo's bearer checks verify
+RFC 9068 JWTs exactly as a remote resource server would (:class:`JWTVerifier`: ``typ``,
+``alg`` allow-list, ``iss``, ``aud`` = the demo resource, ``exp``/``nbf``), but its JWKS comes
+straight from the in-process key ring through :class:`KeyRingTransport`, so there is no HTTP
+round trip and a rotation is seen at the next unknown ``kid``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Final
+
+import httpx
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ostiary.core.context import ServerContext
+from ostiary.demo.app import create_demo_app
+from ostiary.demo.server import DemoScopes
+from ostiary.resource.verifiers import JWTVerifier
+from ostiary.server.app import create_authorization_server
+from ostiary.settings import Settings
+from ostiary.storage.base import Storage
+
+__all__ = ["CombinedApp", "KeyRingTransport", "create_combined_app", "local_jwt_verifier"]
+
+#: Path of the JWKS the local transport answers (never reaches the network).
+_LOCAL_JWKS: Final = "http://ostiary.local/jwks"
+
+
+class KeyRingTransport(httpx.AsyncBaseTransport):
+    """An httpx transport answering any request with the AS key ring's public JWKS."""
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Serve the JWKS of the current ring (public halves only)."""
+        ring = await self.ctx.keys.ring(self.ctx.clock())
+        body = json.dumps(ring.jwks()).encode()
+        return httpx.Response(
+            200, headers={"content-type": "application/json"}, content=body, request=request
+        )
+
+
+def local_jwt_verifier(ctx: ServerContext, resource: str) -> JWTVerifier:
+    """A JWT verifier for ``resource`` whose keys come from ``ctx``'s key ring in-process."""
+    return JWTVerifier(
+        ctx.issuer,
+        resource,
+        _LOCAL_JWKS,
+        algorithms=(ctx.settings.tokens.signing_alg,),
+        http_client=httpx.AsyncClient(transport=KeyRingTransport(ctx)),
+        min_refetch_interval=1,  # a local "fetch" is a dictionary read
+        jwks_max_age=60,
+        clock=lambda: float(ctx.clock()),
+    )
+
+
+class CombinedApp:
+    """Route to the MCP app when one of its routes matches, else to the AS; run both lifespans.
+
+    Each app keeps its own middleware (the AS's CORS, the MCP endpoint's Origin guard).
+    """
+
+    def __init__(self, authorization_server: Starlette, mcp_app: Starlette) -> None:
+        self.authorization_server = authorization_server
+        self.mcp_app = mcp_app
+        self._mcp_routes: Sequence[BaseRoute] = mcp_app.routes
+        self.state = authorization_server.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point."""
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        app: ASGIApp = self.authorization_server
+        if scope["type"] == "http":
+            for route in self._mcp_routes:
+                if route.matches(scope)[0] is not Match.NONE:
+                    app = self.mcp_app
+                    break
+        await app(scope, receive, send)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        """The AS start-up (storage, keys) first, then the MCP server's."""
+        async with (
+            self.authorization_server.router.lifespan_context(self.authorization_server),
+            self.mcp_app.router.lifespan_context(self.mcp_app),
+        ):
+            yield
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        started = False
+        try:
+            async with self.lifespan():
+                await send({"type": "lifespan.startup.complete"})
+                started = True
+                message = await receive()
+                assert message["type"] == "lifespan.shutdown"
+        except Exception as exc:  # report, as Starlette does, instead of hanging the server
+            failed = "lifespan.shutdown.failed" if started else "lifespan.startup.failed"
+            await send({"type": failed, "message": repr(exc)})
+            raise
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def create_combined_app(
+    settings: Settings,
+    storage: Storage | None = None,
+    *,
+    scopes: DemoScopes | None = None,
+    hide_unauthorized_tools: bool = False,
+    count_usage: bool = True,
+    **as_options: Any,
+) -> CombinedApp:
+    """The AS and the demo MCP server at ``{issuer}/mcp``, sharing storage and lifespan.
+
+    ``app.state.ctx`` is the AS's :class:`ServerContext`.
+
+    Example:
+        >>> # uvicorn.run(create_combined_app(load_settings()), port=8000)
+    """
+    authorization_server = create_authorization_server(settings, storage, **as_options)
+    ctx: ServerContext = authorization_server.state.ctx
+    resource = f"{settings.issuer}/mcp"
+    mcp_app = create_demo_app(
+        ctx.storage,
+        ctx.tenant,
+        resource=resource,
+        issuer=settings.issuer,
+        verifier=local_jwt_verifier(ctx, resource),
+        clock=ctx.clock,
+        scopes=scopes,
+        hide_unauthorized_tools=hide_unauthorized_tools,
+        cors_origins=settings.server.cors_origins,
+        count_usage=count_usage,
+    )
+    return CombinedApp(authorization_server, mcp_app)
