@@ -487,3 +487,16 @@ def test_sync_clients_are_refused(browser: Browser) -> None:
     ):
         client.get(MCP_URL, auth=make_auth(browser))
     assert str(caught.value) == "OAuthClientAuth needs httpx.AsyncClient"
+
+
+async def test_dpop_tokens_survive_a_restart_with_their_key(
+    world: World, browser: Browser, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    world.dpop = True
+    await http.post(MCP_URL, json={}, auth=make_auth(browser, store=FileTokenStore(tmp_path)))
+
+    again = make_auth(browser, store=FileTokenStore(tmp_path))
+    response = await http.post(MCP_URL, json={}, auth=again)
+
+    assert response.status_code == 200
+    assert len(world.authorize_requests) == 1

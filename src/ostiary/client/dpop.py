@@ -42,6 +42,15 @@ class DPoPSigner:
         self.key = key or ECKey.generate_key("P-256")
         self.public_jwk: dict[str, Any] = dict(self.key.as_dict(private=False))
 
+    @classmethod
+    def from_jwk(cls, jwk: dict[str, Any]) -> DPoPSigner:
+        """A signer for a key saved with :meth:`private_jwk`."""
+        return cls(ECKey.import_key(jwk))
+
+    def private_jwk(self) -> dict[str, Any]:
+        """The private key as a JWK, to store next to the tokens bound to it."""
+        return dict(self.key.as_dict(private=True))
+
     def proof(
         self,
         method: str,

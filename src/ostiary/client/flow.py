@@ -382,6 +382,8 @@ class OAuthFlow:
         if challenge is not None and challenge.scopes and not self.requested_scopes:
             self.requested_scopes = challenge.scopes
         stored = await self.store.get_tokens(context.issuer, context.resource)
+        if stored is not None and stored.dpop_key is not None:
+            self.dpop = DPoPSigner.from_jwk(stored.dpop_key)
         if stored is not None and sent is None and not stored.is_expiring():
             self.tokens = stored  # saved by an earlier run: try it first
             return
@@ -442,6 +444,10 @@ class OAuthFlow:
         await self._save_tokens(context, tokens)
 
     async def _save_tokens(self, context: ServerContext, tokens: TokenSet) -> None:
+        if tokens.token_type == "DPoP":
+            # RFC 9449 §5: the tokens are bound to this key; keep it with them so a
+            # later run can still present them.
+            tokens = tokens.model_copy(update={"dpop_key": self.dpop.private_jwk()})
         self.tokens = tokens
         await self.store.save_tokens(context.issuer, context.resource, tokens)
 

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey, RSAKey
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ostiary.client._http import HttpRequest, HttpResponse
 from ostiary.client.discovery import AuthorizationServerMetadata
@@ -53,6 +53,8 @@ class TokenSet(BaseModel):
     refresh_token: str | None = None
     scope: str | None = None
     expires_at: float | None = None
+    #: The private JWK a DPoP-bound token is bound to (RFC 9449 §5), stored with it.
+    dpop_key: dict[str, Any] | None = Field(default=None, repr=False)
 
     def is_expiring(self, now: float | None = None) -> bool:
         """True when the access token expires within the refresh margin."""
