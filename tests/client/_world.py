@@ -90,6 +90,7 @@ class World:
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
     token_requests: list[dict[str, str]] = field(default_factory=list)
     token_auth_headers: list[str | None] = field(default_factory=list)
+    revocations: list[dict[str, str]] = field(default_factory=list)
     mcp_auth_headers: list[str | None] = field(default_factory=list)
     # state
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -138,6 +139,7 @@ def build_app(world: World, mcp_app: Starlette | None = None) -> Starlette:
             "authorization_endpoint": f"{issuer}/authorize",
             "token_endpoint": f"{issuer}/token",
             "registration_endpoint": f"{issuer}/register",
+            "revocation_endpoint": f"{issuer}/revoke",
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
             "token_endpoint_auth_methods_supported": world.auth_methods,
@@ -230,6 +232,13 @@ def build_app(world: World, mcp_app: Starlette | None = None) -> Starlette:
             return JSONResponse(_issue("machine", form.get("scope", ""), issuer))
         return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
 
+    async def revoke(request: Request) -> Response:
+        form = {name: str(value) for name, value in (await request.form()).items()}
+        world.revocations.append(form)
+        world.refresh.pop(form.get("token", ""), None)
+        world.access.pop(form.get("token", ""), None)
+        return Response(status_code=200)
+
     def _challenge(status: int, error: str | None, scope: str | None) -> Response:
         prm_url = f"{world.origin}/.well-known/oauth-protected-resource/mcp"
         parts = [f'resource_metadata="{prm_url}"']
@@ -285,6 +294,7 @@ def build_app(world: World, mcp_app: Starlette | None = None) -> Starlette:
         Route("/{name}/register", register, methods=["POST"]),
         Route("/{name}/authorize", authorize),
         Route("/{name}/token", token, methods=["POST"]),
+        Route("/{name}/revoke", revoke, methods=["POST"]),
     ]
     if mcp_app is None:
         return Starlette(routes=[*routes, Route("/mcp", mcp, methods=["GET", "POST"])])

@@ -101,7 +101,9 @@ def test_login_then_tools_and_call_reuse_the_stored_tokens(
     assert url in out
 
     code, out = invoke("logout", url, *store)
-    assert (code, out) == (0, "Logged out of 1 server.\n")
+    assert (code, out) == (0, f"Logged out of {url} (revoked).\n")
+    assert [r["token_type_hint"] for r in served.revocations] == ["refresh_token"]
+    assert served.refresh == {}
     assert list(tmp_path.glob("*.json")) == []
 
 

@@ -33,7 +33,9 @@ from ostiary.client.config import ServerEntry, load_servers_file
 from ostiary.client.discovery import canonical_resource
 from ostiary.client.keyring_store import default_token_store
 from ostiary.client.registration import ClientConfig
+from ostiary.client.revocation import revoke_grant
 from ostiary.client.session import open_mcp_client
+from ostiary.client.token_store import StoredGrant
 from ostiary.errors import ClientError
 
 __all__ = ["client_app", "parse_arguments"]
@@ -219,22 +221,29 @@ def logout(
     config: ConfigOption = None,
     token_dir: TokenDirOption = None,
 ) -> None:
-    """Forget stored tokens (and client registrations) for one server or all of them."""
+    """Revoke (RFC 7009) and forget stored tokens for one server or all of them."""
 
     async def work() -> None:
         store = default_token_store(token_dir)
         resource = canonical_resource(_resolve(server, config).url) if server else None
-        removed = 0
-        for grant in await store.list_grants():
-            if resource is None or grant.resource == resource:
+        grants = [g for g in await store.list_grants() if resource in (None, g.resource)]
+        if not grants:
+            raise CliError(f"not logged in to {server}" if server else "not logged in anywhere")
+        async with httpx.AsyncClient(timeout=10) as http:
+            for grant in grants:
+                status = await _revoke(grant, http)
                 await store.delete_tokens(grant.issuer, grant.resource)
                 await store.delete_registration(grant.issuer, grant.resource)
-                removed += 1
-        if removed == 0:
-            raise CliError(f"not logged in to {server}" if server else "not logged in anywhere")
-        console.print(f"Logged out of {removed} server{'s' if removed != 1 else ''}.")
+                console.print(f"Logged out of {grant.resource} ({status}).")
 
     _run(work)
+
+
+async def _revoke(grant: StoredGrant, http: httpx.AsyncClient) -> str:
+    try:
+        return await revoke_grant(grant, http)
+    except (ClientError, httpx.HTTPError) as exc:
+        return f"not revoked: {_error_text(exc)}"
 
 
 def _expires(expires_at: float | None) -> str:

@@ -481,9 +481,12 @@ class OAuthFlow:
         strategy = choose_registration(self.client, context.metadata)
         if strategy != "dynamic":
             self.registration = static_registration(self.client, context.metadata, strategy)
+            # Kept for reference only (logout revokes with it); never read back for use.
+            await self.store.save_registration(context.resource, self.registration)
             return self.registration
         stored = await self.store.get_registration(context.issuer, context.resource)
-        if stored is not None and stored.issuer == context.issuer and not stored.is_expired():
+        usable = stored is not None and stored.strategy == "dynamic" and not stored.is_expired()
+        if stored is not None and usable and stored.issuer == context.issuer:
             self.registration = stored
             return stored
         return None

@@ -33,6 +33,7 @@ __all__ = [
     "jwt_bearer_request",
     "parse_token_response",
     "refresh_request",
+    "revocation_request",
     "select_auth_method",
 ]
 
@@ -221,6 +222,24 @@ def jwt_bearer_request(
     if scope:
         form["scope"] = scope
     return _token_request(form, registration, metadata, signing)
+
+
+def revocation_request(
+    *,
+    token: str,
+    token_type_hint: str,
+    registration: ClientRegistration,
+    metadata: AuthorizationServerMetadata,
+    signing: tuple[str, str] | None = None,
+) -> HttpRequest | None:
+    """The RFC 7009 §2.1 revocation request, or ``None`` when the AS has no endpoint."""
+    endpoint = metadata.revocation_endpoint
+    if endpoint is None:
+        return None
+    form = {"token": token, "token_type_hint": token_type_hint}
+    method = select_auth_method(registration, metadata, signing is not None)
+    headers = _authenticate(form, method, registration, metadata, signing)
+    return HttpRequest.post_form(endpoint, form, headers)
 
 
 class _TokenResponse(BaseModel):
