@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import sys
 import threading
 import time
 import webbrowser
@@ -196,3 +198,38 @@ def test_arguments_are_json_when_they_parse() -> None:
         "d": True,
         "e": "",
     }
+
+
+STDIO_SERVER = """
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("stdio-test")
+
+
+@server.tool()
+def shout(text: str) -> str:
+    \"\"\"Upper-case the text.\"\"\"
+    return text.upper()
+
+
+server.run()
+"""
+
+
+def test_stdio_servers_from_the_config_need_no_oauth(tmp_path: Path) -> None:
+    script = tmp_path / "server.py"
+    script.write_text(STDIO_SERVER)
+    config = tmp_path / "mcp_config.json"
+    entry = {"name": "local", "transport": "stdio", "command": [sys.executable, str(script)]}
+    config.write_text(json.dumps({"servers": [entry]}))
+
+    code, out = invoke("call", "local", "shout", "text=hey", "--config", str(config))
+    assert code == 0, out
+    assert '"text": "HEY"' in out
+
+    code, out = invoke("login", "local", "--config", str(config))
+    assert (code, out) == (
+        1,
+        "error: server 'local' uses stdio: it takes credentials from its environment, "
+        "there is nothing to log in to\n",
+    )

@@ -22,6 +22,7 @@ import httpx
 import httpx2
 import typer
 from mcp.client.client import Client
+from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from rich.console import Console
 from rich.table import Table
@@ -76,10 +77,11 @@ class CliError(ClientError):
 
 @dataclass(frozen=True)
 class Target:
-    """The server a command talks to."""
+    """The server a command talks to: an HTTP URL, or a stdio command (no OAuth)."""
 
     url: str
     entry: ServerEntry | None
+    command: tuple[str, ...] = ()
 
 
 def _resolve(server: str, config: Path | None) -> Target:
@@ -89,8 +91,9 @@ def _resolve(server: str, config: Path | None) -> Target:
     entry = load_servers_file(path).find(server)
     if entry is None:
         raise CliError(f"no server named {server!r} in {path}")
-    if entry.transport == "stdio" or entry.url is None:
-        raise CliError(f"server {server!r} uses stdio; OAuth applies to HTTP servers only")
+    if entry.transport == "stdio" and entry.command:
+        return Target("", entry, tuple(entry.command))
+    assert entry.url is not None  # ServerEntry validation guarantees it for HTTP
     return Target(entry.url, entry)
 
 
@@ -181,6 +184,21 @@ async def _session(
             yield client, auth
 
 
+@asynccontextmanager
+async def _connect(
+    target: Target, token_dir: Path | None, no_browser: bool, timeout: float
+) -> AsyncIterator[Client]:
+    """An MCP client session: stdio servers directly, HTTP servers with OAuth."""
+    if target.command:
+        # MCP authorization: STDIO servers take credentials from their environment.
+        params = StdioServerParameters(command=target.command[0], args=list(target.command[1:]))
+        async with Client(params, raise_exceptions=True) as client:
+            yield client
+        return
+    async with _session(target, token_dir, no_browser, timeout) as (client, _):
+        yield client
+
+
 def _configured_port(redirect_uri: str | None) -> int:
     if not redirect_uri:
         return 0
@@ -200,6 +218,11 @@ def login(
 
     async def work() -> None:
         target = _resolve(server, config)
+        if target.command:
+            raise CliError(
+                f"server {server!r} uses stdio: it takes credentials from its environment, "
+                "there is nothing to log in to"
+            )
         async with _session(target, token_dir, no_browser, timeout) as (client, auth):
             await client.list_tools()
             context = auth.flow.context
@@ -292,7 +315,7 @@ def tools(
 
     async def work() -> None:
         target = _resolve(server, config)
-        async with _session(target, token_dir, no_browser, timeout) as (client, _):
+        async with _connect(target, token_dir, no_browser, timeout) as client:
             listed = await client.list_tools()
         table = Table("Tool", "Description")
         for tool in listed.tools:
@@ -336,7 +359,7 @@ def call(
     async def work() -> None:
         parsed = parse_arguments(arguments or [])
         target = _resolve(server, config)
-        async with _session(target, token_dir, no_browser, timeout) as (client, _):
+        async with _connect(target, token_dir, no_browser, timeout) as client:
             result = await client.call_tool(tool, parsed)
         document = result.model_dump(mode="json", by_alias=True, exclude_none=True)
         console.print_json(json.dumps(document))

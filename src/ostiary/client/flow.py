@@ -233,8 +233,9 @@ class OAuthFlow:
                 yield self._refresh_or_authorize()
         sent = self.tokens
         response = yield self._credentials(method, url)
-        # Two rounds: tokens loaded from the store are tried as they are first; when the
-        # server still says 401 they are refreshed or replaced.
+        # Up to three 401 rounds: a DPoP nonce demand is answered at once; tokens loaded
+        # from the store are tried as they are first and, when refused, refreshed or
+        # replaced.
         for _ in range(3):
             if response.status_code != 401:
                 break
