@@ -197,3 +197,46 @@ class Stats:
     live_authorization_codes: int
     live_access_tokens: int
     live_refresh_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A demo MCP server's per-user secure note."""
+
+    tenant_id: str
+    note_id: str
+    subject: str
+    title: str
+    content: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedIdentity:
+    """An upstream identity provider's account linked to a local subject."""
+
+    tenant_id: str
+    provider: str
+    upstream_subject: str
+    subject: str
+    created_at: int
+    email: str | None = None
+    display_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamToken:
+    """Upstream provider tokens kept for tool code, encrypted at rest, tied to one grant.
+
+    ``grant_id`` may name a pending login (``"pending:<id>"``) until consent creates the grant.
+    """
+
+    tenant_id: str
+    grant_id: str
+    subject: str
+    provider: str
+    access_token_enc: str
+    updated_at: int
+    refresh_token_enc: str | None = None
+    expires_at: int | None = None
+    scope: str | None = None

@@ -6,7 +6,8 @@ The security-critical semantics are part of the contract and are checked by
 * ``consume_authorization_code`` is atomic and single-use, even across processes.
 * ``rotate_refresh_token`` is atomic; a second presentation of a rotated token outside the
   grace window is reported as ``REUSED`` (the caller then revokes the grant).
-* ``revoke_grant`` cascades to every code, refresh token and access-token record of the grant.
+* ``revoke_grant`` cascades to every code, refresh token and access-token record of the grant
+  and deletes its upstream tokens.
 * Every method is scoped to a tenant; one tenant never sees another's records.
 * Secrets arrive already hashed; a backend never sees a raw code, token or secret.
 """
@@ -24,10 +25,13 @@ from ostiary.core.models import (
     ConsumeResult,
     Grant,
     Interaction,
+    LinkedIdentity,
+    Note,
     RefreshToken,
     RotateResult,
     SigningKey,
     Stats,
+    UpstreamToken,
     User,
 )
 
@@ -55,7 +59,10 @@ class UserStore(Protocol):
     async def list_users(self, tenant_id: str) -> list[User]: ...
 
     async def delete_user(self, tenant_id: str, user_id: str) -> bool:
-        """Delete a user and revoke all of their grants. True if it existed."""
+        """Delete a user, revoke all of their grants and unlink their upstream identities.
+
+        True if it existed.
+        """
 
 
 class GrantStore(Protocol):
@@ -71,6 +78,8 @@ class GrantStore(Protocol):
 
     async def revoke_grant(self, tenant_id: str, grant_id: str, now: int) -> bool:
         """Revoke the grant and, in the same transaction, its codes and tokens.
+
+        Upstream tokens kept for the grant are deleted with it.
 
         Returns True if the grant existed and was live.
         """
@@ -91,7 +100,8 @@ class CodeStore(Protocol):
 
 
 class RefreshTokenStore(Protocol):
-    async def save_refresh_token(self, token: RefreshToken) -> None: ...
+    async def save_refresh_token(self, token: RefreshToken) -> None:
+        """Store the token; it is stored already revoked if its grant is revoked."""
 
     async def get_refresh_token(self, tenant_id: str, token_hash: str) -> RefreshToken | None: ...
 
@@ -112,7 +122,8 @@ class RefreshTokenStore(Protocol):
 
 
 class AccessTokenStore(Protocol):
-    async def save_access_token(self, record: AccessTokenRecord) -> None: ...
+    async def save_access_token(self, record: AccessTokenRecord) -> None:
+        """Book the token; it is stored already revoked if its grant is revoked."""
 
     async def get_access_token(self, tenant_id: str, jti: str) -> AccessTokenRecord | None: ...
 
@@ -168,6 +179,56 @@ class RateLimiter(Protocol):
         """Count one event in the fixed window containing ``now``; return the count so far."""
 
 
+class NoteStore(Protocol):
+    """Per-user data of the demo MCP server (secure notes, API usage counters)."""
+
+    async def save_note(self, note: Note) -> None:
+        """Insert or replace by (tenant, subject, note_id): the owner is part of the key."""
+
+    async def get_note(self, tenant_id: str, subject: str, note_id: str) -> Note | None:
+        """The note only if it belongs to ``subject``."""
+
+    async def list_notes(self, tenant_id: str, subject: str) -> list[Note]:
+        """The subject's notes, oldest first."""
+
+    async def delete_note(self, tenant_id: str, subject: str, note_id: str) -> bool:
+        """Delete the subject's note; True for exactly one concurrent caller."""
+
+    async def record_usage(self, tenant_id: str, subject: str, name: str, now: int) -> int:
+        """Atomically add one call of ``name`` for ``subject``; returns the new count."""
+
+    async def get_usage(self, tenant_id: str, subject: str) -> dict[str, int]:
+        """Call counts per name for ``subject``, names in code-point order."""
+
+
+class IdentityStore(Protocol):
+    """Upstream identity links and upstream tokens (federation)."""
+
+    async def save_linked_identity(self, identity: LinkedIdentity) -> None:
+        """Insert or replace by (tenant, provider, upstream_subject)."""
+
+    async def get_linked_identity(
+        self, tenant_id: str, provider: str, upstream_subject: str
+    ) -> LinkedIdentity | None: ...
+
+    async def list_linked_identities(self, tenant_id: str, subject: str) -> list[LinkedIdentity]:
+        """The subject's links, oldest first (then by provider and upstream subject)."""
+
+    async def save_upstream_token(self, token: UpstreamToken) -> None:
+        """Insert or replace by (tenant, grant_id, provider).
+
+        Not stored when the grant is revoked; a save racing ``revoke_grant`` either lands
+        before it (and is deleted by its cascade) or is dropped.
+        """
+
+    async def get_upstream_token(
+        self, tenant_id: str, grant_id: str, provider: str
+    ) -> UpstreamToken | None: ...
+
+    async def delete_upstream_tokens(self, tenant_id: str, grant_id: str) -> int:
+        """Remove every upstream token of a grant (``revoke_grant`` does this too)."""
+
+
 class Storage(
     ClientStore,
     UserStore,
@@ -180,6 +241,8 @@ class Storage(
     InteractionStore,
     ReplayCache,
     RateLimiter,
+    NoteStore,
+    IdentityStore,
     Protocol,
 ):
     """Everything the authorization server persists, as one backend object."""
@@ -192,7 +255,13 @@ class Storage(
     async def stats(self, tenant_id: str, now: int) -> Stats: ...
 
     async def purge_expired(self, now: int) -> int:
-        """Delete expired records of every kind; returns how many went."""
+        """Delete expired records of every kind; returns how many went.
+
+        Upstream tokens go with their expired grant, and those of a ``pending:`` grant id
+        an hour after their last update (a login abandoned before consent). Notes, usage
+        counters and linked identities never expire. Records a backend expires natively
+        (Redis TTLs) are not counted.
+        """
 
     async def healthy(self) -> bool:
         """A cheap round-trip to the backend."""

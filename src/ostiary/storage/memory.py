@@ -28,15 +28,19 @@ from ostiary.core.models import (
     ConsumeStatus,
     Grant,
     Interaction,
+    LinkedIdentity,
+    Note,
     RefreshToken,
     RotateResult,
     RotateStatus,
     SigningKey,
     Stats,
+    UpstreamToken,
     User,
 )
 from ostiary.errors import StorageError
 from ostiary.storage.rules import consume_status, rotation_status
+from ostiary.storage.statements import PENDING_UPSTREAM_TTL
 
 T = TypeVar("T", RefreshToken, AccessTokenRecord)
 J = TypeVar("J", Client, SigningKey, Interaction)
@@ -69,6 +73,10 @@ class MemoryStorage:
         self._sessions: dict[tuple[str, str], BrowserSession] = {}
         self._jtis: dict[tuple[str, str], int] = {}
         self._rates: dict[tuple[str, str], tuple[int, int, int]] = {}
+        self._notes: dict[tuple[str, str, str], Note] = {}
+        self._usage: dict[tuple[str, str, str], int] = {}
+        self._links: dict[tuple[str, str, str], LinkedIdentity] = {}
+        self._upstream: dict[tuple[str, str, str], UpstreamToken] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -127,6 +135,7 @@ class MemoryStorage:
         async with self._lock:
             existed = self._users.pop((tenant_id, user_id), None) is not None
             self._revoke_where(tenant_id, lambda g: g.subject == user_id)
+            _drop(self._links, lambda i: (i.tenant_id, i.subject) == (tenant_id, user_id))
             return existed
 
     # -- grants ------------------------------------------------------------------------------
@@ -183,7 +192,8 @@ class MemoryStorage:
         return token
 
     def _cascade(self, tenant_id: str, grant_id: str, now: int) -> None:
-        """Retire every code and token of the grant (caller holds the lock)."""
+        """Retire every code and token of the grant, drop its upstream tokens (lock held)."""
+        _drop(self._upstream, lambda u: (u.tenant_id, u.grant_id) == (tenant_id, grant_id))
         for key, code in self._codes.items():
             if key[0] == tenant_id and code.grant_id == grant_id and code.consumed_at is None:
                 self._codes[key] = replace(code, consumed_at=now)
@@ -340,7 +350,75 @@ class MemoryStorage:
             self._rates[(tenant_id, bucket)] = (start, count, start + window_seconds)
             return count
 
+    # -- notes and API usage (demo MCP server) ----------------------------------------------
+
+    async def save_note(self, note: Note) -> None:
+        async with self._lock:
+            self._notes[(note.tenant_id, note.subject, note.note_id)] = note
+
+    async def get_note(self, tenant_id: str, subject: str, note_id: str) -> Note | None:
+        return self._notes.get((tenant_id, subject, note_id))
+
+    async def list_notes(self, tenant_id: str, subject: str) -> list[Note]:
+        found = [n for (t, s, _), n in self._notes.items() if (t, s) == (tenant_id, subject)]
+        return sorted(found, key=lambda n: (n.created_at, n.note_id))
+
+    async def delete_note(self, tenant_id: str, subject: str, note_id: str) -> bool:
+        async with self._lock:
+            return self._notes.pop((tenant_id, subject, note_id), None) is not None
+
+    async def record_usage(self, tenant_id: str, subject: str, name: str, now: int) -> int:
+        async with self._lock:
+            count = self._usage.get((tenant_id, subject, name), 0) + 1
+            self._usage[(tenant_id, subject, name)] = count
+            return count
+
+    async def get_usage(self, tenant_id: str, subject: str) -> dict[str, int]:
+        found = {n: c for (t, s, n), c in self._usage.items() if (t, s) == (tenant_id, subject)}
+        return dict(sorted(found.items()))
+
+    # -- federation: linked identities and upstream tokens -----------------------------------
+
+    async def save_linked_identity(self, identity: LinkedIdentity) -> None:
+        async with self._lock:
+            key = (identity.tenant_id, identity.provider, identity.upstream_subject)
+            self._links[key] = identity
+
+    async def get_linked_identity(
+        self, tenant_id: str, provider: str, upstream_subject: str
+    ) -> LinkedIdentity | None:
+        return self._links.get((tenant_id, provider, upstream_subject))
+
+    async def list_linked_identities(self, tenant_id: str, subject: str) -> list[LinkedIdentity]:
+        found = [
+            i for (t, _, _), i in self._links.items() if t == tenant_id and i.subject == subject
+        ]
+        return sorted(found, key=lambda i: (i.created_at, i.provider, i.upstream_subject))
+
+    async def save_upstream_token(self, token: UpstreamToken) -> None:
+        async with self._lock:
+            grant = self._grants.get((token.tenant_id, token.grant_id))
+            if grant is not None and grant.revoked_at is not None:
+                return  # a revoked grant keeps no upstream tokens (see the SQL backend)
+            self._upstream[(token.tenant_id, token.grant_id, token.provider)] = token
+
+    async def get_upstream_token(
+        self, tenant_id: str, grant_id: str, provider: str
+    ) -> UpstreamToken | None:
+        return self._upstream.get((tenant_id, grant_id, provider))
+
+    async def delete_upstream_tokens(self, tenant_id: str, grant_id: str) -> int:
+        async with self._lock:
+            return _drop(
+                self._upstream, lambda u: (u.tenant_id, u.grant_id) == (tenant_id, grant_id)
+            )
+
     # -- housekeeping ------------------------------------------------------------------------
+
+    def _upstream_dead(self, token: UpstreamToken, now: int) -> bool:
+        """Its grant expired (and is about to be purged), or its pending login was abandoned."""
+        grant = self._grants.get((token.tenant_id, token.grant_id))
+        return (grant is not None and grant.expires_at <= now) or _pending_abandoned(token, now)
 
     async def stats(self, tenant_id: str, now: int) -> Stats:
         return Stats(
@@ -369,7 +447,8 @@ class MemoryStorage:
     async def purge_expired(self, now: int) -> int:
         async with self._lock:
             return (
-                _drop(self._codes, lambda c: c.expires_at <= now)
+                _drop(self._upstream, lambda u: self._upstream_dead(u, now))
+                + _drop(self._codes, lambda c: c.expires_at <= now)
                 + _drop(self._refresh, lambda r: r.expires_at <= now or r.idle_expires_at <= now)
                 + _drop(self._access, lambda a: a.expires_at <= now)
                 + _drop(self._grants, lambda g: g.expires_at <= now)
@@ -379,6 +458,10 @@ class MemoryStorage:
                 + _drop(self._jtis, lambda expires_at: expires_at <= now)
                 + _drop(self._rates, lambda rate: rate[2] <= now)
             )
+
+
+def _pending_abandoned(token: UpstreamToken, now: int) -> bool:
+    return token.grant_id.startswith("pending:") and token.updated_at <= now - PENDING_UPSTREAM_TTL
 
 
 def _refresh_live(token: RefreshToken, now: int) -> bool:

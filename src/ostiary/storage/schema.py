@@ -214,3 +214,58 @@ rate_limits = Table(
     _time("expires_at"),
     PrimaryKeyConstraint("tenant_id", "bucket", name="pk_rate_limits"),
 )
+
+# -- 0002: demo MCP server data and federation ----------------------------------------------
+
+notes = Table(
+    "notes",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    # The owner is part of the key: one subject can neither read nor overwrite another's note.
+    Column("subject", Text, nullable=False),
+    Column("note_id", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("content", Text, nullable=False),
+    _time("created_at"),
+    PrimaryKeyConstraint("tenant_id", "subject", "note_id", name="pk_notes"),
+)
+
+api_usage = Table(
+    "api_usage",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    _time("last_used_at"),
+    PrimaryKeyConstraint("tenant_id", "subject", "name", name="pk_api_usage"),
+)
+
+linked_identities = Table(
+    "linked_identities",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("upstream_subject", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    _time("created_at"),
+    Column("email", Text),
+    Column("display_name", Text),
+    PrimaryKeyConstraint("tenant_id", "provider", "upstream_subject", name="pk_linked_identities"),
+    Index("ix_linked_identities_subject", "tenant_id", "subject"),
+)
+
+upstream_tokens = Table(
+    "upstream_tokens",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("grant_id", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("access_token_enc", Text, nullable=False),
+    _time("updated_at"),
+    Column("refresh_token_enc", Text),
+    _time("expires_at", nullable=True),
+    Column("scope", Text),
+    PrimaryKeyConstraint("tenant_id", "grant_id", "provider", name="pk_upstream_tokens"),
+)

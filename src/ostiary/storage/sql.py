@@ -26,7 +26,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Executable, Table, event, select, text, update
+from sqlalchemy import ColumnElement, Executable, Table, delete, event, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -44,11 +44,14 @@ from ostiary.core.models import (
     ConsumeStatus,
     Grant,
     Interaction,
+    LinkedIdentity,
+    Note,
     RefreshToken,
     RotateResult,
     RotateStatus,
     SigningKey,
     Stats,
+    UpstreamToken,
     User,
 )
 from ostiary.errors import ConfigurationError, StorageError
@@ -280,6 +283,7 @@ class SqlStorage:
         async with self._tx() as conn:
             gone = await conn.execute(q.DELETE[t.users], _key(tenant_id=tenant_id, user_id=user_id))
             await _revoke_grants(conn, tenant_id, t.grants.c.subject == user_id)
+            await conn.execute(q.DELETE_LINKS_OF, _key(tenant_id=tenant_id, subject=user_id))
         return gone.rowcount == 1
 
     # -- grants ------------------------------------------------------------------------------
@@ -307,6 +311,7 @@ class SqlStorage:
             # Even when the grant was already revoked or is gone: no stray token survives.
             for cascade in q.CASCADE:
                 await conn.execute(cascade, params)
+            await conn.execute(q.DELETE_UPSTREAM, params)
         return revoked.rowcount == 1
 
     # -- authorization codes -----------------------------------------------------------------
@@ -456,6 +461,71 @@ class SqlStorage:
         assert row is not None  # an upsert always returns its row
         return int(row[0])
 
+    # -- notes and API usage (demo MCP server) ----------------------------------------------
+
+    async def save_note(self, note: Note) -> None:
+        await self._save(t.notes, _values(note))
+
+    async def get_note(self, tenant_id: str, subject: str, note_id: str) -> Note | None:
+        return await self._get(t.notes, Note, tenant_id=tenant_id, subject=subject, note_id=note_id)
+
+    async def list_notes(self, tenant_id: str, subject: str) -> list[Note]:
+        rows = await self._all(q.LIST_NOTES, _key(tenant_id=tenant_id, subject=subject))
+        return sorted((_record(Note, row) for row in rows), key=lambda n: (n.created_at, n.note_id))
+
+    async def delete_note(self, tenant_id: str, subject: str, note_id: str) -> bool:
+        key = _key(tenant_id=tenant_id, subject=subject, note_id=note_id)
+        return await self._count(q.DELETE[t.notes], key) == 1
+
+    async def record_usage(self, tenant_id: str, subject: str, name: str, now: int) -> int:
+        params = {"tenant_id": tenant_id, "subject": subject, "name": name, "now": now}
+        row = await self._one(self._up.record_usage, params)
+        assert row is not None  # an upsert always returns its row
+        return int(row[0])
+
+    async def get_usage(self, tenant_id: str, subject: str) -> dict[str, int]:
+        rows = await self._all(q.LIST_USAGE, _key(tenant_id=tenant_id, subject=subject))
+        usage = (row._mapping for row in rows)
+        return dict(sorted((str(u["name"]), int(u["count"])) for u in usage))
+
+    # -- federation: linked identities and upstream tokens -----------------------------------
+
+    async def save_linked_identity(self, identity: LinkedIdentity) -> None:
+        await self._save(t.linked_identities, _values(identity))
+
+    async def get_linked_identity(
+        self, tenant_id: str, provider: str, upstream_subject: str
+    ) -> LinkedIdentity | None:
+        return await self._get(
+            t.linked_identities,
+            LinkedIdentity,
+            tenant_id=tenant_id,
+            provider=provider,
+            upstream_subject=upstream_subject,
+        )
+
+    async def list_linked_identities(self, tenant_id: str, subject: str) -> list[LinkedIdentity]:
+        rows = await self._all(q.LIST_LINKS, _key(tenant_id=tenant_id, subject=subject))
+        found = (_record(LinkedIdentity, row) for row in rows)
+        return sorted(found, key=lambda i: (i.created_at, i.provider, i.upstream_subject))
+
+    async def save_upstream_token(self, token: UpstreamToken) -> None:
+        await self._save(t.upstream_tokens, _values(token))
+
+    async def get_upstream_token(
+        self, tenant_id: str, grant_id: str, provider: str
+    ) -> UpstreamToken | None:
+        return await self._get(
+            t.upstream_tokens,
+            UpstreamToken,
+            tenant_id=tenant_id,
+            grant_id=grant_id,
+            provider=provider,
+        )
+
+    async def delete_upstream_tokens(self, tenant_id: str, grant_id: str) -> int:
+        return await self._count(q.DELETE_UPSTREAM, _key(tenant_id=tenant_id, grant_id=grant_id))
+
     # -- housekeeping ------------------------------------------------------------------------
 
     async def stats(self, tenant_id: str, now: int) -> Stats:
@@ -466,6 +536,7 @@ class SqlStorage:
     async def purge_expired(self, now: int) -> int:
         total = 0
         async with self._tx() as conn:
+            await conn.execute(q.LOCK_EXPIRED_GRANTS, {"now": now})
             for purge in q.PURGE:
                 total += (await conn.execute(purge, {"now": now})).rowcount
         return total
@@ -497,6 +568,10 @@ async def _revoke_grants(conn: AsyncConnection, tenant_id: str, which: ColumnEle
             )
             .values({column: now})
         )
+    up = t.upstream_tokens.c
+    await conn.execute(
+        delete(t.upstream_tokens).where(up.tenant_id == tenant_id, up.grant_id.in_(ids))
+    )
 
 
 def _upgrade(connection: Connection) -> None:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
     literal,
     or_,
@@ -66,6 +67,11 @@ def _retire(table: Table, column: str, which: ColumnElement[bool]) -> Update:
 
 
 codes, rts, ats, grants = t.authorization_codes, t.refresh_tokens, t.access_tokens, t.grants
+notes, usage, links, ups = t.notes, t.api_usage, t.linked_identities, t.upstream_tokens
+
+#: How long an upstream token saved under a ``pending:<id>`` grant id (a login that never
+#: reached consent) is kept before ``purge_expired`` removes it.
+PENDING_UPSTREAM_TTL = 3600
 
 GET: dict[Table, Select[Any]] = {table: _by_key(table) for table in t.metadata.sorted_tables}
 DELETE: dict[Table, Delete] = {
@@ -94,6 +100,18 @@ CASCADE = tuple(
     _retire(table, column, table.c.grant_id == k("grant_id"))
     for table, column in ((codes, "consumed_at"), (rts, "revoked_at"), (ats, "revoked_at"))
 )
+#: Upstream tokens are deleted, not stamped: nothing may use them after a revocation.
+DELETE_UPSTREAM = delete(ups).where(
+    ups.c.tenant_id == k("tenant_id"), ups.c.grant_id == k("grant_id")
+)
+DELETE_LINKS_OF = delete(links).where(
+    links.c.tenant_id == k("tenant_id"), links.c.subject == k("subject")
+)
+LIST_NOTES = _of_tenant(notes, notes.c.subject == k("subject"))
+LIST_USAGE = select(usage.c.name, usage.c["count"]).where(
+    usage.c.tenant_id == k("tenant_id"), usage.c.subject == k("subject")
+)
+LIST_LINKS = _of_tenant(links, links.c.subject == k("subject"))
 REVOKE_REFRESH = _retire(rts, "revoked_at", rts.c.token_hash == k("token_hash"))
 REVOKE_ACCESS = _retire(ats, "revoked_at", ats.c.jti == k("jti"))
 
@@ -155,8 +173,25 @@ STATS = select(
     ),
 )
 
+#: Taken first by purge_expired, so it locks grants before tokens as revoke_grant does.
+LOCK_EXPIRED_GRANTS = select(grants.c.grant_id).where(grants.c.expires_at <= NOW).with_for_update()
+
 #: Grants first: every transaction that touches both locks the grant before its tokens.
 PURGE = (
+    # Upstream tokens go with their expired grant, and abandoned pending logins' after a while.
+    delete(ups).where(
+        or_(
+            exists().where(
+                grants.c.tenant_id == ups.c.tenant_id,
+                grants.c.grant_id == ups.c.grant_id,
+                grants.c.expires_at <= NOW,
+            ),
+            and_(
+                ups.c.grant_id.startswith("pending:", autoescape=True),
+                ups.c.updated_at <= NOW - PENDING_UPSTREAM_TTL,
+            ),
+        )
+    ),
     delete(grants).where(grants.c.expires_at <= NOW),
     delete(codes).where(codes.c.expires_at <= NOW),
     delete(rts).where(or_(rts.c.expires_at <= NOW, rts.c.idle_expires_at <= NOW)),
@@ -187,6 +222,22 @@ def _revoked_with_grant() -> ColumnElement[Any]:
     return func.coalesce(bindparam("revoked_at", type_=BigInteger), grant_revoked)
 
 
+def _grant_not_revoked() -> ColumnElement[bool]:
+    """True unless the upstream token's grant is revoked (share-locking the grant row).
+
+    The lock makes a save racing ``revoke_grant`` wait for it: the token is then either
+    deleted by the revocation's cascade or never stored.
+    """
+    g = grants.c
+    grant_revoked = (
+        select(g.revoked_at)
+        .where(g.tenant_id == bindparam("tenant_id"), g.grant_id == bindparam("grant_id"))
+        .with_for_update(read=True)
+        .scalar_subquery()
+    )
+    return grant_revoked.is_(None)
+
+
 @dataclass(frozen=True, slots=True)
 class Upserts:
     """The dialect-specific ``INSERT … ON CONFLICT`` statements."""
@@ -195,6 +246,7 @@ class Upserts:
     insert_refresh: Executable
     remember_jti: Executable
     hit: Executable
+    record_usage: Executable
 
 
 def upserts(insert: Callable[[Table], Any]) -> Upserts:
@@ -204,7 +256,12 @@ def upserts(insert: Callable[[Table], Any]) -> Upserts:
         values: dict[str, Any] = {c.name: bindparam(c.name, type_=c.type) for c in table.c}
         if table is rts or table is ats:
             values["revoked_at"] = _revoked_with_grant()
-        stmt = insert(table).values(values)
+        if table is ups:
+            stmt = insert(ups).from_select(
+                list(values), select(*values.values()).where(_grant_not_revoked())
+            )
+        else:
+            stmt = insert(table).values(values)
         keys = [c.name for c in table.primary_key.columns]
         changes = {c.name: stmt.excluded[c.name] for c in table.c if c.name not in keys}
         return stmt.on_conflict_do_update(index_elements=keys, set_=changes)  # type: ignore[no-any-return]
@@ -220,6 +277,13 @@ def upserts(insert: Callable[[Table], Any]) -> Upserts:
         expires_at=bindparam("expires_at"),
     )
     window = t.rate_limits.c.window_start == rate.excluded.window_start
+    used = insert(usage).values(
+        tenant_id=bindparam("tenant_id"),
+        subject=bindparam("subject"),
+        name=bindparam("name"),
+        count=1,
+        last_used_at=NOW,
+    )
     return Upserts(
         save={table: save(table) for table in t.metadata.sorted_tables},
         insert_refresh=insert(rts).values(
@@ -241,4 +305,9 @@ def upserts(insert: Callable[[Table], Any]) -> Upserts:
                 "expires_at": rate.excluded.expires_at,
             },
         ).returning(t.rate_limits.c["count"]),
+        # One statement: concurrent callers each add exactly one.
+        record_usage=used.on_conflict_do_update(
+            index_elements=["tenant_id", "subject", "name"],
+            set_={"count": usage.c["count"] + 1, "last_used_at": used.excluded.last_used_at},
+        ).returning(usage.c["count"]),
     )

@@ -12,8 +12,11 @@ from ostiary.core.models import (
     Consent,
     Grant,
     Interaction,
+    LinkedIdentity,
+    Note,
     RefreshToken,
     SigningKey,
+    UpstreamToken,
     User,
 )
 
@@ -160,6 +163,56 @@ def session(tenant: str, session_hash: str = "s" * 64, **kw: Any) -> BrowserSess
             "subject": "user-1",
             "created_at": NOW,
             "expires_at": NOW + 8 * HOUR,
+            **kw,
+        }
+    )
+
+
+def note(tenant: str, note_id: str = "note-1", subject: str = "user-1", **kw: Any) -> Note:
+    return Note(
+        **{
+            "tenant_id": tenant,
+            "note_id": note_id,
+            "subject": subject,
+            "title": "Groceries",
+            "content": "oat milk\nlemons ü ✓",
+            "created_at": NOW,
+            **kw,
+        }
+    )
+
+
+def linked(
+    tenant: str, provider: str = "github", upstream_subject: str = "gh-42", **kw: Any
+) -> LinkedIdentity:
+    return LinkedIdentity(
+        **{
+            "tenant_id": tenant,
+            "provider": provider,
+            "upstream_subject": upstream_subject,
+            "subject": "user-1",
+            "created_at": NOW,
+            "email": "alice@example.com",
+            "display_name": "Alice",
+            **kw,
+        }
+    )
+
+
+def upstream(
+    tenant: str, grant_id: str = "grant-1", provider: str = "github", **kw: Any
+) -> UpstreamToken:
+    return UpstreamToken(
+        **{
+            "tenant_id": tenant,
+            "grant_id": grant_id,
+            "provider": provider,
+            "subject": "user-1",
+            "access_token_enc": "v1.enc-access",
+            "updated_at": NOW,
+            "refresh_token_enc": "v1.enc-refresh",
+            "expires_at": NOW + HOUR,
+            "scope": "read:user repo",
             **kw,
         }
     )

@@ -159,7 +159,7 @@ async def test_migrations_create_exactly_the_declared_schema(sql_backend_url: st
         await engine.dispose()
 
     assert drift == []
-    assert revision == "0001"
+    assert revision == "0002"
 
 
 def _downgrade_to_base(conn: Connection) -> list[str]:
