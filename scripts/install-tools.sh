@@ -16,3 +16,6 @@ npm install --silent --no-audit --no-fund \
   @modelcontextprotocol/conformance@0.2.0-alpha.12 \
   axe-core@4 \
   @modelcontextprotocol/sdk@1.32
+# panva's oidc-provider: the real upstream OpenID provider the federation tests log in through
+# (tests/federation/idp/idp.mjs, run with the Node 22 above).
+npm install --silent --no-audit --no-fund oidc-provider@9
