@@ -53,11 +53,13 @@ def _check_code(record: AuthorizationCode, client: Client, params: Params) -> No
             detail=f"code of {record.client_id} presented by {client.client_id}",
         )
     redirect_uri = params.get("redirect_uri")
-    # OAuth 2.1 §4.1.3: redirect_uri must match when the authorization request carried one.
-    if record.redirect_uri and redirect_uri != record.redirect_uri:
+    # OAuth 2.1 §4.1.3: redirect_uri must match when the authorization request carried one;
+    # when it did not, the parameter is OPTIONAL and, if sent, names the registered URI used.
+    expected = record.redirect_uri or None
+    if expected is None and redirect_uri is not None and redirect_uri in client.redirect_uris:
+        expected = redirect_uri
+    if redirect_uri != expected:
         raise InvalidGrantError("redirect_uri does not match the authorization request")
-    if not record.redirect_uri and redirect_uri is not None:
-        raise InvalidGrantError("redirect_uri was not part of the authorization request")
     pkce.verify_code_verifier(params.get("code_verifier"), record.code_challenge)
     validate_resource_for_grant(params.all("resource"), record.resource)
 
