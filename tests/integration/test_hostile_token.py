@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -585,3 +586,193 @@ async def test_refresh_keeps_the_resource(server: AS) -> None:
     )
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "no-store"
+
+
+# --- redirect_uri at the token endpoint (OAuth 2.1 §4.1.3) ------------------------------------
+
+WEB_REDIRECT = "https://app.example/cb"
+
+
+async def _web_code(server: AS, **params: str) -> tuple[dict[str, Any], str, str]:
+    """A code for a web client with one https redirect URI, ``redirect_uri`` omitted."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from tests.helpers.browserless import authorize
+    from tests.integration.conftest import ISSUER, PASSWORD, USERNAME, pkce_pair
+
+    client = await server.register(
+        application_type="web",
+        redirect_uris=[WEB_REDIRECT],
+        token_endpoint_auth_method="client_secret_post",
+    )
+    verifier, challenge = pkce_pair()
+    query = {
+        "response_type": "code",
+        "client_id": client["client_id"],
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "state": "s",
+        **params,
+    }
+    location = await authorize(
+        server.http,
+        f"{ISSUER}/authorize?{urlencode(query)}",
+        username=USERNAME,
+        password=PASSWORD,
+    )
+    assert location.startswith(WEB_REDIRECT + "?"), location
+    return client, parse_qs(urlsplit(location).query)["code"][0], verifier
+
+
+async def test_redirect_uri_omitted_everywhere(server: AS) -> None:
+    client, code, verifier = await _web_code(server)
+    response = await server.http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "client_id": client["client_id"],
+            "client_secret": client["client_secret"],
+        },
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_redirect_uri_optional_at_token_when_omitted_at_authorize(server: AS) -> None:
+    """OAuth 2.1 §4.1.3: without redirect_uri at /authorize the parameter is OPTIONAL here."""
+    client, code, verifier = await _web_code(server)
+    response = await server.http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": WEB_REDIRECT,
+            "code_verifier": verifier,
+            "client_id": client["client_id"],
+            "client_secret": client["client_secret"],
+        },
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_unregistered_redirect_uri_at_token_when_omitted_at_authorize(server: AS) -> None:
+    client, code, verifier = await _web_code(server)
+    response = await server.http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": "https://evil.example/cb",
+            "code_verifier": verifier,
+            "client_id": client["client_id"],
+            "client_secret": client["client_secret"],
+        },
+    )
+    assert_oauth_error(
+        response, 400, "invalid_grant", "redirect_uri does not match the authorization request"
+    )
+    await _grant_revoked(server)
+
+
+async def test_redirect_uri_given_at_authorize_but_omitted_at_token(server: AS) -> None:
+    client = await server.register()
+    form = await _code_form(server, client["client_id"])
+    del form["redirect_uri"]
+    response = await server.http.post("/token", data=form)
+    assert_oauth_error(
+        response, 400, "invalid_grant", "redirect_uri does not match the authorization request"
+    )
+
+
+async def test_loopback_port_used_at_authorize_must_be_repeated(server: AS) -> None:
+    """RFC 8252 §7.3 allows any port at /authorize; the token request repeats that exact URI."""
+    client = await server.register()
+    code, verifier = await code_for(
+        server, client["client_id"], redirect_uri="http://127.0.0.1:4321/callback"
+    )
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "code_verifier": verifier,
+        "client_id": client["client_id"],
+        "redirect_uri": REDIRECT,
+    }
+    response = await server.http.post("/token", data=form)
+    assert_oauth_error(
+        response, 400, "invalid_grant", "redirect_uri does not match the authorization request"
+    )
+
+
+# --- expiry and client_credentials ------------------------------------------------------------
+
+
+async def test_idle_refresh_token_expires(server: AS) -> None:
+    client = await server.register()
+    tokens = await tokens_for(server, client["client_id"])
+    server.clock.now += server.settings.tokens.refresh_token_idle_ttl
+    response = await server.http.post(
+        "/token", data=_refresh(tokens["refresh_token"], client["client_id"])
+    )
+    assert_oauth_error(response, 400, "invalid_grant", "refresh token expired")
+
+
+@pytest.mark.parametrize(
+    ("extra", "error", "description"),
+    [
+        ({"scope": "admin"}, "invalid_scope", "unsupported scope: admin"),
+        ({"scope": "offline_access"}, "invalid_scope", "unsupported scope: offline_access"),
+        (
+            {"resource": "https://elsewhere.example/mcp"},
+            "invalid_target",
+            "resource is not served by this authorization server",
+        ),
+    ],
+)
+async def test_client_credentials_rejections_store_nothing(
+    server: AS, extra: dict[str, str], error: str, description: str
+) -> None:
+    client = await server.register(
+        token_endpoint_auth_method="client_secret_basic",
+        grant_types=["client_credentials"],
+        redirect_uris=[],
+        application_type="web",
+    )
+    before = await snapshot(server)
+    response = await server.http.post(
+        "/token",
+        data={"grant_type": "client_credentials", **extra},
+        auth=(client["client_id"], client["client_secret"]),
+    )
+    assert_oauth_error(response, 400, error, description)
+    assert await snapshot(server) == before
+
+
+async def test_client_credentials_two_resources(server: AS) -> None:
+    client = await server.register(
+        token_endpoint_auth_method="client_secret_basic",
+        grant_types=["client_credentials"],
+        redirect_uris=[],
+        application_type="web",
+    )
+    response = await server.http.post(
+        "/token",
+        content=urlencode(
+            [
+                ("grant_type", "client_credentials"),
+                ("resource", RESOURCE),
+                ("resource", "https://other.example/mcp"),
+            ]
+        ),
+        headers={"content-type": FORM},
+        auth=(client["client_id"], client["client_secret"]),
+    )
+    assert_oauth_error(
+        response, 400, "invalid_target", "only one resource may be requested per authorization"
+    )
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+async def test_other_methods_are_405(server: AS, method: str) -> None:
+    response = await server.http.request(method, "/token")
+    assert response.status_code == 405
