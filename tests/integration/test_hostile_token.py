@@ -776,3 +776,18 @@ async def test_client_credentials_two_resources(server: AS) -> None:
 async def test_other_methods_are_405(server: AS, method: str) -> None:
     response = await server.http.request(method, "/token")
     assert response.status_code == 405
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug in core/resource.py: canonical_resource lets urlsplit's ValueError "
+    "('Invalid IPv6 URL') escape, so the token endpoint answers 500 server_error",
+)
+async def test_refresh_with_a_malformed_ipv6_resource(server: AS) -> None:
+    client = await server.register()
+    tokens = await tokens_for(server, client["client_id"])
+    response = await server.http.post(
+        "/token",
+        data=_refresh(tokens["refresh_token"], client["client_id"], resource="https://[zz]/mcp"),
+    )
+    assert_oauth_error(response, 400, "invalid_target", "resource must be an absolute URI")

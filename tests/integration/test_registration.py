@@ -515,3 +515,18 @@ async def test_registration_disabled_has_no_route(settings_factory: Any, tmp_pat
     async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
         response = await http.post("/register", json=_metadata())
     assert response.status_code == 404
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug in core/registration.py: _validate_jwks does not catch the KeyError joserfc "
+    "raises for an unknown EC curve, so /register answers 500",
+)
+async def test_jwks_with_an_unknown_curve(server: AS) -> None:
+    jwks = {"keys": [{"kty": "EC", "crv": "P-999", "x": "AA", "y": "AA"}]}
+    response = await server.http.post(
+        "/register", json=_metadata(token_endpoint_auth_method="private_key_jwt", jwks=jwks)
+    )
+    await _rejected(
+        server, response, "invalid_client_metadata", "jwks contains a key that cannot be parsed"
+    )
