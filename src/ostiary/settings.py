@@ -7,6 +7,8 @@ always passed explicitly; there is no module-level singleton.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import logging
 from pathlib import Path
@@ -118,6 +120,18 @@ class StorageSettings(_Section):
         None, description="Optional Redis for codes, replay caches and rate limits."
     )
     tenant: str = Field("default", min_length=1, max_length=64, description="Tenant id.")
+    pool_size: int = Field(
+        10,
+        ge=1,
+        le=200,
+        description="SQL connections kept open per process (as many again may open under "
+        "load); also sizes the Redis connection pool.",
+    )
+    purge_interval_seconds: int = Field(
+        600,
+        ge=0,
+        description="Seconds between purges of expired records; 0 disables the periodic purge",
+    )
 
 
 class SecuritySettings(_Section):
@@ -156,6 +170,124 @@ class DevSettings(_Section):
     enabled: bool = Field(False, description="Allow an http issuer on localhost; loud warning.")
 
 
+class UiSettings(_Section):
+    """Branding of the login, consent, account and error pages."""
+
+    product_name: str = Field(
+        "ostiary",
+        min_length=1,
+        max_length=60,
+        description="Name shown in the page header and titles.",
+    )
+    logo_url: str | None = Field(
+        None,
+        description="Logo shown next to the name: an https URL or a path on this server "
+        "starting with '/'. The pages' Content-Security-Policy allows https images.",
+    )
+    accent_color: str = Field(
+        "#2f5bd3",
+        pattern=r"^#[0-9a-fA-F]{6}$",
+        description="Accent colour of buttons and links, as #rrggbb. Text on it is white or "
+        "black, whichever contrasts more.",
+    )
+    support_url: str | None = Field(
+        None, description="Optional https link to help, shown in the page footer."
+    )
+
+    @model_validator(mode="after")
+    def _urls(self) -> UiSettings:
+        if self.logo_url is not None and not (
+            self.logo_url.startswith("https://")
+            or (self.logo_url.startswith("/") and not self.logo_url.startswith("//"))
+        ):
+            raise ValueError("ui.logo_url must be an https URL or a path starting with '/'")
+        if self.support_url is not None and not self.support_url.startswith("https://"):
+            raise ValueError("ui.support_url must be an https URL")
+        return self
+
+
+class ProviderSettings(_Section):
+    """One upstream identity provider offered on the login page (see ``ostiary.federation``)."""
+
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$",
+        description="Short id in URLs (`/federation/<name>/callback`) and identity links; "
+        "never change it once users have logged in with it.",
+    )
+    kind: Literal["oidc", "github", "google"] = Field(
+        description="`oidc` (any OpenID provider, needs `discovery_url`), `github` (OAuth app "
+        "plus the user API) or `google` (OpenID preset)."
+    )
+    label: str | None = Field(
+        None, max_length=60, description="Shown as 'Continue with <label>'; default per kind."
+    )
+    client_id: str = Field(min_length=1, description="This server's client_id at the provider.")
+    client_secret: SecretStr = Field(description="This server's client secret at the provider.")
+    scopes: tuple[str, ...] | None = Field(
+        None,
+        description="Scopes asked upstream. Default: `openid email profile` (oidc, google), "
+        "`read:user user:email` (github).",
+    )
+    discovery_url: str | None = Field(
+        None,
+        description="OpenID discovery document (`.../.well-known/openid-configuration`); "
+        "required for kind `oidc`, preset for `google`.",
+    )
+    keep_tokens: bool = Field(
+        False,
+        description="Keep the upstream access/refresh tokens (encrypted with "
+        "`federation.token_key`) under the grant, for tool code (`upstream_access_token`).",
+    )
+
+
+class FederationSettings(_Section):
+    """Log users in with upstream identity providers (OIDC, GitHub, Google)."""
+
+    providers: tuple[ProviderSettings, ...] = Field(
+        (),
+        description='Upstream providers, e.g. `OSTIARY_FEDERATION__PROVIDERS=\'[{"name": '
+        '"google", "kind": "google", "client_id": "...", '
+        '"client_secret": "..."}]\'`.',
+    )
+    token_key: SecretStr | None = Field(
+        None,
+        description="AES-256-GCM key for upstream tokens at rest: 32 random bytes, base64. "
+        "Required when any provider has `keep_tokens`.",
+    )
+    allow_private_network: bool = Field(
+        False,
+        description="Allow provider URLs on loopback/private addresses and plain http "
+        "(tests and local IdPs only).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> FederationSettings:
+        names = [p.name for p in self.providers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"federation.providers: duplicate name(s) {', '.join(duplicates)}")
+        for i, provider in enumerate(self.providers):
+            if provider.kind == "oidc" and not provider.discovery_url:
+                raise ValueError(f"federation.providers[{i}].discovery_url is required for oidc")
+        keeping = [p.name for p in self.providers if p.keep_tokens]
+        if keeping and self.token_key is None:
+            raise ValueError(
+                "federation.token_key is required when a provider keeps upstream tokens "
+                f"(keep_tokens on: {', '.join(keeping)}); make one with `openssl rand -base64 32`"
+            )
+        if self.token_key is not None and token_key_problem(self.token_key.get_secret_value()):
+            raise ValueError("federation.token_key must be 32 bytes, base64-encoded")
+        return self
+
+
+def token_key_problem(value: str) -> bool:
+    """True when ``value`` is not the base64 of exactly 32 bytes."""
+    try:
+        return len(base64.b64decode(value, validate=True)) != 32
+    except (binascii.Error, ValueError):
+        return True
+
+
 class Settings(BaseSettings):
     """Root settings. Build with ``Settings()`` (env + .env) or ``Settings(**overrides)``."""
 
@@ -179,6 +311,8 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     dev: DevSettings = Field(default_factory=DevSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
+    federation: FederationSettings = Field(default_factory=FederationSettings)
 
     @model_validator(mode="after")
     def _check_issuer(self) -> Settings:

@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 from ostiary.core.context import JwksSource, MetadataResolver, ServerContext
 from ostiary.core.metadata import well_known_paths
 from ostiary.server.endpoints import authorize, health, metadata, register, token
-from ostiary.server.ui.render import STATIC
+from ostiary.server.ui.render import STATIC, theme_endpoint
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
 from ostiary.storage.base import Storage
@@ -62,6 +62,7 @@ def build_routes(ctx: ServerContext) -> list[BaseRoute]:
         Route(f"{base}/introspect", token.introspection_endpoint(ctx), methods=["POST"]),
         Route(f"{base}/health", health.health_endpoint(ctx), methods=["GET"]),
         Route(f"{base}/stats", health.stats_endpoint(ctx), methods=["GET"]),
+        Route(f"{base}/static/theme.css", theme_endpoint(settings), methods=["GET"]),
         Mount(f"{base}/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
     if settings.features.dynamic_registration:

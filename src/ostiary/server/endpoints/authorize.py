@@ -26,7 +26,7 @@ from ostiary.errors import InvalidRequestError, OAuthError
 from ostiary.server import sessions
 from ostiary.server.http import client_address, query_params, rate_limit, read_form
 from ostiary.server.responses import Endpoint, unexpected
-from ostiary.server.ui.render import render_page
+from ostiary.server.ui.render import Branding, render_page
 
 INTERACTION_TTL_SECONDS = 600
 #: Shape of the ids new_secret(16) makes; anything else is not looked up at all.
@@ -35,8 +35,15 @@ _INTERACTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LOGIN_WINDOW_SECONDS = 900
 
 
-def _page_context(ctx: ServerContext) -> dict[str, Any]:
-    return {"brand": "ostiary", "static_base": f"{ctx.settings.issuer_path}/static"}
+def page_context(ctx: ServerContext) -> dict[str, Any]:
+    """What every page template needs: the deployment's branding."""
+    return {"brand": Branding.from_settings(ctx.settings)}
+
+
+_ERROR_HEADINGS = {
+    "slow_down": "Too many requests",
+    "server_error": "Something went wrong",
+}
 
 
 def error_page(ctx: ServerContext, error: OAuthError, status_code: int | None = None) -> Response:
@@ -46,9 +53,10 @@ def error_page(ctx: ServerContext, error: OAuthError, status_code: int | None = 
     return render_page(
         "error.html",
         status_code=status_code,
+        heading=_ERROR_HEADINGS.get(error.error, "This request cannot continue"),
         error=error.error,
         description=error.description,
-        **_page_context(ctx),
+        **page_context(ctx),
     )
 
 
@@ -158,7 +166,8 @@ def _login_page(
         client_name=found.params["client_name"],
         error=error,
         username=username,
-        **_page_context(ctx),
+        providers=(),
+        **page_context(ctx),
     )
 
 
@@ -190,8 +199,11 @@ async def _consent_page(
         resource=req.resource or "",
         redirect_host=redirect.hostname or redirect.scheme,
         warning=warning,
-        scopes=[(s, descriptions.get(s, s)) for s in req.scopes],
-        **_page_context(ctx),
+        scopes=[{"name": s, "description": descriptions.get(s, s)} for s in req.scopes],
+        client_logo=found.params.get("client_logo"),
+        client_host=found.params.get("client_host"),
+        logout_url=f"{ctx.issuer}/logout",
+        **page_context(ctx),
     )
 
 
@@ -299,7 +311,7 @@ def logout_endpoint(ctx: ServerContext) -> Endpoint:
             "message.html",
             heading="Signed out",
             message="You are signed out of this authorization server.",
-            **_page_context(ctx),
+            **page_context(ctx),
         )
         await sessions.end_session(ctx, request, response)
         return response
