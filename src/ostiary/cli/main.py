@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ostiary.client.cli import client_app
 from ostiary.core.context import ServerContext, system_clock
 from ostiary.core.registration import build_registered_client
 from ostiary.core.users import hash_password, new_user, validate_password
@@ -33,6 +34,8 @@ keys_app = typer.Typer(no_args_is_help=True, help="Access-token signing keys.")
 app.add_typer(users_app, name="users")
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
+# The MCP client commands (login, logout, whoami, tools, call) sit at the top level.
+app.add_typer(client_app)
 
 console = Console()
 err = Console(stderr=True)
