@@ -606,11 +606,6 @@ async def test_login_page_escapes_the_client_name(server: AS) -> None:
     assert _csrf_of(page.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in core/resource.py: canonical_resource lets urlsplit's ValueError "
-    "('Invalid IPv6 URL') escape, so /authorize answers a bare 500",
-)
 @pytest.mark.parametrize("resource", ["http://[::1", "https://[zz]/mcp"])
 async def test_malformed_ipv6_resource_is_invalid_target(server: AS, resource: str) -> None:
     client = await server.register()

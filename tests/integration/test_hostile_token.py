@@ -778,11 +778,6 @@ async def test_other_methods_are_405(server: AS, method: str) -> None:
     assert response.status_code == 405
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in core/resource.py: canonical_resource lets urlsplit's ValueError "
-    "('Invalid IPv6 URL') escape, so the token endpoint answers 500 server_error",
-)
 async def test_refresh_with_a_malformed_ipv6_resource(server: AS) -> None:
     client = await server.register()
     tokens = await tokens_for(server, client["client_id"])

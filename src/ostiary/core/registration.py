@@ -182,7 +182,7 @@ def _validate_jwks(value: object) -> dict[str, Any]:
             raise _invalid("jwks must contain public keys only")
     try:
         KeySet.import_key_set(cast("Any", value))
-    except (JoseError, ValueError, TypeError):
+    except (JoseError, ValueError, TypeError, KeyError):  # KeyError: unknown EC curve
         raise _invalid("jwks contains a key that cannot be parsed") from None
     return cast("dict[str, Any]", value)
 

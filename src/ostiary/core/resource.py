@@ -43,7 +43,10 @@ def canonical_resource(value: str) -> str:
         raise _bad("resource must not contain a fragment", value)
     if any(ch.isspace() for ch in value) or not value.isascii():
         raise _bad("resource must be an absolute URI", value)
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. "Invalid IPv6 URL" for an unbalanced or bogus bracket host
+        raise _bad("resource must be an absolute URI", value) from None
     if not parts.scheme or not parts.netloc or not parts.hostname:
         raise _bad("resource must be an absolute URI", value)
     if "@" in parts.netloc:
