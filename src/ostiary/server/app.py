@@ -65,6 +65,8 @@ def build_routes(ctx: ServerContext) -> list[BaseRoute]:
         Route(f"{base}/static/theme.css", theme_endpoint(settings), methods=["GET"]),
         Mount(f"{base}/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
+    if settings.federation.providers:
+        routes += federation_routes(ctx)
     if settings.features.dynamic_registration:
         routes += [
             Route(f"{base}/register", register.registration_endpoint(ctx), methods=["POST"]),
@@ -75,6 +77,24 @@ def build_routes(ctx: ServerContext) -> list[BaseRoute]:
             ),
         ]
     return routes
+
+
+def federation_routes(ctx: ServerContext) -> list[BaseRoute]:
+    """Upstream identity provider login: consent-first start, and the upstream callback."""
+    from ostiary.server.endpoints import federation
+
+    federation.offer_on_login_page(ctx)
+    base = ctx.settings.issuer_path
+    start = f"{base}/interaction/{{interaction_id}}/federation/{{provider}}"
+    return [
+        Route(start, federation.start_endpoint(ctx), methods=["GET"]),
+        Route(start, federation.decision_endpoint(ctx), methods=["POST"]),
+        Route(
+            f"{base}/federation/{{provider}}/callback",
+            federation.callback_endpoint(ctx),
+            methods=["GET"],
+        ),
+    ]
 
 
 def default_fetchers(settings: Settings) -> tuple[MetadataResolver, JwksSource]:

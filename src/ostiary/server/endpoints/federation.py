@@ -1,0 +1,250 @@
+"""Upstream-provider login endpoints: consent first, then upstream, then back (MCP confused deputy).
+
+``GET /interaction/{id}/federation/{provider}`` (the login page's provider button) shows the
+consent page for the MCP client *before* anything is sent upstream, unless a remembered
+consent of the subject this browser last signed in as already covers the request. Approving
+(``POST`` to the same URL, CSRF-checked) creates the single-use upstream state and redirects
+to the provider. ``GET /federation/{provider}/callback`` validates the state, redeems the
+code, links the identity, starts the browser session and completes the interaction without a
+second prompt. Should the upstream account turn out to be a different subject than the
+remembered one, whose consent does not cover the request, the browser is sent back to the
+consent page, now signed in: consent is never inferred across subjects.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from ostiary.core import authorization as authz
+from ostiary.core.context import ServerContext
+from ostiary.core.models import Interaction
+from ostiary.core.secrets import hash_secret, secrets_equal
+from ostiary.errors import InvalidRequestError, OAuthError
+from ostiary.federation import login
+from ostiary.federation.providers import Provider
+from ostiary.federation.service import federation_of, login_providers
+from ostiary.server import sessions
+from ostiary.server.endpoints.authorize import error_page, page_context
+from ostiary.server.http import query_params, read_form
+from ostiary.server.responses import Endpoint, unexpected
+from ostiary.server.ui.render import render_page
+
+HINT_COOKIE = "ostiary_federated"
+#: Shape of interaction ids (new_secret(16)); anything else is not looked up at all.
+_INTERACTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+#: ``ctx.extra`` key the login page reads its provider buttons from (see authorize.py).
+LOGIN_PROVIDERS = "login_providers"
+
+
+def offer_on_login_page(ctx: ServerContext) -> None:
+    """Make the login page show a button per configured provider."""
+    ctx.extra[LOGIN_PROVIDERS] = functools.partial(login_providers, ctx)
+
+
+def _redirect(url: str) -> Response:
+    return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def _provider(ctx: ServerContext, request: Request) -> Provider:
+    found = federation_of(ctx).provider(str(request.path_params["provider"]))
+    if found is None:
+        raise InvalidRequestError("This sign-in provider is not configured.", status_code=404)
+    return found
+
+
+async def _load_interaction(
+    ctx: ServerContext, request: Request
+) -> tuple[Interaction, authz.AuthorizationRequest | None, str]:
+    """The interaction in the path when it exists and belongs to this browser.
+
+    Its request is None for a sign-in to the connected-apps page (no client involved).
+    """
+    interaction_id = str(request.path_params["interaction_id"])
+    found = None
+    if _INTERACTION_ID.match(interaction_id):
+        found = await ctx.storage.get_interaction(ctx.tenant, interaction_id, ctx.clock())
+    browser = sessions.browser_id(ctx, request)
+    if found is None:
+        raise InvalidRequestError("This sign-in request expired or was already completed.")
+    if browser is None or not secrets_equal(hash_secret(browser), str(found.params["browser"])):
+        raise InvalidRequestError("This sign-in request was started in another browser.")
+    stored = found.params.get("request")
+    req = authz.AuthorizationRequest.from_dict(stored) if stored else None
+    return found, req, browser
+
+
+def _hint_cookie(ctx: ServerContext) -> str:
+    return ("__Host-" if ctx.issuer.startswith("https://") else "") + HINT_COOKIE
+
+
+def start_endpoint(ctx: ServerContext) -> Endpoint:
+    async def start(request: Request) -> Response:
+        try:
+            provider = _provider(ctx, request)
+            found, req, browser = await _load_interaction(ctx, request)
+            session = await sessions.current_session(ctx, request)
+            subject = session.subject if session is not None else None
+            if subject is None:
+                raw = request.cookies.get(_hint_cookie(ctx))
+                subject = await login.remembered_subject(ctx, raw)
+            if req is None or (subject is not None and await authz.has_consent(ctx, subject, req)):
+                # No client (a sign-in to the connected-apps page), or a remembered consent.
+                url = await login.begin(
+                    ctx,
+                    provider,
+                    interaction_id=found.interaction_id,
+                    browser=browser,
+                    remembered_subject=subject,
+                )
+                return _redirect(url)
+            return await _consent_page(ctx, found, req, browser, provider)
+        except OAuthError as exc:
+            return error_page(ctx, exc)
+        except Exception as exc:
+            return error_page(ctx, unexpected(exc, "federation.start"), 500)
+
+    return start
+
+
+async def _consent_page(
+    ctx: ServerContext,
+    found: Interaction,
+    req: authz.AuthorizationRequest,
+    browser: str,
+    provider: Provider,
+) -> Response:
+    descriptions = ctx.settings.scopes.descriptions
+    redirect = urlsplit(req.redirect_uri)
+    client_origin = (
+        f"{redirect.scheme}://{redirect.netloc}" if redirect.netloc else f"{redirect.scheme}:"
+    )
+    upstream = urlsplit(await provider.authorization_endpoint())
+    warning = None
+    if found.params.get("application_type") == "native" and redirect.hostname not in (
+        "127.0.0.1",
+        "::1",
+        "localhost",
+    ):
+        warning = "This app is a native app but redirects to a remote host. Check the address."
+    return render_page(
+        "consent.html",
+        # Approve redirects upstream, deny to the client: both are form-action targets.
+        form_targets=(client_origin, f"{upstream.scheme}://{upstream.netloc}"),
+        action=f"{ctx.issuer}/interaction/{found.interaction_id}/federation/{provider.name}",
+        csrf_token=sessions.csrf_token(browser, found.interaction_id),
+        client_name=found.params["client_name"],
+        username=f"your {provider.label} account (next step)",
+        upstream_provider=provider.label,
+        resource=req.resource or "",
+        redirect_host=redirect.hostname or redirect.scheme,
+        warning=warning,
+        scopes=[{"name": s, "description": descriptions.get(s, s)} for s in req.scopes],
+        client_logo=found.params.get("client_logo"),
+        client_host=found.params.get("client_host"),
+        logout_url=f"{ctx.issuer}/logout",
+        **page_context(ctx),
+    )
+
+
+def decision_endpoint(ctx: ServerContext) -> Endpoint:
+    async def decide(request: Request) -> Response:
+        try:
+            provider = _provider(ctx, request)
+            found, req, browser = await _load_interaction(ctx, request)
+            form = await read_form(request, ctx.settings.server.max_body_bytes)
+            if not sessions.csrf_ok(browser, found.interaction_id, form.get("csrf_token")):
+                ctx.audit("csrf.rejected", page="federation.consent")
+                raise InvalidRequestError(
+                    "The form expired or did not come from this site. Reload it."
+                )
+            decision = form.get("decision")
+            if req is None:
+                raise InvalidRequestError("There is no app to approve here.")
+            if decision == "approve":
+                url = await login.begin(
+                    ctx,
+                    provider,
+                    interaction_id=found.interaction_id,
+                    browser=browser,
+                    remembered_subject=None,
+                )
+                return _redirect(url)
+            if decision == "deny":
+                if not await ctx.storage.delete_interaction(ctx.tenant, found.interaction_id):
+                    raise InvalidRequestError("This sign-in request was already completed.")
+                return _redirect(await authz.deny(ctx, None, req))
+            raise InvalidRequestError("Choose Approve or Deny.")
+        except OAuthError as exc:
+            return error_page(ctx, exc)
+        except Exception as exc:
+            return error_page(ctx, unexpected(exc, "federation.consent"), 500)
+
+    return decide
+
+
+def callback_endpoint(ctx: ServerContext) -> Endpoint:
+    async def callback(request: Request) -> Response:
+        try:
+            provider = _provider(ctx, request)
+            done = await login.complete(
+                ctx,
+                provider,
+                browser=sessions.browser_id(ctx, request),
+                query=query_params(request).single,
+            )
+            return await _continue(ctx, provider, done)
+        except OAuthError as exc:
+            return error_page(ctx, exc)
+        except Exception as exc:
+            return error_page(ctx, unexpected(exc, "federation.callback"), 500)
+
+    return callback
+
+
+async def _continue(ctx: ServerContext, provider: Provider, done: login.CompletedLogin) -> Response:
+    """Finish the interaction the login belongs to, or send the browser back to consent."""
+    interaction_id = done.pending.interaction_id
+    found = await ctx.storage.get_interaction(ctx.tenant, interaction_id, ctx.clock())
+    if found is None:
+        raise InvalidRequestError("This sign-in request expired or was already completed.")
+    stored = found.params.get("request")
+    req = authz.AuthorizationRequest.from_dict(stored) if stored else None
+    remembered = done.pending.remembered_subject
+    if req is None:
+        # A sign-in to the connected-apps page: no client, no grant, nothing to keep.
+        if not await ctx.storage.delete_interaction(ctx.tenant, interaction_id):
+            raise InvalidRequestError("This sign-in request was already completed.")
+        response = _redirect(f"{ctx.issuer}/account")
+    elif remembered is not None and not (
+        remembered == done.subject and await authz.has_consent(ctx, done.subject, req)
+    ):
+        ctx.audit("federation.consent_needed", provider=provider.name, subject=done.subject)
+        # Back to this provider's consent page, now as the signed-in subject; approving it
+        # runs the (usually silent) upstream login again, so upstream tokens are kept too.
+        response = _redirect(
+            f"{ctx.issuer}/interaction/{interaction_id}/federation/{provider.name}"
+        )
+    else:
+        if not await ctx.storage.delete_interaction(ctx.tenant, interaction_id):
+            raise InvalidRequestError("This sign-in request was already completed.")
+        url = await login.approve_and_keep(ctx, federation_of(ctx), provider, done, req)
+        response = _redirect(url)
+    await sessions.start_session(ctx, done.subject, response)
+    raw, max_age = await login.remember_browser(ctx, done.subject)
+    response.set_cookie(
+        _hint_cookie(ctx),
+        raw,
+        max_age=max_age,
+        path="/",
+        secure=ctx.issuer.startswith("https://"),
+        httponly=True,
+        samesite="lax",
+    )
+    return response
