@@ -45,10 +45,24 @@ def browser_id(ctx: ServerContext, request: Request) -> str | None:
 
 def ensure_browser_id(ctx: ServerContext, request: Request, response: Response) -> str:
     """The browser cookie's value, setting a new one on ``response`` when absent."""
+    value, is_new = browser_id_or_new(ctx, request)
+    if is_new:
+        set_browser_cookie(ctx, response, value)
+    return value
+
+
+def browser_id_or_new(ctx: ServerContext, request: Request) -> tuple[str, bool]:
+    """The browser cookie's value, or a fresh one (True) to set with ``set_browser_cookie``.
+
+    For pages that need the value (a CSRF token) before the response exists.
+    """
     existing = browser_id(ctx, request)
     if existing is not None:
-        return existing
-    value = new_secret()
+        return existing, False
+    return new_secret(), True
+
+
+def set_browser_cookie(ctx: ServerContext, response: Response, value: str) -> None:
     names = cookie_names(ctx)
     response.set_cookie(
         names.browser,
@@ -59,7 +73,6 @@ def ensure_browser_id(ctx: ServerContext, request: Request, response: Response) 
         httponly=True,
         samesite="lax",
     )
-    return value
 
 
 def csrf_token(browser: str, interaction_id: str) -> str:
@@ -104,3 +117,15 @@ async def end_session(ctx: ServerContext, request: Request, response: Response) 
     if raw:
         await ctx.storage.delete_session(ctx.tenant, hash_secret(raw))
     response.delete_cookie(names.session, path="/", secure=names.secure, httponly=True)
+
+
+def page_csrf_token(browser: str, page: str) -> str:
+    """The CSRF token of a form that belongs to no interaction (account, logout).
+
+    The ``page:`` prefix keeps these apart from interaction ids, which never contain ``:``.
+    """
+    return csrf_token(browser, f"page:{page}")
+
+
+def page_csrf_ok(browser: str | None, page: str, presented: str | None) -> bool:
+    return csrf_ok(browser, f"page:{page}", presented)
