@@ -144,6 +144,10 @@ class Reply:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    #: Sent as is instead of a well-formed response (hostile servers).
+    raw: bytes | None = None
+    #: Seconds to wait before answering (slow servers).
+    delay: float = 0.0
 
 
 @dataclass
@@ -172,10 +176,16 @@ class DocumentServer:
             path = parts[1].decode() if len(parts) > 1 else "/"
             self.hits[path] = self.hits.get(path, 0) + 1
             reply = self.routes.get(path, Reply(404, b"not found", {"Content-Type": "text/plain"}))
-            head = [f"HTTP/1.1 {reply.status} X", f"Content-Length: {len(reply.body)}"]
-            head += [f"{k}: {v}" for k, v in reply.headers.items()]
-            head.append("Connection: close")
-            writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + reply.body)
+            await asyncio.sleep(reply.delay)
+            if reply.raw is not None:
+                writer.write(reply.raw)
+            else:
+                head = [f"HTTP/1.1 {reply.status} X"]
+                if "Content-Length" not in reply.headers:
+                    head.append(f"Content-Length: {len(reply.body)}")
+                head += [f"{k}: {v}" for k, v in reply.headers.items()]
+                head.append("Connection: close")
+                writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + reply.body)
             await writer.drain()
         except (ConnectionError, ssl.SSLError):
             pass
@@ -379,6 +389,30 @@ async def test_redirect_uri_not_in_the_document(world: World) -> None:
             Reply(200, b"[]", {"Content-Type": "application/json"}),
             "the client metadata document must be a JSON object",
         ),
+        (
+            Reply(200, b"{}", {"Content-Type": "application/json", "Content-Length": "99999999"}),
+            "the client metadata document could not be fetched: the response is too large",
+        ),
+        (
+            Reply(200, b"{}", {"Content-Type": "application/json", "Content-Encoding": "gzip"}),
+            "the client metadata document could not be fetched: "
+            "compressed responses are not accepted",
+        ),
+        (
+            Reply(raw=b"NOT HTTP AT ALL\r\n\r\n"),
+            "the client metadata document could not be fetched: the request failed",
+        ),
+        (
+            Reply(raw=b""),
+            "the client metadata document could not be fetched: the request failed",
+        ),
+        (
+            Reply(
+                raw=b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 500\r\n\r\n{}"
+            ),
+            "the client metadata document could not be fetched: the request failed",
+        ),
     ],
 )
 async def test_unusable_responses(world: World, reply: Reply, description: str) -> None:
@@ -411,6 +445,18 @@ async def test_invalid_documents(world: World, extra: dict[str, Any], descriptio
     client_id = documents.url("/invalid.json")
     documents.serve_json("/invalid.json", _document(client_id, **extra))
     await _refused(world, client_id, description)
+
+
+async def test_slow_document_server_times_out(world: World) -> None:
+    timeout = world.server.settings.security.fetch_timeout_seconds
+    world.documents.routes["/slow.json"] = Reply(delay=timeout + 2)
+    started = time.monotonic()
+    await _refused(
+        world,
+        world.documents.url("/slow.json"),
+        "the client metadata document could not be fetched: the request timed out",
+    )
+    assert time.monotonic() - started < timeout + 1.5
 
 
 async def test_token_endpoint_refuses_a_broken_document(world: World) -> None:
