@@ -1,0 +1,133 @@
+"""Logging in through a real upstream OpenID provider: consent first, then upstream, then back.
+
+MCP security best practices (confused deputy): the consent page for the MCP client comes
+before anything is sent upstream, and the upstream ``state`` is random, single-use, bound to
+the browser and short-lived.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from ostiary.federation.service import callback_url
+from tests.federation._idp import CALLBACK, CLIENT_ID
+from tests.federation.conftest import (
+    ISSUER,
+    REDIRECT,
+    Browser,
+    Fed,
+    csrf,
+    form_action,
+    jwt_claims,
+    pkce_pair,
+)
+
+
+def provider_button(body: str) -> str:
+    import html
+    import re
+
+    found = re.search(r'href="([^"]+)" data-provider="idp"', body)
+    assert found is not None, body[:800]
+    return html.unescape(found.group(1))
+
+
+async def federated_login(
+    fed: Fed, browser: Browser, challenge: str, *, account: str = "alice"
+) -> tuple[str, bool]:
+    """Authorize through the provider button; returns the client redirect and whether the
+    ostiary consent page was shown."""
+    page = await fed.login_page(browser, challenge)
+    assert page.status_code == 200
+    start = await browser.get(provider_button(page.text))
+    consent_shown = start.status_code == 200
+    if consent_shown:
+        assert 'name="decision"' in start.text
+        start = await browser.post(
+            form_action(start.text), {"csrf_token": csrf(start.text), "decision": "approve"}
+        )
+    assert start.status_code == 303
+    done = await browser.idp_login(await browser.follow(start), account)
+    assert done.status_code == 303, done.text[:500]
+    location = done.headers["location"]
+    assert location.startswith(REDIRECT), location
+    return location, consent_shown
+
+
+async def test_login_page_offers_the_provider(fed: Fed) -> None:
+    browser = fed.browser()
+    _verifier, challenge = pkce_pair()
+    page = await fed.login_page(browser, challenge)
+    interaction = str(page.url).rsplit("/", 1)[1]
+    assert provider_button(page.text) == f"{ISSUER}/interaction/{interaction}/federation/idp"
+    assert "Continue with Test IdP" in page.text
+
+
+async def test_consent_is_shown_before_anything_goes_upstream(fed: Fed) -> None:
+    browser = fed.browser()
+    _verifier, challenge = pkce_pair()
+    page = await fed.login_page(browser, challenge)
+    start = await browser.get(provider_button(page.text))
+    assert start.status_code == 200
+    assert "Federated MCP Client" in start.text
+    assert not any(url.startswith(fed.idp.issuer) for url in browser.visited)
+    assert start.headers["content-security-policy"] == (
+        "default-src 'none'; style-src 'self'; img-src 'self' https: data:; "
+        f"form-action 'self' http://127.0.0.1:9999 {fed.idp.issuer}; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    approved = await browser.post(
+        form_action(start.text), {"csrf_token": csrf(start.text), "decision": "approve"}
+    )
+    assert approved.status_code == 303
+    upstream = urlsplit(approved.headers["location"])
+    assert f"{upstream.scheme}://{upstream.netloc}{upstream.path}" == f"{fed.idp.issuer}/auth"
+    query = {k: v[0] for k, v in parse_qs(upstream.query).items()}
+    assert set(query) == {
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "nonce",
+        "code_challenge",
+        "code_challenge_method",
+    }
+    assert query["response_type"] == "code"
+    assert query["client_id"] == CLIENT_ID
+    assert query["redirect_uri"] == CALLBACK == callback_url(fed.ctx, "idp")
+    assert query["scope"] == "openid email profile"
+    assert query["code_challenge_method"] == "S256"
+    assert len(query["state"]) == 43
+    assert len(query["nonce"]) == 43
+    assert query["state"] != query["nonce"]
+
+
+async def test_login_ends_in_a_token_for_the_linked_local_subject(fed_any_storage: Fed) -> None:
+    fed = fed_any_storage
+    browser = fed.browser()
+    verifier, challenge = pkce_pair()
+    location, consent_shown = await federated_login(fed, browser, challenge)
+    assert consent_shown
+    query = parse_qs(urlsplit(location).query)
+    assert query["state"] == ["client-state"]
+    assert query["iss"] == [ISSUER]
+    tokens = await fed.redeem(location, verifier)
+    subject = jwt_claims(tokens["access_token"])["sub"]
+    linked = await fed.ctx.storage.get_linked_identity(fed.ctx.tenant, "idp", "alice")
+    assert linked is not None
+    assert linked.subject == subject
+    assert linked.email == "alice@idp.example"
+    assert linked.display_name == "Alice Upstream"
+    user = await fed.ctx.storage.get_user(fed.ctx.tenant, subject)
+    assert user is not None
+    assert user.username == "idp.alice@idp.example"
+    assert user.display_name == "Alice Upstream"
+
+    # A second login, in a fresh ostiary browser (no session, no hint), reaches the same
+    # local subject.
+    second = fed.browser(idp_jar=browser)
+    verifier2, challenge2 = pkce_pair()
+    location2, _shown = await federated_login(fed, second, challenge2)
+    tokens2 = await fed.redeem(location2, verifier2)
+    assert jwt_claims(tokens2["access_token"])["sub"] == subject
