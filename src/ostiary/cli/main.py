@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -19,9 +20,11 @@ from rich.console import Console
 from rich.table import Table
 
 from ostiary.client.cli import client_app
+from ostiary.core import totp
 from ostiary.core.context import ServerContext, system_clock
+from ostiary.core.models import User
 from ostiary.core.registration import build_registered_client
-from ostiary.core.users import hash_password, new_user, validate_password
+from ostiary.core.users import hash_password, new_user, totp_secret_of, validate_password
 from ostiary.errors import ConfigurationError, OAuthError, StorageError
 from ostiary.settings import Settings, load_settings
 from ostiary.storage import open_storage
@@ -34,6 +37,8 @@ keys_app = typer.Typer(no_args_is_help=True, help="Access-token signing keys.")
 app.add_typer(users_app, name="users")
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
+totp_app = typer.Typer(no_args_is_help=True, help="TOTP second factor of a local user.")
+users_app.add_typer(totp_app, name="totp")
 # The MCP client commands (login, logout, whoami, tools, call) sit at the top level.
 app.add_typer(client_app)
 
@@ -175,10 +180,30 @@ def _read_password(password: str | None) -> str:
     return password
 
 
+async def _user(storage: Storage, settings: Settings, username: str) -> User:
+    user = await storage.get_user_by_username(settings.storage.tenant, username)
+    if user is None:
+        raise ValueError(f"no user {username!r}")
+    return user
+
+
+async def _revoke_all(storage: Storage, settings: Settings, subject: str) -> int:
+    """Revoke every live grant of ``subject`` (each cascades to its codes and tokens)."""
+    tenant = settings.storage.tenant
+    now = system_clock()
+    revoked = 0
+    for grant in await storage.list_grants(tenant, subject):
+        if await storage.revoke_grant(tenant, grant.grant_id, now):
+            revoked += 1
+        await storage.delete_consents(tenant, subject, grant.client_id)
+    return revoked
+
+
 @users_app.command("add")
 def users_add(
     username: str,
     password: Annotated[str | None, typer.Option(help="Password (prompted when absent).")] = None,
+    display_name: Annotated[str | None, typer.Option(help="Name shown on the pages.")] = None,
 ) -> None:
     """Create a local user."""
     settings = _settings()
@@ -188,7 +213,7 @@ def users_add(
         tenant = settings.storage.tenant
         if await storage.get_user_by_username(tenant, username) is not None:
             raise ValueError(f"user {username!r} already exists")
-        user = await new_user(tenant, username, secret, system_clock())
+        user = await new_user(tenant, username, secret, system_clock(), display_name)
         await storage.save_user(user)
         return user.user_id
 
@@ -198,13 +223,68 @@ def users_add(
 
 @users_app.command("list")
 def users_list() -> None:
-    """List local users."""
+    """List local users with their state and how many apps they connected."""
     settings = _settings()
-    users = _with_storage(settings, lambda s: s.list_users(settings.storage.tenant))
-    table = Table("username", "subject", "created", "disabled")
-    for user in users:
-        table.add_row(user.username, user.user_id, _when(user.created_at), str(user.disabled))
+
+    async def work(storage: Storage) -> list[tuple[User, int]]:
+        tenant = settings.storage.tenant
+        return [
+            (user, len(await storage.list_grants(tenant, user.user_id)))
+            for user in await storage.list_users(tenant)
+        ]
+
+    rows = _with_storage(settings, work)
+    table = Table("username", "name", "subject", "created", "status", "2FA", "grants")
+    for user, grants in rows:
+        table.add_row(
+            user.username,
+            user.display_name or "-",
+            user.user_id,
+            _when(user.created_at),
+            "[red]disabled[/]" if user.disabled else "[green]active[/]",
+            "totp" if totp_secret_of(user) else "-",
+            str(grants),
+        )
     console.print(table)
+
+
+def _set_disabled(username: str, disabled: bool) -> int:
+    settings = _settings()
+
+    async def work(storage: Storage) -> int:
+        user = await _user(storage, settings, username)
+        await storage.save_user(replace(user, disabled=disabled))
+        return await _revoke_all(storage, settings, user.user_id) if disabled else 0
+
+    return _with_storage(settings, work)
+
+
+@users_app.command("disable")
+def users_disable(username: str) -> None:
+    """Block sign-in and revoke every grant of the user at once (sessions end too)."""
+    revoked = _set_disabled(username, True)
+    console.print(f"disabled [bold]{username}[/]; revoked {revoked} grant(s)")
+
+
+@users_app.command("enable")
+def users_enable(username: str) -> None:
+    """Allow a disabled user to sign in again (revoked grants stay revoked)."""
+    _set_disabled(username, False)
+    console.print(f"enabled [bold]{username}[/]")
+
+
+@users_app.command("revoke-grants")
+def users_revoke_grants(username: str) -> None:
+    """Revoke every app's access for the user: grants, codes, refresh and access tokens."""
+    settings = _settings()
+
+    async def work(storage: Storage) -> int:
+        return await _revoke_all(
+            storage, settings, (await _user(storage, settings, username)).user_id
+        )
+
+    revoked = _with_storage(settings, work)
+    console.print(f"revoked {revoked} grant(s) of [bold]{username}[/]")
 
 
 @users_app.command("remove")
@@ -213,9 +293,7 @@ def users_remove(username: str) -> None:
     settings = _settings()
 
     async def work(storage: Storage) -> None:
-        user = await storage.get_user_by_username(settings.storage.tenant, username)
-        if user is None:
-            raise ValueError(f"no user {username!r}")
+        user = await _user(storage, settings, username)
         await storage.delete_user(settings.storage.tenant, user.user_id)
 
     _with_storage(settings, work)
@@ -227,20 +305,55 @@ def users_passwd(
     username: str,
     password: Annotated[str | None, typer.Option(help="New password (prompted).")] = None,
 ) -> None:
-    """Set a user's password."""
-    from dataclasses import replace
-
+    """Reset a user's password (their existing grants are kept; see revoke-grants)."""
     settings = _settings()
     secret = _read_password(password)
 
     async def work(storage: Storage) -> None:
-        user = await storage.get_user_by_username(settings.storage.tenant, username)
-        if user is None:
-            raise ValueError(f"no user {username!r}")
+        user = await _user(storage, settings, username)
         await storage.save_user(replace(user, password_hash=await hash_password(secret)))
 
     _with_storage(settings, work)
     console.print(f"password changed for [bold]{username}[/]")
+
+
+@totp_app.command("enable")
+def users_totp_enable(username: str) -> None:
+    """Enrol a TOTP authenticator (RFC 6238); prints the otpauth:// URI to import."""
+    settings = _settings()
+    secret = totp.new_secret()
+
+    async def work(storage: Storage) -> None:
+        user = await _user(storage, settings, username)
+        await storage.save_user(_with_totp(user, secret))
+
+    _with_storage(settings, work)
+    issuer = settings.ui.product_name
+    console.print(f"TOTP enabled for [bold]{username}[/]. Add this to an authenticator app:")
+    console.print(totp.provisioning_uri(secret, username, issuer), soft_wrap=True, highlight=False)
+
+
+@totp_app.command("disable")
+def users_totp_disable(username: str) -> None:
+    """Remove the user's TOTP second factor."""
+    settings = _settings()
+
+    async def work(storage: Storage) -> None:
+        user = await _user(storage, settings, username)
+        await storage.save_user(_with_totp(user, None))
+
+    _with_storage(settings, work)
+    console.print(f"TOTP disabled for [bold]{username}[/]")
+
+
+def _with_totp(user: User, secret: str | None) -> User:
+    """The user with ``totp_secret`` set, when the user record has that field."""
+    if "totp_secret" not in {f.name for f in fields(user)}:
+        raise ValueError(
+            "this version's user record has no totp_secret field, so TOTP cannot be stored yet"
+        )
+    changes: dict[str, Any] = {"totp_secret": secret}
+    return replace(user, **changes)
 
 
 @clients_app.command("add")
@@ -250,6 +363,9 @@ def clients_add(
     auth_method: Annotated[str, typer.Option(help="Token endpoint auth method.")] = "none",
     grant_type: Annotated[list[str] | None, typer.Option(help="Grant type (repeat).")] = None,
     scope: Annotated[str | None, typer.Option(help="Allowed scopes.")] = None,
+    application_type: Annotated[str, typer.Option(help="native or web.")] = "native",
+    logo_uri: Annotated[str | None, typer.Option(help="https logo on the consent page.")] = None,
+    client_uri: Annotated[str | None, typer.Option(help="https home page of the app.")] = None,
 ) -> None:
     """Pre-register a client; prints its client_id (and secret, once)."""
     settings = _settings()
@@ -257,16 +373,16 @@ def clients_add(
         "client_name": name,
         "redirect_uris": redirect_uri or [],
         "token_endpoint_auth_method": auth_method,
+        "application_type": application_type,
     }
     if grant_type:
         metadata["grant_types"] = grant_type
         metadata["response_types"] = ["code"] if "authorization_code" in grant_type else []
     if scope:
         metadata["scope"] = scope
+    metadata.update({k: v for k, v in (("logo_uri", logo_uri), ("client_uri", client_uri)) if v})
 
     async def work(storage: Storage) -> dict[str, Any]:
-        from dataclasses import replace
-
         client, issued = build_registered_client(
             metadata,
             tenant_id=settings.storage.tenant,
@@ -284,15 +400,16 @@ def clients_add(
 
 @clients_app.command("list")
 def clients_list() -> None:
-    """List registered clients."""
+    """List registered clients (pre-registered, dynamically registered and cached CIMD)."""
     settings = _settings()
     clients = _with_storage(settings, lambda s: s.list_clients(settings.storage.tenant))
-    table = Table("client_id", "name", "kind", "auth", "redirect URIs", "registered")
+    table = Table("client_id", "name", "kind", "type", "auth", "redirect URIs", "registered")
     for c in clients:
         table.add_row(
             c.client_id,
             c.client_name or "-",
             c.source,
+            c.application_type,
             c.token_endpoint_auth_method,
             "\n".join(c.redirect_uris),
             _when(c.client_id_issued_at),
