@@ -126,27 +126,28 @@ class Browser:
         self.visited.append(url)
         return await self._client(url).post(url, data=data)
 
-    async def follow(self, response: httpx.Response) -> httpx.Response:
-        """Follow redirects within ostiary and the IdP; stop at a page or at the client."""
+    async def follow(self, response: httpx.Response, *, stop_at: str = REDIRECT) -> httpx.Response:
+        """Follow redirects within ostiary and the IdP; stop at a page or at ``stop_at``
+        (by default the MCP client's redirect URI)."""
         while response.status_code in (302, 303):
             location = str(response.url.join(response.headers["location"]))
-            if location.startswith(REDIRECT):
+            if location.startswith((stop_at, REDIRECT)):
                 return response
             response = await self.get(location)
         return response
 
-    async def idp_login(self, response: httpx.Response, account: str) -> httpx.Response:
+    async def idp_login(
+        self, response: httpx.Response, account: str, *, stop_at: str = REDIRECT
+    ) -> httpx.Response:
         """Sign in at the IdP's devInteractions pages (login, then its own consent)."""
-        while (
-            response.status_code == 200 and response.url.host == urlsplit(self.idp_issuer).hostname
-        ):
+        while response.status_code == 200 and str(response.url).startswith(self.idp_issuer):
             prompt = _PROMPT.search(response.text)
             assert prompt is not None, response.text[:500]
             action = str(response.url.join(form_action(response.text)))
             data = {"prompt": prompt.group(1)}
             if prompt.group(1) == "login":
                 data |= {"login": account, "password": "any"}
-            response = await self.follow(await self.post(action, data))
+            response = await self.follow(await self.post(action, data), stop_at=stop_at)
         return response
 
 
@@ -208,6 +209,16 @@ class Fed:
         assert response.status_code == 200, response.text
         tokens: dict[str, Any] = response.json()
         return tokens
+
+
+_ERROR = re.compile(r'<p class="alert alert-error" role="alert"><code>([^<]+)</code>: ([^<]*)</p>')
+
+
+def error_of(response: httpx.Response) -> tuple[int, str, str]:
+    """(status, error code, description) of ostiary's error page."""
+    found = _ERROR.search(response.text)
+    assert found is not None, response.text[:800]
+    return response.status_code, found.group(1), html.unescape(found.group(2))
 
 
 def jwt_claims(token: str) -> dict[str, Any]:

@@ -10,48 +10,9 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from ostiary.federation.service import callback_url
+from tests.federation._flow import approve, federated_login, provider_button
 from tests.federation._idp import CALLBACK, CLIENT_ID
-from tests.federation.conftest import (
-    ISSUER,
-    REDIRECT,
-    Browser,
-    Fed,
-    csrf,
-    form_action,
-    jwt_claims,
-    pkce_pair,
-)
-
-
-def provider_button(body: str) -> str:
-    import html
-    import re
-
-    found = re.search(r'href="([^"]+)" data-provider="idp"', body)
-    assert found is not None, body[:800]
-    return html.unescape(found.group(1))
-
-
-async def federated_login(
-    fed: Fed, browser: Browser, challenge: str, *, account: str = "alice"
-) -> tuple[str, bool]:
-    """Authorize through the provider button; returns the client redirect and whether the
-    ostiary consent page was shown."""
-    page = await fed.login_page(browser, challenge)
-    assert page.status_code == 200
-    start = await browser.get(provider_button(page.text))
-    consent_shown = start.status_code == 200
-    if consent_shown:
-        assert 'name="decision"' in start.text
-        start = await browser.post(
-            form_action(start.text), {"csrf_token": csrf(start.text), "decision": "approve"}
-        )
-    assert start.status_code == 303
-    done = await browser.idp_login(await browser.follow(start), account)
-    assert done.status_code == 303, done.text[:500]
-    location = done.headers["location"]
-    assert location.startswith(REDIRECT), location
-    return location, consent_shown
+from tests.federation.conftest import ISSUER, Fed, jwt_claims, pkce_pair
 
 
 async def test_login_page_offers_the_provider(fed: Fed) -> None:
@@ -76,9 +37,7 @@ async def test_consent_is_shown_before_anything_goes_upstream(fed: Fed) -> None:
         f"form-action 'self' http://127.0.0.1:9999 {fed.idp.issuer}; "
         "frame-ancestors 'none'; base-uri 'none'"
     )
-    approved = await browser.post(
-        form_action(start.text), {"csrf_token": csrf(start.text), "decision": "approve"}
-    )
+    approved = await approve(browser, start)
     assert approved.status_code == 303
     upstream = urlsplit(approved.headers["location"])
     assert f"{upstream.scheme}://{upstream.netloc}{upstream.path}" == f"{fed.idp.issuer}/auth"
