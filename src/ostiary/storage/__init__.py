@@ -1,7 +1,10 @@
 """Storage backends behind one protocol (``storage/base.py``), chosen by ``storage.url``.
 
 ``memory://`` → :class:`MemoryStorage` (tests, demos); ``sqlite:///…`` and
-``postgresql://…`` (or ``postgres://…``) → :class:`SqlStorage`.
+``postgresql://…`` (or ``postgres://…``) → :class:`SqlStorage`. With ``storage.redis_url``
+set, the ephemeral records (codes, replay cache, rate limits, interactions, sessions) go to
+Redis instead: :class:`TieredStorage` over the durable store and a
+:class:`RedisEphemeralStore`.
 """
 
 from __future__ import annotations
@@ -10,26 +13,51 @@ from ostiary.errors import ConfigurationError
 from ostiary.settings import Settings
 from ostiary.storage.base import Storage
 from ostiary.storage.memory import MemoryStorage
+from ostiary.storage.purge import run_purge_loop
+from ostiary.storage.redis import RedisEphemeralStore
 from ostiary.storage.sql import SqlStorage
+from ostiary.storage.tiered import TieredStorage
 
-__all__ = ["MemoryStorage", "SqlStorage", "Storage", "open_storage"]
+__all__ = [
+    "MemoryStorage",
+    "RedisEphemeralStore",
+    "SqlStorage",
+    "Storage",
+    "TieredStorage",
+    "open_storage",
+    "run_purge_loop",
+]
 
 _SQL_SCHEMES = ("sqlite:", "sqlite+aiosqlite:", "postgresql:", "postgresql+asyncpg:", "postgres:")
 
 
 def open_storage(settings: Settings) -> Storage:
-    """The backend ``settings.storage.url`` names, not yet initialised.
+    """The backend ``settings.storage`` names, not yet initialised.
 
     Call ``await storage.initialize()`` before use and ``await storage.close()`` at shutdown.
+    ``storage.pool_size`` sizes the SQL connection pool (and the Redis one, when used).
 
     Raises:
         ConfigurationError: when the URL names no supported backend.
     """
-    url = settings.storage.url
+    config = settings.storage
+    durable = _durable(config.url, config.pool_size)
+    if config.redis_url is None:
+        return durable
+    if not config.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError(
+            f"storage.redis_url {config.redis_url!r} is not supported; "
+            "use redis://host:port/db or rediss://host:port/db"
+        )
+    redis = RedisEphemeralStore(config.redis_url, max_connections=config.pool_size * 2)
+    return TieredStorage(durable, redis)
+
+
+def _durable(url: str, pool_size: int) -> Storage:
     if url == "memory://":
         return MemoryStorage()
     if url.startswith(_SQL_SCHEMES):
-        return SqlStorage(url)
+        return SqlStorage(url, pool_size=pool_size)
     raise ConfigurationError(
         f"storage.url {url!r} is not supported; use sqlite:///path/to/file.db, "
         "postgresql://user@host:port/db or memory://"

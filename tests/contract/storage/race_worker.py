@@ -1,7 +1,8 @@
 """A separate OS process racing for one code or refresh token (cross-process atomicity).
 
-Usage: ``python race_worker.py URL TENANT consume|rotate|consume-and-hang HASH NOW``. Opens
-its own SqlStorage, initialises it, prints ``ready``, waits for a line on stdin, then makes
+Usage: ``python race_worker.py URL TENANT consume|rotate|consume-and-hang HASH NOW
+[REDIS_URL PREFIX]``. Opens its own SqlStorage (tiered with Redis under PREFIX when a
+REDIS_URL is given), initialises it, prints ``ready``, waits for a line on stdin, then makes
 one attempt and prints the resulting status value. ``consume-and-hang`` then sleeps, to be
 killed with SIGKILL by the test (durability of what was committed).
 """
@@ -13,11 +14,20 @@ import os
 import sys
 
 from ostiary.core.models import RefreshToken
-from ostiary.storage import SqlStorage
+from ostiary.storage import RedisEphemeralStore, SqlStorage, Storage, TieredStorage
 
 
-async def attempt(url: str, tenant: str, op: str, secret_hash: str, now: int) -> str:
-    storage = SqlStorage(url)
+def open_backend(url: str, redis_url: str = "", prefix: str = "") -> Storage:
+    """SqlStorage, or TieredStorage over it when a Redis URL is given."""
+    if not redis_url:
+        return SqlStorage(url)
+    return TieredStorage(SqlStorage(url), RedisEphemeralStore(redis_url, prefix=prefix))
+
+
+async def attempt(
+    url: str, tenant: str, op: str, secret_hash: str, now: int, redis: tuple[str, ...] = ()
+) -> str:
+    storage = open_backend(url, *redis)
     try:
         await storage.initialize()
         assert await storage.healthy()  # the pool holds a live connection before the race
@@ -49,4 +59,4 @@ async def attempt(url: str, tenant: str, op: str, secret_hash: str, now: int) ->
 
 if __name__ == "__main__":
     url, tenant, op, secret_hash, now = sys.argv[1:6]
-    print(asyncio.run(attempt(url, tenant, op, secret_hash, int(now))), flush=True)
+    print(asyncio.run(attempt(url, tenant, op, secret_hash, int(now), tuple(sys.argv[6:8]))))

@@ -30,6 +30,7 @@ from ostiary.storage.sql import MIGRATIONS_DIR, async_url
 from tests._services import postgres_url
 
 from .conftest import open_sql
+from .race_worker import open_backend
 from .records import NOW, client, code, refresh
 
 WORKER = Path(__file__).with_name("race_worker.py")
@@ -200,12 +201,17 @@ async def test_unreachable_database_is_a_storage_error_and_unhealthy() -> None:
 
 
 def _race(
-    url: str, tenant: str, op: str, secret_hash: str, before_go: Callable[[], None] = lambda: None
+    url: str,
+    tenant: str,
+    op: str,
+    secret_hash: str,
+    before_go: Callable[[], None] = lambda: None,
+    redis: tuple[str, ...] = (),
 ) -> list[str]:
     """Start 4 processes, wait until each is connected, then release them together."""
     workers = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), url, tenant, op, secret_hash, str(NOW)],
+            [sys.executable, str(WORKER), url, tenant, op, secret_hash, str(NOW), *redis],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -230,42 +236,47 @@ def _race(
                 worker.kill()
 
 
-def _seed_code(url: str, tenant: str) -> None:
+def _seed_code(url: str, tenant: str, redis: tuple[str, ...] = ()) -> None:
     async def seed() -> None:
-        store = SqlStorage(url)
+        store = open_backend(url, *redis)
         await store.save_authorization_code(code(tenant))
         await store.close()
 
     asyncio.run(seed())
 
 
+def _redis_args(backend: tuple[str, str, str]) -> tuple[str, ...]:
+    _, redis, prefix = backend
+    return (redis, prefix) if redis else ()
+
+
 @pytest.mark.slow
 async def test_four_processes_racing_for_one_code_have_one_winner(
-    sql_backend_url: str, tenant: str
+    race_backend: tuple[str, str, str], tenant: str
 ) -> None:
     """On SQLite the file is new: the processes also run initialize() on it at once."""
-    if sql_backend_url.startswith("sqlite"):
-        assert not Path(sql_backend_url.removeprefix("sqlite:///")).exists()
-        seed = lambda: _seed_code(sql_backend_url, tenant)  # noqa: E731
+    url, redis = race_backend[0], _redis_args(race_backend)
+    if url.startswith("sqlite"):
+        assert not Path(url.removeprefix("sqlite:///")).exists()
+        seed = lambda: _seed_code(url, tenant, redis)  # noqa: E731
     else:
-        store = await open_sql(sql_backend_url)
-        await store.save_authorization_code(code(tenant))
-        await store.close()
+        await asyncio.to_thread(_seed_code, url, tenant, redis)
         seed = lambda: None  # noqa: E731
 
-    outcomes = await asyncio.to_thread(_race, sql_backend_url, tenant, "consume", "c" * 64, seed)
+    outcomes = await asyncio.to_thread(_race, url, tenant, "consume", "c" * 64, seed, redis)
 
     assert Counter(outcomes) == {"ok": 1, "replayed": 3}
 
 
 @pytest.mark.slow
 async def test_four_processes_rotating_one_token_without_grace_have_one_winner(
-    sql_backend_url: str, tenant: str
+    race_backend: tuple[str, str, str], tenant: str
 ) -> None:
-    store = await open_sql(sql_backend_url)
+    url, redis = race_backend[0], _redis_args(race_backend)
+    store = await open_sql(url)
     await store.save_refresh_token(refresh(tenant, "old"))
     try:
-        outcomes = await asyncio.to_thread(_race, sql_backend_url, tenant, "rotate", "old")
+        outcomes = await asyncio.to_thread(_race, url, tenant, "rotate", "old", lambda: None, redis)
         statuses = Counter(line.split()[0] for line in outcomes)
         assert statuses == {"ok": 1, "reused": 3}
         stored = [await store.get_refresh_token(tenant, line.split()[1]) for line in outcomes]
