@@ -245,3 +245,84 @@ async def test_cimd_client_over_http(tmp_path: Path) -> None:
 
 def _json_reply(document: dict[str, Any]) -> Reply:
     return Reply(200, json.dumps(document).encode(), {"Content-Type": "application/json"})
+
+
+async def test_two_processes_never_spend_a_code_or_refresh_token_twice(tmp_path: Path) -> None:
+    """DESIGN "Bad input": concurrent requests across processes sharing PostgreSQL."""
+    import asyncio
+    import uuid
+
+    from tests._services import postgres_url
+
+    shared = {
+        "OSTIARY_STORAGE__URL": postgres_url(),
+        "OSTIARY_STORAGE__TENANT": f"t-{uuid.uuid4().hex}",
+        "OSTIARY_TOKENS__REFRESH_GRACE_SECONDS": "0",
+        "OSTIARY_SECURITY__RATE_LIMIT_PER_MINUTE": "1000",
+        # tests/helpers/browserless.py cannot follow the instant redirect of a remembered
+        # consent, so every authorization here shows the consent page.
+        "OSTIARY_SECURITY__REMEMBER_CONSENT": "false",
+    }
+    with running_server(tmp_path / "a", **shared) as first:
+        first.add_user(USERNAME, PASSWORD)
+        with running_server(tmp_path / "b", **shared) as second:
+            async with httpx.AsyncClient(timeout=30) as http:
+                registered = await http.post(
+                    f"{first.issuer}/register",
+                    json={
+                        "client_name": "race",
+                        "redirect_uris": [REDIRECT],
+                        "token_endpoint_auth_method": "none",
+                        "application_type": "native",
+                    },
+                )
+                client_id = registered.json()["client_id"]
+
+                async def race(form: dict[str, str]) -> list[httpx.Response]:
+                    return list(
+                        await asyncio.gather(
+                            *(
+                                http.post(f"{server.issuer}/token", data=form)
+                                for server in (first, second) * 4
+                            )
+                        )
+                    )
+
+                code, verifier = await _code(http, first, client_id)
+                redeemed = await race(
+                    {
+                        "grant_type": "authorization_code",
+                        "code": code,
+                        "redirect_uri": REDIRECT,
+                        "code_verifier": verifier,
+                        "client_id": client_id,
+                    }
+                )
+                assert sorted(r.status_code for r in redeemed) == [200] + [400] * 7
+
+                code, verifier = await _code(http, first, client_id)
+                issued = await http.post(
+                    f"{second.issuer}/token",
+                    data={
+                        "grant_type": "authorization_code",
+                        "code": code,
+                        "redirect_uri": REDIRECT,
+                        "code_verifier": verifier,
+                        "client_id": client_id,
+                    },
+                )
+                assert issued.status_code == 200, issued.text
+                refreshed = await race(
+                    {
+                        "grant_type": "refresh_token",
+                        "refresh_token": issued.json()["refresh_token"],
+                        "client_id": client_id,
+                    }
+                )
+                assert sorted(r.status_code for r in refreshed) == [200] + [400] * 7
+                for response in [*redeemed, *refreshed]:
+                    if response.status_code == 400:
+                        assert response.json()["error"] == "invalid_grant"
+                stats = await _stats(http, second)
+                assert stats["live_grants"] == 0
+                assert stats["live_refresh_tokens"] == 0
