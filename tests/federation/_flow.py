@@ -17,9 +17,11 @@ def provider_button(body: str) -> str:
     return html.unescape(found.group(1))
 
 
-async def choose_provider(fed: Fed, browser: Browser, challenge: str) -> httpx.Response:
+async def choose_provider(
+    fed: Fed, browser: Browser, challenge: str, **extra: str
+) -> httpx.Response:
     """Start an authorization and click the provider button on the login page."""
-    page = await fed.login_page(browser, challenge)
+    page = await fed.login_page(browser, challenge, **extra)
     assert page.status_code == 200, page.text[:500]
     return await browser.get(provider_button(page.text))
 
@@ -47,11 +49,11 @@ async def to_callback(fed: Fed, browser: Browser, challenge: str, *, account: st
 
 
 async def federated_login(
-    fed: Fed, browser: Browser, challenge: str, *, account: str = "alice"
+    fed: Fed, browser: Browser, challenge: str, *, account: str = "alice", **extra: str
 ) -> tuple[str, bool]:
     """Authorize through the provider button; returns the client redirect and whether the
-    ostiary consent page was shown."""
-    start = await choose_provider(fed, browser, challenge)
+    ostiary consent page was shown. ``extra`` adds authorization request parameters."""
+    start = await choose_provider(fed, browser, challenge, **extra)
     consent_shown = start.status_code == 200
     if consent_shown:
         start = await approve(browser, start)

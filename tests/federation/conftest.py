@@ -50,12 +50,14 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningIdp]:
 
 @dataclass
 class Clock:
-    """Real time plus an offset the tests can advance (ID tokens carry real times)."""
+    """Frozen at the real time the test started (ID tokens carry real times), plus an offset
+    the tests advance."""
 
+    start: int = field(default_factory=lambda: int(time.time()))
     offset: int = 0
 
     def __call__(self) -> int:
-        return int(time.time()) + self.offset
+        return self.start + self.offset
 
 
 def provider_config(idp: RunningIdp, **overrides: Any) -> dict[str, Any]:
@@ -189,10 +191,12 @@ class Fed:
         }
         return f"{ISSUER}/authorize?{urlencode(params)}"
 
-    async def login_page(self, browser: Browser, challenge: str) -> httpx.Response:
-        return await browser.follow(await browser.get(self.authorize_url(challenge)))
+    async def login_page(self, browser: Browser, challenge: str, **extra: str) -> httpx.Response:
+        return await browser.follow(await browser.get(self.authorize_url(challenge, **extra)))
 
-    async def redeem(self, location: str, verifier: str) -> dict[str, Any]:
+    async def redeem(
+        self, location: str, verifier: str, resource: str = RESOURCE
+    ) -> dict[str, Any]:
         query = parse_qs(urlsplit(location).query)
         assert set(query) == {"code", "state", "iss"}, location
         response = await self.http.post(
@@ -203,7 +207,7 @@ class Fed:
                 "redirect_uri": REDIRECT,
                 "code_verifier": verifier,
                 "client_id": self.client_id,
-                "resource": RESOURCE,
+                "resource": resource,
             },
         )
         assert response.status_code == 200, response.text
