@@ -2,7 +2,7 @@
 
 DESIGN "Bad input": no code or refresh token can be spent twice, even under concurrent
 requests. The storage contract suite proves the primitives; these tests fire real concurrent
-HTTP requests at the endpoints on memory, SQLite and PostgreSQL.
+HTTP requests at the endpoints on memory, SQLite and PostgreSQL, each also with Redis.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ostiary.core.users import new_user
 from ostiary.server.app import create_authorization_server, startup
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
-from tests._services import postgres_url
+from tests._services import postgres_url, redis_url
 from tests.helpers.browserless import parse_form
 from tests.integration.conftest import AS, ISSUER, PASSWORD, REDIRECT, USERNAME, Clock
 from tests.integration.test_hostile_helpers import code_for, guard, snapshot, tokens_for
@@ -29,12 +29,18 @@ from tests.integration.test_hostile_helpers import code_for, guard, snapshot, to
 RACERS = 8
 
 
-def _storage_url(kind: str, tmp_path: Path) -> str:
+def _storage(kind: str, tmp_path: Path) -> dict[str, str]:
+    storage = {"tenant": f"t-{uuid.uuid4().hex}"}
     if kind == "memory":
-        return "memory://"
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path}/as.db"
-    return postgres_url()
+        storage["url"] = "memory://"
+    elif kind.startswith("sqlite"):
+        storage["url"] = f"sqlite:///{tmp_path}/as.db"
+    else:
+        storage["url"] = postgres_url()
+    if kind.endswith("+redis"):
+        # Codes, rate limits, interactions and sessions in Redis (TieredStorage).
+        storage["redis_url"] = redis_url()
+    return storage
 
 
 async def _server(settings: Settings) -> tuple[AS, Any]:
@@ -49,15 +55,22 @@ async def _server(settings: Settings) -> tuple[AS, Any]:
     return guard(AS(http, ctx, clock, settings)), ctx
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("sqlite+redis", marks=pytest.mark.redis),
+        pytest.param("postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
+    ]
+)
 def make_server(
     request: pytest.FixtureRequest, settings_factory: Callable[..., Settings], tmp_path: Path
 ) -> Callable[..., Any]:
     kind = str(request.param)
 
     def build(**overrides: Any) -> Any:
-        storage = {"url": _storage_url(kind, tmp_path), "tenant": f"t-{uuid.uuid4().hex}"}
-        settings = settings_factory(issuer=ISSUER, storage=storage, **overrides)
+        settings = settings_factory(issuer=ISSUER, storage=_storage(kind, tmp_path), **overrides)
         return _Running(settings)
 
     return build
