@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from ostiary.federation.service import callback_url
 from tests.federation._flow import approve, federated_login, provider_button
-from tests.federation._idp import CALLBACK, CLIENT_ID
-from tests.federation.conftest import ISSUER, Fed, jwt_claims, pkce_pair
+from tests.federation._idp import CALLBACK, CLIENT_ID, ISSUER
+from tests.federation.conftest import Fed, jwt_claims, pkce_pair
 
 
 async def test_login_page_offers_the_provider(fed: Fed) -> None:

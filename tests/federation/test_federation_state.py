@@ -9,8 +9,8 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from tests.federation._flow import approve, choose_provider, federated_login, to_callback
-from tests.federation._idp import CALLBACK
-from tests.federation.conftest import ISSUER, REDIRECT, Fed, error_of, jwt_claims, pkce_pair
+from tests.federation._idp import CALLBACK, ISSUER
+from tests.federation.conftest import REDIRECT, Fed, error_of, jwt_claims, pkce_pair
 
 EXPIRED_OR_USED = "This sign-in response expired or was already used."
 

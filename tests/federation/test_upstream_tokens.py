@@ -28,8 +28,8 @@ from ostiary.resource.principal import Principal
 from ostiary.server.combined import local_jwt_verifier
 from ostiary.settings import Settings
 from tests.federation._flow import federated_login
-from tests.federation._idp import RunningIdp
-from tests.federation.conftest import ISSUER, RESOURCE, Fed, _fed, jwt_claims, pkce_pair
+from tests.federation._idp import ISSUER, RunningIdp
+from tests.federation.conftest import RESOURCE, Fed, _fed, jwt_claims, pkce_pair
 
 
 async def userinfo(fed: Fed, access_token: str) -> dict[str, Any]:
