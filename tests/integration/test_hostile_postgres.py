@@ -3,7 +3,8 @@
 PostgreSQL refuses a NUL character in text, so an identifier carrying one (``%00`` in a query,
 a form, a path, a Basic header or a JSON string) must be turned away as bad input before it
 reaches storage, not surface as a storage failure (500/503). The main replay and reuse rules
-are checked here on PostgreSQL too. Each test works in its own tenant of the shared database.
+are checked here on PostgreSQL too, alone and with Redis for the ephemeral records. Each test
+works in its own tenant of the shared database.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ostiary.core.users import new_user
 from ostiary.server.app import create_authorization_server, startup
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
-from tests._services import postgres_url
+from tests._services import postgres_url, redis_url
 from tests.integration.conftest import AS, ISSUER, PASSWORD, REDIRECT, USERNAME, Clock
 from tests.integration.test_hostile_helpers import (
     assert_error_page,
@@ -34,12 +35,14 @@ from tests.integration.test_hostile_helpers import (
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-async def server(settings_factory: Callable[..., Settings], tmp_path: Path) -> AsyncIterator[AS]:
-    url = postgres_url()
-    settings = settings_factory(
-        issuer=ISSUER, storage={"url": url, "tenant": f"t-{uuid.uuid4().hex}"}
-    )
+@pytest.fixture(params=["postgres", pytest.param("postgres+redis", marks=pytest.mark.redis)])
+async def server(
+    request: pytest.FixtureRequest, settings_factory: Callable[..., Settings], tmp_path: Path
+) -> AsyncIterator[AS]:
+    storage = {"url": postgres_url(), "tenant": f"t-{uuid.uuid4().hex}"}
+    if request.param == "postgres+redis":
+        storage["redis_url"] = redis_url()
+    settings = settings_factory(issuer=ISSUER, storage=storage)
     clock = Clock()
     ctx = ServerContext.build(settings, open_storage(settings), clock=clock)
     app = create_authorization_server(settings, context=ctx)
