@@ -618,11 +618,6 @@ async def test_malformed_ipv6_resource_is_invalid_target(server: AS, resource: s
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in core/client_id_metadata.py: is_client_id_metadata_url lets urlsplit's "
-    "ValueError ('Invalid IPv6 URL') escape, so /authorize answers 500",
-)
 @pytest.mark.parametrize("client_id", ["https://[x/a", "https://]+", "https://a]/client.json"])
 async def test_bracket_mangled_url_client_id(server: AS, client_id: str) -> None:
     response = await server.http.get(_url(_params(client_id)))

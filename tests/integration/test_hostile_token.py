@@ -788,11 +788,6 @@ async def test_refresh_with_a_malformed_ipv6_resource(server: AS) -> None:
     assert_oauth_error(response, 400, "invalid_target", "resource must be an absolute URI")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in core/client_id_metadata.py: is_client_id_metadata_url lets urlsplit's "
-    "ValueError escape, so /token, /revoke and /introspect answer 500 server_error",
-)
 @pytest.mark.parametrize("path", ["/token", "/revoke", "/introspect"])
 async def test_bracket_mangled_url_client_id(server: AS, path: str) -> None:
     response = await server.http.post(

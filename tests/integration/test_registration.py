@@ -527,11 +527,6 @@ async def test_jwks_with_an_unknown_curve(server: AS) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in core/registration.py (_web_url, jwks_uri) and core/redirect_uris.py: "
-    "urlsplit's ValueError ('Invalid IPv6 URL') escapes, so /register answers 500",
-)
 @pytest.mark.parametrize(
     ("metadata", "error"),
     [

@@ -20,10 +20,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final, cast
-from urllib.parse import urlsplit
 
 from ostiary.core.models import AuthMethod, Client
 from ostiary.core.registration import client_from_metadata, validate_client_metadata
+from ostiary.core.urls import split_url
 from ostiary.errors import InvalidClientMetadataError, InvalidRedirectUriError
 
 CIMD_AUTH_METHODS: Final[tuple[AuthMethod, ...]] = ("none", "private_key_jwt")
@@ -49,12 +49,8 @@ def is_client_id_metadata_url(client_id: str) -> bool:
         return False
     if not client_id.startswith("https://") or "#" in client_id or "\\" in client_id:
         return False
-    parts = urlsplit(client_id)
-    if "@" in parts.netloc or not parts.hostname:
-        return False
-    try:
-        parts.port  # noqa: B018 - validates the port
-    except ValueError:
+    parts = split_url(client_id)
+    if parts is None or "@" in parts.netloc or not parts.hostname:
         return False
     if parts.path in ("", "/"):
         return False

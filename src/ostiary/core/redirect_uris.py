@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Literal
 from urllib.parse import urlsplit
 
+from ostiary.core.urls import split_url
 from ostiary.errors import InvalidRedirectUriError
 from ostiary.settings import is_loopback_host
 
@@ -56,14 +57,11 @@ def _check_common(uri: str) -> str:
     if "#" in uri:
         # RFC 6749 §3.1.2: the endpoint URI MUST NOT include a fragment component.
         raise _reject("redirect_uri must not contain a fragment", uri)
-    parts = urlsplit(uri)
+    parts = split_url(uri)
+    if parts is None:
+        raise _reject("redirect_uri has an invalid host or port", uri)
     if "@" in parts.netloc:
         raise _reject("redirect_uri must not contain userinfo", uri)
-    if parts.netloc:
-        try:
-            parts.port  # noqa: B018 - validates the port
-        except ValueError:
-            raise _reject("redirect_uri has an invalid port", uri) from None
     if scheme in ("http", "https") and not parts.hostname:
         raise _reject("redirect_uri must include a host", uri)
     return scheme
@@ -84,7 +82,7 @@ def validate_registered_redirect_uri(uri: str, application_type: Literal["native
         >>> validate_registered_redirect_uri("https://app.example.com/cb", "web")
     """
     scheme = _check_common(uri)
-    host = urlsplit(uri).hostname or ""
+    host = (split_url(uri) or urlsplit("")).hostname or ""
     if application_type == "web":
         if scheme != "https":
             raise _reject("web clients must use https redirect URIs", uri)

@@ -22,7 +22,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal, cast, get_args
-from urllib.parse import urlsplit
 
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -31,6 +30,7 @@ from ostiary.core.models import ApplicationType, AuthMethod, Client
 from ostiary.core.redirect_uris import is_loopback_redirect, validate_registered_redirect_uri
 from ostiary.core.scopes import format_scope, parse_scope
 from ostiary.core.secrets import hash_secret, new_secret, secrets_equal
+from ostiary.core.urls import split_url
 from ostiary.errors import (
     InvalidClientMetadataError,
     InvalidRedirectUriError,
@@ -118,8 +118,8 @@ def _web_url(name: str, value: str) -> str:
     """RFC 7591 §2 URL metadata: absolute https (http only on loopback), no fragment."""
     if not value.isascii() or any(ch.isspace() for ch in value) or "#" in value:
         raise _invalid(f"{name} must be an https URL")
-    parts = urlsplit(value)
-    if "@" in parts.netloc or not parts.hostname:
+    parts = split_url(value)
+    if parts is None or "@" in parts.netloc or not parts.hostname:
         raise _invalid(f"{name} must be an https URL")
     if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
         return value

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from ostiary.core.urls import split_url
 from ostiary.errors import InvalidTargetError
 from ostiary.settings import is_loopback_host
 
@@ -51,10 +52,9 @@ def canonical_resource(value: str) -> str:
         raise _bad("resource must be an absolute URI", value)
     if "@" in parts.netloc:
         raise _bad("resource must not contain userinfo", value)
-    try:
-        port = parts.port
-    except ValueError:
-        raise _bad("resource has an invalid port", value) from None
+    if split_url(value) is None:
+        raise _bad("resource has an invalid port", value)
+    port = parts.port
     scheme = parts.scheme.lower()
     host = parts.hostname  # already lowercased, brackets removed
     netloc = f"[{host}]" if ":" in host else host

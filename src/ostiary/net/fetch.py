@@ -30,10 +30,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Final
-from urllib.parse import urlsplit
 
 import httpx
 
+from ostiary.core.urls import split_url
 from ostiary.errors import ToolkitError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -245,16 +245,15 @@ class SafeFetcher:
     def _check_url(self, url: str) -> _Target:
         if not url.isascii() or any(ch.isspace() or ord(ch) < 0x20 for ch in url):
             raise FetchError("the URL is not valid")
-        parts = urlsplit(url)
+        parts = split_url(url)
+        if parts is None:
+            raise FetchError("the URL is not valid")
         allowed_schemes = ("https", "http") if self.policy.allow_private else ("https",)
         if parts.scheme not in allowed_schemes:
             raise FetchError("only https URLs are fetched")
         if "@" in parts.netloc or "#" in url or not parts.hostname:
             raise FetchError("the URL is not valid")
-        try:
-            port = parts.port if parts.port is not None else _DEFAULT_PORTS[parts.scheme]
-        except ValueError:
-            raise FetchError("the URL is not valid") from None
+        port = parts.port if parts.port is not None else _DEFAULT_PORTS[parts.scheme]
         if not host_allowed(parts.hostname, self.policy.allowed_domains):
             raise FetchError("the host is not on the allow-list")
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
