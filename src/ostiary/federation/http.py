@@ -10,6 +10,7 @@ no redirects, a time bound and a size cap.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 from urllib.parse import urlsplit
@@ -84,17 +85,11 @@ class UpstreamHttp:
         """POST a token request; the JSON answer, or UpstreamError with the OAuth error."""
         self.check_url(url)
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
-        async with self._client() as client:
-            try:
-                if auth is None:
-                    response = await client.post(url, data=form, headers=headers)
-                else:
-                    response = await client.post(
-                        url, data=form, headers=headers, auth=httpx.BasicAuth(*auth)
-                    )
-            except httpx.HTTPError as exc:
-                raise UpstreamError(f"{_host(url)} did not answer", detail=repr(exc)) from None
-        body = _json_object(response)
+        if auth is not None:
+            pair = f"{auth[0]}:{auth[1]}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        response, content = await self._send(httpx.Request("POST", url, data=form, headers=headers))
+        body = _json_object(response, content)
         if response.status_code != 200 or "error" in body:
             error = body.get("error")
             error = error if isinstance(error, str) else None
@@ -114,14 +109,30 @@ class UpstreamHttp:
             "Authorization": f"Bearer {access_token}",
             "User-Agent": USER_AGENT,
         }
-        async with self._client() as client:
-            try:
-                response = await client.get(url, headers=headers)
-            except httpx.HTTPError as exc:
-                raise UpstreamError(f"{_host(url)} did not answer", detail=repr(exc)) from None
+        response, content = await self._send(httpx.Request("GET", url, headers=headers))
         if response.status_code != 200:
             raise UpstreamError(f"{_host(url)} answered HTTP {response.status_code}")
-        return _json_object(response)
+        return _json_object(response, content)
+
+    async def _send(self, request: httpx.Request) -> tuple[httpx.Response, bytes]:
+        """Send without following redirects; read at most MAX_RESPONSE_BYTES of the body."""
+        host = request.url.host or "the provider"
+        try:
+            async with self._client() as client:
+                response = await client.send(request, stream=True)
+                try:
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > MAX_RESPONSE_BYTES:
+                            raise UpstreamError(f"{host}'s answer is too large")
+                        chunks.append(chunk)
+                finally:
+                    await response.aclose()
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"{host} did not answer", detail=repr(exc)) from None
+        return response, b"".join(chunks)
 
     def check_url(self, url: str) -> None:
         parts = urlsplit(url)
@@ -138,11 +149,9 @@ class UpstreamHttp:
         )
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    if len(response.content) > MAX_RESPONSE_BYTES:
-        raise UpstreamError("the provider's answer is too large")
+def _json_object(response: httpx.Response, content: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(response.content)
+        data = json.loads(content)
     except ValueError:
         raise UpstreamError(
             f"the provider answered HTTP {response.status_code} without JSON"

@@ -9,6 +9,7 @@ revoked grant, whose upstream tokens were deleted with it, yields nothing.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from dataclasses import replace
 
 from ostiary.core.context import ServerContext
@@ -22,7 +23,11 @@ from ostiary.resource.principal import Principal
 
 #: Refresh this long before the upstream token's expiry, so a tool call does not race it.
 REFRESH_MARGIN_SECONDS = 30
-_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+#: One refresh at a time per (tenant, grant, provider) in this process; entries go away
+#: with their last user.
+_locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = (
+    weakref.WeakValueDictionary()
+)
 
 
 class UpstreamTokenError(ToolkitError):
@@ -61,7 +66,10 @@ async def upstream_access_token(ctx: ServerContext, principal: Principal, provid
     record = await ctx.storage.get_access_token(ctx.tenant, principal.token_id)
     if record is None or record.revoked_at is not None or record.subject != principal.subject:
         raise UpstreamTokenError("the access token is unknown or revoked")
-    lock = _locks.setdefault((ctx.tenant, record.grant_id, provider), asyncio.Lock())
+    key = (ctx.tenant, record.grant_id, provider)
+    lock = _locks.get(key)
+    if lock is None:
+        lock = _locks[key] = asyncio.Lock()
     async with lock:
         stored = await ctx.storage.get_upstream_token(ctx.tenant, record.grant_id, provider)
         if stored is None or stored.subject != principal.subject:
