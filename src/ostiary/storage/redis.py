@@ -35,7 +35,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from ostiary.core.models import (
@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 
 #: How long a code is kept past its expiry, to recognise a late replay (seconds).
 CODE_RETENTION_SECONDS = 600
+#: How long a call waits for a free pooled connection before failing (seconds).
+POOL_TIMEOUT_SECONDS = 5
 #: The shortest TTL given to a key, so a record saved already expired is still classified.
 MIN_TTL_MS = 1000
 
@@ -172,9 +174,16 @@ class RedisEphemeralStore:
     ) -> None:
         self.prefix = prefix
         self._clock = wall_clock
-        self._redis: Redis = Redis.from_url(
-            url, max_connections=max_connections, socket_timeout=5, socket_connect_timeout=5
+        # A blocking pool: a burst larger than the pool waits for a connection (up to
+        # POOL_TIMEOUT_SECONDS) instead of failing with "Too many connections".
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=POOL_TIMEOUT_SECONDS,
+            socket_timeout=5,
+            socket_connect_timeout=5,
         )
+        self._redis: Redis = Redis.from_pool(pool)
         self._save_code = self._redis.register_script(_SAVE_CODE)
         self._consume = self._redis.register_script(_CONSUME_CODE)
         self._retire = self._redis.register_script(_RETIRE_CODES)

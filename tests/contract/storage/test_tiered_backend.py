@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -197,6 +199,26 @@ async def test_a_code_resaved_under_another_grant_is_not_retired_by_the_old_one(
     assert (await tiered.consume_authorization_code(tenant, "c" * 64, NOW)).status is (
         ConsumeStatus.OK
     )
+
+
+async def test_a_burst_larger_than_the_connection_pool_waits_instead_of_failing(
+    tenant: str,
+) -> None:
+    url, prefix = redis_url(), redis_prefix()
+    store = RedisEphemeralStore(url, prefix=prefix, max_connections=2)
+    try:
+        await store.save_authorization_code(code(tenant))
+        results = await asyncio.gather(
+            *(store.consume_authorization_code(tenant, "c" * 64, NOW) for _ in range(20))
+        )
+    finally:
+        await store.close()
+        await drop_prefix(url, prefix)
+
+    assert Counter(r.status for r in results) == {
+        ConsumeStatus.OK: 1,
+        ConsumeStatus.REPLAYED: 19,
+    }
 
 
 async def test_tenants_whose_names_look_like_key_syntax_never_meet(tiered: TieredStorage) -> None:
