@@ -103,6 +103,13 @@ class UpstreamHttp:
 
     async def get_with_token(self, url: str, access_token: str) -> dict[str, Any]:
         """GET a JSON object with a bearer access token (user info, user API)."""
+        data = await self.get_any_with_token(url, access_token)
+        if not isinstance(data, dict):
+            raise UpstreamError("the provider's answer is not a JSON object")
+        return data
+
+    async def get_any_with_token(self, url: str, access_token: str) -> object:
+        """GET any JSON document with a bearer access token (e.g. a list)."""
         self.check_url(url)
         headers = {
             "Accept": "application/json",
@@ -112,7 +119,11 @@ class UpstreamHttp:
         response, content = await self._send(httpx.Request("GET", url, headers=headers))
         if response.status_code != 200:
             raise UpstreamError(f"{_host(url)} answered HTTP {response.status_code}")
-        return _json_object(response, content)
+        try:
+            data: object = json.loads(content)
+        except ValueError:
+            raise UpstreamError(f"{_host(url)} did not answer JSON") from None
+        return data
 
     async def _send(self, request: httpx.Request) -> tuple[httpx.Response, bytes]:
         """Send without following redirects; read at most MAX_RESPONSE_BYTES of the body."""

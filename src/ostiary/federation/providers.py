@@ -291,12 +291,25 @@ class GitHubProvider(OAuthProvider):
         user_id = user.get("id")
         if not isinstance(user_id, int) or isinstance(user_id, bool):
             raise UpstreamError("GitHub's user API returned no numeric id")
+        email = _claim(user, "email")
+        if email is None and "user:email" in self.scopes:
+            email = await self._primary_email(tokens.access_token)
         return UpstreamIdentity(
             subject=str(user_id),  # the login can be renamed; the id cannot
-            email=_claim(user, "email"),
+            email=email,
             display_name=_claim(user, "name"),
             username=_claim(user, "login"),
         )
+
+    async def _primary_email(self, access_token: str) -> str | None:
+        """The verified primary address from ``/user/emails`` (the profile's may be hidden)."""
+        emails = await self.http.get_any_with_token(f"{self.api_url}/user/emails", access_token)
+        if not isinstance(emails, list):
+            return None
+        for entry in emails:
+            if isinstance(entry, dict) and entry.get("primary") and entry.get("verified"):
+                return _claim(entry, "email")
+        return None
 
 
 def _claim(claims: dict[str, Any], name: str) -> str | None:

@@ -30,7 +30,7 @@ from ostiary.federation.providers import Provider
 from ostiary.federation.service import federation_of, login_providers
 from ostiary.server import sessions
 from ostiary.server.endpoints.authorize import error_page, page_context
-from ostiary.server.http import query_params, read_form
+from ostiary.server.http import query_params, rate_limit, read_form
 from ostiary.server.responses import Endpoint, unexpected
 from ostiary.server.ui.render import render_page
 
@@ -156,6 +156,7 @@ async def _consent_page(
 def decision_endpoint(ctx: ServerContext) -> Endpoint:
     async def decide(request: Request) -> Response:
         try:
+            await rate_limit(ctx, request, "login")
             provider = _provider(ctx, request)
             found, req, browser = await _load_interaction(ctx, request)
             form = await read_form(request, ctx.settings.server.max_body_bytes)
@@ -192,6 +193,8 @@ def decision_endpoint(ctx: ServerContext) -> Endpoint:
 def callback_endpoint(ctx: ServerContext) -> Endpoint:
     async def callback(request: Request) -> Response:
         try:
+            # Each callback costs a token request upstream: count it like a login attempt.
+            await rate_limit(ctx, request, "login")
             provider = _provider(ctx, request)
             done = await login.complete(
                 ctx,
