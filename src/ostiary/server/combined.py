@@ -66,9 +66,11 @@ class CombinedApp:
     """Route to the MCP app when one of its routes matches, else to the AS; run both lifespans.
 
     Each app keeps its own middleware (the AS's CORS, the MCP endpoint's Origin guard).
+    ``mcp_app`` is a Starlette app, or anything with its ``routes`` and
+    ``router.lifespan_context`` (the gateway's).
     """
 
-    def __init__(self, authorization_server: Starlette, mcp_app: Starlette) -> None:
+    def __init__(self, authorization_server: Starlette, mcp_app: Any) -> None:
         self.authorization_server = authorization_server
         self.mcp_app = mcp_app
         self._mcp_routes: Sequence[BaseRoute] = mcp_app.routes
