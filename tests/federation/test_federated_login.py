@@ -90,3 +90,21 @@ async def test_login_ends_in_a_token_for_the_linked_local_subject(fed_any_storag
     location2, _shown = await federated_login(fed, second, challenge2)
     tokens2 = await fed.redeem(location2, verifier2)
     assert jwt_claims(tokens2["access_token"])["sub"] == subject
+
+
+async def test_signing_in_to_connected_apps_needs_no_consent(fed: Fed) -> None:
+    """No client is involved, so the provider login starts at once and ends on the page."""
+    browser = fed.browser()
+    page = await browser.follow(await browser.get(f"{ISSUER}/account"))
+    assert page.status_code == 200
+    start = await browser.get(provider_button(page.text))
+    assert start.status_code == 303
+    assert start.headers["location"].startswith(f"{fed.idp.issuer}/auth?")
+    done = await browser.idp_login(await browser.follow(start), "alice")
+    assert done.status_code == 200
+    assert str(done.url) == f"{ISSUER}/account"
+    linked = await fed.ctx.storage.get_linked_identity(fed.ctx.tenant, "idp", "alice")
+    assert linked is not None
+    user = await fed.ctx.storage.get_user(fed.ctx.tenant, linked.subject)
+    assert user is not None
+    assert f'<p class="lead">Signed in as <strong>{user.username}</strong></p>' in done.text
