@@ -107,4 +107,5 @@ async def test_signing_in_to_connected_apps_needs_no_consent(fed: Fed) -> None:
     assert linked is not None
     user = await fed.ctx.storage.get_user(fed.ctx.tenant, linked.subject)
     assert user is not None
-    assert f'<p class="lead">Signed in as <strong>{user.username}</strong></p>' in done.text
+    assert user.display_name == "Alice Upstream"
+    assert '<p class="lead">Signed in as <strong>Alice Upstream</strong></p>' in done.text
