@@ -93,7 +93,7 @@ def test_sign_in_consent_and_land_on_the_redirect_with_a_code(
         "https://notebook.example.com/logo.png"
     )
     assert page.locator(".account-line strong").inner_text() == "Ada Lovelace"
-    assert page.locator(".facts .host").inner_text() == "127.0.0.1"
+    assert page.locator(".facts .redirect dd").inner_text() == "127.0.0.1 (this device)"
     assert page.locator(".scopes li").all_inner_texts() == [
         "Read your data through the MCP server's tools and resources.\nmcp:read",
         "Create and change data through the MCP server's tools.\nmcp:write",
@@ -218,7 +218,7 @@ def test_disconnecting_an_app_revokes_its_tokens_at_once(
     card.get_by_role("button", name="Disconnect Research Notebook").click()
     page.wait_for_url(f"{world.issuer}/account?disconnected=*")
     assert page.get_by_role("status").inner_text() == (
-        "Research Notebook was disconnected. Its access and refresh tokens no longer work."
+        "Research Notebook was disconnected and its tokens were revoked."
     )
     assert page.locator("li.app", has_text="Research Notebook").count() == 0
 

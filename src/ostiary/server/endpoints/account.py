@@ -140,7 +140,7 @@ async def _account_page(ctx: ServerContext, request: Request, user: User) -> Res
     if gone:
         client = await ctx.storage.get_client(ctx.tenant, gone[:MAX_CLIENT_ID])
         name = (client.client_name if client else None) or gone[:MAX_CLIENT_ID]
-        notice = f"{name} was disconnected. Its access and refresh tokens no longer work."
+        notice = f"{name} was disconnected and its tokens were revoked."
     browser, is_new = sessions.browser_id_or_new(ctx, request)
     response = render_page(
         "account.html",

@@ -301,6 +301,7 @@ def _consent_page(
         username=user.display_name or user.username,
         resource=req.resource or "",
         redirect_host=redirect.hostname or f"{redirect.scheme}:",
+        redirect_local=bool(redirect.hostname and is_loopback_host(redirect.hostname)),
         warning=native_redirect_warning(
             str(found.params.get("application_type")), req.redirect_uri
         ),
