@@ -29,10 +29,11 @@ from ostiary.federation import login
 from ostiary.federation.providers import Provider
 from ostiary.federation.service import federation_of, login_providers
 from ostiary.server import sessions
-from ostiary.server.endpoints.authorize import error_page, page_context
+from ostiary.server.endpoints.authorize import error_page, native_redirect_warning, page_context
 from ostiary.server.http import query_params, rate_limit, read_form
 from ostiary.server.responses import Endpoint, unexpected
 from ostiary.server.ui.render import render_page
+from ostiary.settings import is_loopback_host
 
 HINT_COOKIE = "ostiary_federated"
 #: Shape of interaction ids (new_secret(16)); anything else is not looked up at all.
@@ -126,13 +127,7 @@ async def _consent_page(
         f"{redirect.scheme}://{redirect.netloc}" if redirect.netloc else f"{redirect.scheme}:"
     )
     upstream = urlsplit(await provider.authorization_endpoint())
-    warning = None
-    if found.params.get("application_type") == "native" and redirect.hostname not in (
-        "127.0.0.1",
-        "::1",
-        "localhost",
-    ):
-        warning = "This app is a native app but redirects to a remote host. Check the address."
+    # The same context the authorize endpoint gives consent.html, plus where approval goes.
     return render_page(
         "consent.html",
         # Approve redirects upstream, deny to the client: both are form-action targets.
@@ -140,15 +135,18 @@ async def _consent_page(
         action=f"{ctx.issuer}/interaction/{found.interaction_id}/federation/{provider.name}",
         csrf_token=sessions.csrf_token(browser, found.interaction_id),
         client_name=found.params["client_name"],
+        client_logo=found.params.get("client_logo"),
+        client_host=found.params.get("client_host"),
         username=f"your {provider.label} account (next step)",
         upstream_provider=provider.label,
         resource=req.resource or "",
-        redirect_host=redirect.hostname or redirect.scheme,
-        warning=warning,
+        redirect_host=redirect.hostname or f"{redirect.scheme}:",
+        redirect_local=bool(redirect.hostname and is_loopback_host(redirect.hostname)),
+        warning=native_redirect_warning(
+            str(found.params.get("application_type")), req.redirect_uri
+        ),
         scopes=[{"name": s, "description": descriptions.get(s, s)} for s in req.scopes],
-        client_logo=found.params.get("client_logo"),
-        client_host=found.params.get("client_host"),
-        logout_url=f"{ctx.issuer}/logout",
+        logout_url=f"{ctx.issuer}/logout?interaction={found.interaction_id}",
         **page_context(ctx),
     )
 
