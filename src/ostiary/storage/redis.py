@@ -192,11 +192,11 @@ class RedisEphemeralStore:
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def key(self, tenant_id: str, kind: str, ident: str = "") -> str:
+    def key(self, tenant_id: str, kind: str, ident: str | None = None) -> str:
         """``<prefix>{<tenant>}:<kind>[:<id>]``; the tenant is percent-encoded, so no id can
         make two tenants' keys meet."""
         base = f"{self.prefix}{{{quote(tenant_id, safe='')}}}:{kind}"
-        return f"{base}:{ident}" if ident else base
+        return base if ident is None else f"{base}:{ident}"
 
     def _ttl_ms(self, expires_at: int, extra_seconds: int = 0) -> int:
         return max(int((expires_at + extra_seconds - self._clock()) * 1000), MIN_TTL_MS)
@@ -276,7 +276,7 @@ class RedisEphemeralStore:
         ``delete_user``. Returns how many codes it retired.
         """
         keys = [self.key(tenant_id, f"codes:{by}", value), self.key(tenant_id, "codes:live")]
-        args: list[str | int] = [now, by, value, self.key(tenant_id, "code") + ":"]
+        args: list[str | int] = [now, by, value, self.key(tenant_id, "code", "")]
         async with self._errors():
             return int(await self._retire(keys=keys, args=args))
 

@@ -88,6 +88,8 @@ async def test_ephemeral_records_live_in_redis_only(
         f"{prefix}:session:{'s' * 64}",
     ]
     assert key(tenant, "code", "x") == f"{prefix}:code:x"
+    assert key(tenant, "code", "") == f"{prefix}:code:"  # an empty id is still an id
+    assert key(tenant, "codes:live") == f"{prefix}:codes:live"
     assert await raw.hgetall(f"{prefix}:code:{'c' * 64}") == {
         "record": (
             f'{{"tenant_id":"{tenant}","code_hash":"{"c" * 64}","grant_id":"grant-1",'
