@@ -9,13 +9,16 @@ snapshot taken before it. Every request runs under :func:`guard`: a 5xx fails th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 
 from ostiary.core.secrets import hash_secret
+from ostiary.settings import Settings
 from tests.integration.conftest import AS, REDIRECT, RESOURCE
 from tests.integration.test_hostile_helpers import (
     assert_oauth_error,
@@ -800,3 +803,44 @@ async def test_bracket_mangled_url_client_id(server: AS, path: str) -> None:
         },
     )
     assert_oauth_error(response, 401, "invalid_client", "unknown client")
+
+
+async def test_expired_client_secret(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """tokens.client_secret_ttl: a DCR secret past client_secret_expires_at no longer works."""
+    from ostiary.core.context import ServerContext
+    from ostiary.server.app import create_authorization_server, startup
+    from ostiary.storage import open_storage
+    from tests.integration.conftest import ISSUER, Clock
+
+    settings = settings_factory(issuer=ISSUER, tokens={"client_secret_ttl": 3600})
+    clock = Clock()
+    ctx = ServerContext.build(settings, open_storage(settings), clock=clock)
+    await startup(ctx)
+    transport = httpx.ASGITransport(app=create_authorization_server(settings, context=ctx))
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
+        registered = await http.post(
+            "/register",
+            json={
+                "redirect_uris": ["https://app.example/cb"],
+                "token_endpoint_auth_method": "client_secret_basic",
+                "grant_types": ["client_credentials"],
+                "application_type": "web",
+            },
+        )
+        body = registered.json()
+        assert body["client_secret_expires_at"] == clock.now + 3600
+        auth = (body["client_id"], body["client_secret"])
+        form = {"grant_type": "client_credentials"}
+        assert (await http.post("/token", data=form, auth=auth)).status_code == 200
+        clock.now += 3600
+        response = await http.post("/token", data=form, auth=auth)
+        assert_oauth_error(
+            response,
+            401,
+            "invalid_client",
+            "client secret has expired",
+            www_authenticate=BASIC,
+        )
+    await ctx.storage.close()
