@@ -11,6 +11,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,17 +38,21 @@ class RunningIdp:
         return f"{self.issuer}/.well-known/openid-configuration"
 
 
-def start_idp(log_path: Path) -> Iterator[RunningIdp]:
+@contextmanager
+def start_idp(
+    log_path: Path, callback: str = CALLBACK, port: int | None = None
+) -> Iterator[RunningIdp]:
+    """Run the IdP until the generator is closed; its clients redirect to ``callback``."""
     node = node22()
     if not (TOOLS / "node_modules" / "oidc-provider" / "package.json").exists():
         unavailable("oidc-provider not installed (run scripts/install-tools.sh .tools)")
-    port = free_port()
+    port = port or free_port()
     clients = [
-        {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [CALLBACK]},
+        {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [callback]},
         {
             "client_id": OTHER_CLIENT_ID,
             "client_secret": OTHER_CLIENT_SECRET,
-            "redirect_uris": [CALLBACK],
+            "redirect_uris": [callback],
         },
     ]
     env = {

@@ -45,7 +45,8 @@ TOKEN_KEY = base64.b64encode(bytes(range(32))).decode()
 
 @pytest.fixture(scope="session")
 def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningIdp]:
-    yield from start_idp(tmp_path_factory.mktemp("idp") / "idp.log")
+    with start_idp(tmp_path_factory.mktemp("idp") / "idp.log") as running:
+        yield running
 
 
 @dataclass
@@ -111,11 +112,12 @@ class Browser:
     ostiary: httpx.AsyncClient
     idp: httpx.AsyncClient
     idp_issuer: str
+    ostiary_issuer: str = ISSUER
     #: Every URL requested, in order (to show what happened before what).
     visited: list[str] = field(default_factory=list)
 
     def _client(self, url: str) -> httpx.AsyncClient:
-        if url.startswith(ISSUER):
+        if url.startswith(self.ostiary_issuer):
             return self.ostiary
         assert url.startswith(self.idp_issuer), f"browser sent to an unexpected site: {url}"
         return self.idp
