@@ -303,7 +303,10 @@ class GitHubProvider(OAuthProvider):
 
     async def _primary_email(self, access_token: str) -> str | None:
         """The verified primary address from ``/user/emails`` (the profile's may be hidden)."""
-        emails = await self.http.get_any_with_token(f"{self.api_url}/user/emails", access_token)
+        try:
+            emails = await self.http.get_any_with_token(f"{self.api_url}/user/emails", access_token)
+        except UpstreamError:
+            return None  # the address is informational; the login does not depend on it
         if not isinstance(emails, list):
             return None
         for entry in emails:
