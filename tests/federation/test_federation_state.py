@@ -6,6 +6,7 @@ and valid for ten minutes; the callback refuses anything else before it contacts
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from tests.federation._flow import approve, choose_provider, federated_login, to_callback
@@ -191,3 +192,15 @@ async def test_another_upstream_account_than_remembered_must_consent(fed: Fed) -
     linked = await fed.ctx.storage.get_linked_identity(fed.ctx.tenant, "idp", "bob")
     assert linked is not None
     assert linked.subject == bob
+
+
+async def test_concurrent_callbacks_with_one_state_complete_once(fed: Fed) -> None:
+    """Single use holds under concurrency: exactly one of two racing callbacks wins."""
+    browser = fed.browser()
+    _verifier, challenge = pkce_pair()
+    callback = await to_callback(fed, browser, challenge)
+    first, second = await asyncio.gather(browser.get(callback), browser.get(callback))
+    outcomes = sorted([first.status_code, second.status_code])
+    assert outcomes == [303, 400]
+    loser = first if first.status_code == 400 else second
+    assert error_of(loser) == (400, "invalid_request", EXPIRED_OR_USED)
