@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -38,8 +39,12 @@ async def authorize(
     username: str,
     password: str,
     decision: str = "approve",
+    otp: Callable[[], str] | None = None,
 ) -> str:
-    """Run one authorization through the pages; returns the final redirect Location."""
+    """Run one authorization through the pages; returns the final redirect Location.
+
+    ``otp`` supplies the TOTP code when the user has a second factor.
+    """
     response = await client.get(authorize_url)
     while response.status_code in (302, 303):
         location = response.headers["location"]
@@ -55,6 +60,14 @@ async def authorize(
             )
             if response.status_code not in (302, 303):
                 raise AssertionError(f"login failed: {response.status_code} {response.text[:300]}")
+            continue
+        if 'autocomplete="one-time-code"' in body and otp is not None:
+            page = parse_form(body)
+            response = await client.post(
+                page.action, data={"csrf_token": page.csrf_token, "code": otp()}
+            )
+            if response.status_code not in (302, 303):
+                raise AssertionError(f"code refused: {response.status_code} {response.text[:300]}")
             continue
         if 'name="decision"' in body:
             page = parse_form(body)

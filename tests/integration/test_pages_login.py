@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, replace
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -12,7 +13,7 @@ from ostiary.core import totp
 from ostiary.core.models import User
 from ostiary.core.users import ADDRESS_LIMIT_FACTOR
 from ostiary.server.endpoints.authorize import LOGIN_PROVIDERS, ProviderButton
-from tests.helpers.browserless import parse_form
+from tests.helpers.browserless import authorize, parse_form
 from tests.integration.conftest import AS, ISSUER, PASSWORD, USERNAME, pkce_pair
 from tests.integration.test_hostile_helpers import guard
 
@@ -248,3 +249,22 @@ def test_ui_settings_are_validated(field: str, value: str, message: str) -> None
 
     with pytest.raises(ValidationError, match=re.escape(message)):
         UiSettings(**{field: value})
+
+
+async def test_browserless_helper_answers_the_code_step(server: AS) -> None:
+    if server.settings.storage.url != "memory://":
+        pytest.skip("the SQL user table has no totp_secret column yet")
+    tenant = server.settings.storage.tenant
+    alice = await server.ctx.storage.get_user_by_username(tenant, USERNAME)
+    assert alice is not None
+    secret = totp.new_secret()
+    await server.ctx.storage.save_user(TotpUser(**_fields(alice), totp_secret=secret))
+    client = await server.register()
+    location = await authorize(
+        server.http,
+        server.authorize_url(client["client_id"], pkce_pair()[1]),
+        username=USERNAME,
+        password=PASSWORD,
+        otp=lambda: totp.totp(secret, server.clock.now),
+    )
+    assert set(parse_qs(urlsplit(location).query)) == {"code", "state", "iss"}

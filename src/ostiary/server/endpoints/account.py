@@ -138,9 +138,11 @@ async def _account_page(ctx: ServerContext, request: Request, user: User) -> Res
     notice = None
     gone = request.query_params.get("disconnected")
     if gone:
+        # Only a known client's name: the query must not put arbitrary text on the page.
         client = await ctx.storage.get_client(ctx.tenant, gone[:MAX_CLIENT_ID])
-        name = (client.client_name if client else None) or gone[:MAX_CLIENT_ID]
-        notice = f"{name} was disconnected and its tokens were revoked."
+        if client is not None:
+            name = client.client_name or client.client_id
+            notice = f"{name} was disconnected and its tokens were revoked."
     browser, is_new = sessions.browser_id_or_new(ctx, request)
     response = render_page(
         "account.html",

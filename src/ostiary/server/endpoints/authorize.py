@@ -452,7 +452,7 @@ def _signed_out(ctx: ServerContext) -> Response:
     return render_page(
         "message.html",
         heading="Signed out",
-        message="You are signed out of this authorization server.",
+        message=f"You are signed out of {ctx.settings.ui.product_name}.",
         link_url=f"{ctx.issuer}/account",
         link_text="Sign in again",
         **page_context(ctx),
@@ -478,7 +478,7 @@ def logout_endpoint(ctx: ServerContext) -> Endpoint:
                 action=f"{ctx.issuer}/logout",
                 csrf_token=sessions.page_csrf_token(browser, "logout"),
                 interaction=back if _INTERACTION_ID.match(back) else "",
-                username=signed_in[1].username,
+                username=signed_in[1].display_name or signed_in[1].username,
                 **page_context(ctx),
             )
             if is_new:
