@@ -163,12 +163,16 @@ async def test_migrations_create_exactly_the_declared_schema(sql_backend_url: st
     assert revision == "0002"
 
 
-def _downgrade_to_base(conn: Connection) -> list[str]:
+def _migrate(conn: Connection, direction: str, revision: str) -> list[str]:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = conn
-    command.downgrade(config, "base")
+    getattr(command, direction)(config, revision)
     return sorted(inspect(conn).get_table_names())
+
+
+def _downgrade_to_base(conn: Connection) -> list[str]:
+    return _migrate(conn, "downgrade", "base")
 
 
 async def test_migration_downgrades_cleanly_and_upgrades_again(tmp_path: Path, tenant: str) -> None:
@@ -186,6 +190,49 @@ async def test_migration_downgrades_cleanly_and_upgrades_again(tmp_path: Path, t
         await store.close()
 
     assert left == [VERSION_TABLE]
+
+
+async def _upgrade_from_0001_keeps_data(url: str, tenant: str) -> None:
+    """A database created by 0001 and holding data: initialize() brings it to head, the
+    data stays, the new tables work; going back to 0001 drops exactly them."""
+    store = SqlStorage(url)
+    engine = create_async_engine(store.url)
+    try:
+        async with engine.begin() as conn:
+            before = await conn.run_sync(_migrate, "upgrade", "0001")
+        await store.save_client(client(tenant))
+        await store.save_refresh_token(refresh(tenant))
+
+        await store.initialize()
+
+        assert await store.get_client(tenant, "client-1") == client(tenant)
+        assert await store.get_refresh_token(tenant, "r" * 64) == refresh(tenant)
+        assert await store.record_usage(tenant, "user-1", "echo", NOW) == 1
+        async with engine.begin() as conn:
+            at_head = await conn.run_sync(lambda c: inspect(c).get_table_names())
+            after = await conn.run_sync(_migrate, "downgrade", "0001")
+        assert await store.get_client(tenant, "client-1") == client(tenant)
+    finally:
+        await engine.dispose()
+        await store.close()
+
+    new = {"notes", "api_usage", "linked_identities", "upstream_tokens"}
+    assert new.isdisjoint(before)
+    assert new <= set(at_head)
+    assert after == before
+
+
+async def test_a_0001_sqlite_database_upgrades_to_0002_keeping_its_data(
+    tmp_path: Path, tenant: str
+) -> None:
+    await _upgrade_from_0001_keeps_data(f"sqlite:///{tmp_path / 'old.db'}", tenant)
+
+
+@pytest.mark.postgres
+async def test_a_0001_postgres_database_upgrades_to_0002_keeping_its_data(
+    fresh_postgres_url: str, tenant: str
+) -> None:
+    await _upgrade_from_0001_keeps_data(fresh_postgres_url, tenant)
 
 
 async def test_unreachable_database_is_a_storage_error_and_unhealthy() -> None:
