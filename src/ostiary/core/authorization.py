@@ -154,6 +154,14 @@ async def has_consent(ctx: ServerContext, subject: str, request: AuthorizationRe
 
 async def approve(ctx: ServerContext, subject: str, request: AuthorizationRequest) -> str:
     """Record consent, create the grant and a single-use code; returns the redirect URL."""
+    url, _grant = await approve_with_grant(ctx, subject, request)
+    return url
+
+
+async def approve_with_grant(
+    ctx: ServerContext, subject: str, request: AuthorizationRequest
+) -> tuple[str, Grant]:
+    """:func:`approve`, also returning the grant it created (to attach upstream tokens)."""
     now = ctx.clock()
     settings = ctx.settings
     await ctx.storage.save_consent(
@@ -186,7 +194,8 @@ async def approve(ctx: ServerContext, subject: str, request: AuthorizationReques
         )
     )
     ctx.audit("authorization.approved", client_id=request.client_id, subject=subject)
-    return build_redirect(ctx, request.redirect_uri, {"code": code, "state": request.state})
+    url = build_redirect(ctx, request.redirect_uri, {"code": code, "state": request.state})
+    return url, grant
 
 
 async def deny(ctx: ServerContext, subject: str | None, request: AuthorizationRequest) -> str:

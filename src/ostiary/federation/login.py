@@ -21,14 +21,12 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Any, cast
+from dataclasses import dataclass
 
 from ostiary.core import authorization as authz
 from ostiary.core.context import ServerContext
 from ostiary.core.models import (
     BrowserSession,
-    Grant,
     Interaction,
     LinkedIdentity,
     UpstreamToken,
@@ -40,7 +38,6 @@ from ostiary.federation.cipher import token_context
 from ostiary.federation.http import UpstreamError
 from ostiary.federation.providers import Provider, UpstreamIdentity, UpstreamTokens
 from ostiary.federation.service import Federation, callback_url
-from ostiary.storage.base import Storage
 
 #: RFC 9700 §4.7 / MCP security best practices: the upstream state lives about ten minutes.
 STATE_TTL_SECONDS = 600
@@ -279,21 +276,6 @@ async def keep_tokens(
     )
 
 
-class _GrantRecorder:
-    """Storage that remembers the grant ``authz.approve`` creates (its id is not returned)."""
-
-    def __init__(self, inner: Storage) -> None:
-        self._inner = inner
-        self.grant: Grant | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    async def save_grant(self, grant: Grant) -> None:
-        await self._inner.save_grant(grant)
-        self.grant = grant
-
-
 async def approve_and_keep(
     ctx: ServerContext,
     federation: Federation,
@@ -304,10 +286,7 @@ async def approve_and_keep(
     """Approve the request for the linked subject, keep the upstream tokens under the new
     grant, and return the client redirect. If the tokens cannot be stored the grant is
     revoked: a grant whose tool calls would fail is worse than a clear error."""
-    recorder = _GrantRecorder(ctx.storage)
-    url = await authz.approve(replace(ctx, storage=cast(Storage, recorder)), done.subject, req)
-    grant = recorder.grant
-    assert grant is not None
+    url, grant = await authz.approve_with_grant(ctx, done.subject, req)
     try:
         await keep_tokens(
             ctx,
