@@ -6,6 +6,7 @@ migrates storage, creates the first signing key and warns loudly about relaxed d
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ from ostiary.core.metadata import well_known_paths
 from ostiary.server.endpoints import account, authorize, health, metadata, register, token
 from ostiary.server.ui.render import STATIC, theme_endpoint
 from ostiary.settings import Settings
-from ostiary.storage import open_storage
+from ostiary.storage import open_storage, run_purge_loop
 from ostiary.storage.base import Storage
 
 log = logging.getLogger("ostiary.server")
@@ -145,8 +146,17 @@ def create_authorization_server(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await startup(ctx)
-        yield
-        await ctx.storage.close()
+        purge = asyncio.create_task(
+            run_purge_loop(ctx.storage, settings.storage.purge_interval_seconds, ctx.clock),
+            name="ostiary-purge",
+        )
+        try:
+            yield
+        finally:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
+            await ctx.storage.close()
 
     middleware = []
     if settings.server.cors_origins:
