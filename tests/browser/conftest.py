@@ -27,8 +27,10 @@ from tests.e2e.server import RunningServer, running_server
 
 try:
     from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+    HAVE_PLAYWRIGHT = True
 except ImportError:  # pragma: no cover - the dev extra installs it
-    sync_playwright = None
+    HAVE_PLAYWRIGHT = False
 
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 AXE = ROOT / ".tools" / "node_modules" / "axe-core" / "axe.min.js"
@@ -168,7 +170,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, client_app: ClientApp) -> It
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     executable = chromium()
-    if sync_playwright is None:
+    if not HAVE_PLAYWRIGHT:
         unavailable("playwright is not installed (pip install -e '.[dev]')")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)

@@ -11,12 +11,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
 
 from tests.browser.conftest import SCREENSHOTS, World, axe_path, pkce_pair
 from tests.browser.test_pages import sign_in_with_keyboard
 
-VIEWPORTS = {"desktop": {"width": 1100, "height": 900}, "phone": {"width": 390, "height": 844}}
+VIEWPORTS: dict[str, ViewportSize] = {
+    "desktop": {"width": 1100, "height": 900},
+    "phone": {"width": 390, "height": 844},
+}
 
 
 @pytest.fixture

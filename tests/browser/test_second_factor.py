@@ -57,7 +57,7 @@ def in_process(
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         issuer=issuer,
         dev={"enabled": True},
         storage={"url": "memory://"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -118,7 +119,7 @@ async def test_totp_user_enters_a_code_after_the_password(server: AS) -> None:
     assert replay.status_code == 401
 
 
-def _fields(user: User) -> dict[str, object]:
+def _fields(user: User) -> dict[str, Any]:
     return {name: getattr(user, name) for name in User.__dataclass_fields__}
 
 
