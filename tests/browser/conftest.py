@@ -3,7 +3,7 @@
 The server runs as its own process (the same one a deployment runs) on a free loopback port;
 the "client" is a tiny HTTP server on another loopback port that answers the OAuth callback
 and serves a page that tries to frame the consent page from a different origin. Playwright
-drives ``/usr/bin/chromium`` (never a downloaded browser), one browser for the whole session.
+drives ``/usr/bin/chromium`` (never a downloaded browser), one browser per test module.
 """
 
 from __future__ import annotations
@@ -167,8 +167,14 @@ def world(tmp_path_factory: pytest.TempPathFactory, client_app: ClientApp) -> It
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per test module.
+
+    Module scope, not session: Playwright's sync API keeps an event loop running on the main
+    thread while it is open, and pytest-asyncio cannot run the async tests of other modules
+    until it is stopped.
+    """
     executable = chromium()
     if not HAVE_PLAYWRIGHT:
         unavailable("playwright is not installed (pip install -e '.[dev]')")
