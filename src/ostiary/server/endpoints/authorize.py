@@ -111,6 +111,9 @@ async def _start_interaction(
     ctx: ServerContext, request: Request, client: Client | None, req: authz.AuthorizationRequest
 ) -> Response:
     client_uri = _https_or_none(client.client_uri) if client else None
+    if client is not None and client.source == "cimd":
+        # A metadata-document client is identified by its https URL: show that host.
+        client_uri = client.client_id
     details = {
         "request": req.to_dict(),
         "client_name": (client.client_name or client.client_id) if client else req.client_id,
