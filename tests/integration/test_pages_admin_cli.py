@@ -1,0 +1,176 @@
+"""``ostiary users …`` and ``ostiary clients …``: the administration the pages rely on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from typer.testing import CliRunner
+
+from ostiary.cli.main import app
+from ostiary.core.models import Client, Grant
+from ostiary.settings import Settings
+from ostiary.storage import open_storage
+from ostiary.storage.base import Storage
+
+runner = CliRunner()
+T = TypeVar("T")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "OSTIARY_STORAGE__URL": f"sqlite:///{tmp_path}/cli.db",
+        "OSTIARY_DATA_DIR": str(tmp_path),
+        "OSTIARY_DEV__ENABLED": "true",
+        "COLUMNS": "250",
+    }
+
+
+def ostiary(env: dict[str, str], *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), env=env)
+    return result.exit_code, result.output
+
+
+def _storage_call(env: dict[str, str], work: Callable[[Storage, str], Awaitable[T]]) -> T:
+    settings = Settings(
+        _env_file=None,
+        storage={"url": env["OSTIARY_STORAGE__URL"]},
+        data_dir=env["OSTIARY_DATA_DIR"],
+        dev={"enabled": True},
+    )
+
+    async def run() -> T:
+        storage = open_storage(settings)
+        try:
+            await storage.initialize()
+            return await work(storage, settings.storage.tenant)
+        finally:
+            await storage.close()
+
+    return asyncio.run(run())
+
+
+def test_user_lifecycle(env: dict[str, str]) -> None:
+    code, out = ostiary(
+        env, "users", "add", "ada", "--password", "long enough pw", "--display-name", "Ada L"
+    )
+    assert code == 0, out
+    assert out.startswith("created user ada (subject ")
+
+    code, out = ostiary(env, "users", "add", "ada", "--password", "long enough pw")
+    assert (code, out) == (1, "error: user 'ada' already exists\n")
+
+    code, out = ostiary(env, "users", "add", "bob", "--password", "short")
+    assert (code, out) == (1, "error: password must be 8 to 1024 characters\n")
+
+    code, out = ostiary(env, "users", "list")
+    assert code == 0
+    row = next(line for line in out.splitlines() if " ada " in line)
+    assert [cell.strip() for cell in row.strip("│ ").split("│")][:2] == ["ada", "Ada L"]
+    assert "active" in row
+
+    code, out = ostiary(env, "users", "disable", "ada")
+    assert (code, out) == (0, "disabled ada; revoked 0 grant(s)\n")
+    code, out = ostiary(env, "users", "list")
+    assert "disabled" in next(line for line in out.splitlines() if " ada " in line)
+    code, out = ostiary(env, "users", "enable", "ada")
+    assert (code, out) == (0, "enabled ada\n")
+
+    code, out = ostiary(env, "users", "passwd", "ada", "--password", "another long pw")
+    assert (code, out) == (0, "password changed for ada\n")
+
+    code, out = ostiary(env, "users", "remove", "ada")
+    assert (code, out) == (0, "removed user ada\n")
+    code, out = ostiary(env, "users", "remove", "ada")
+    assert (code, out) == (1, "error: no user 'ada'\n")
+
+
+def test_revoke_grants_and_disable_revoke_every_grant(env: dict[str, str]) -> None:
+    assert ostiary(env, "users", "add", "ada", "--password", "long enough pw")[0] == 0
+
+    async def add_grants(storage: Storage, tenant: str) -> str:
+        user = await storage.get_user_by_username(tenant, "ada")
+        assert user is not None
+        for n in range(2):
+            await storage.save_grant(
+                Grant(tenant, f"g{n}", f"client{n}", user.user_id, ("mcp:read",), None, 0, 2**40)
+            )
+        return user.user_id
+
+    subject = _storage_call(env, add_grants)
+    _code, out = ostiary(env, "users", "list")
+    assert next(line for line in out.splitlines() if " ada " in line).rstrip(" │").endswith("2")
+    assert ostiary(env, "users", "revoke-grants", "ada") == (0, "revoked 2 grant(s) of ada\n")
+
+    async def live(storage: Storage, tenant: str) -> list[Grant]:
+        return await storage.list_grants(tenant, subject)
+
+    assert _storage_call(env, live) == []
+    assert ostiary(env, "users", "revoke-grants", "ada") == (0, "revoked 0 grant(s) of ada\n")
+
+
+def test_totp_enrolment_says_plainly_when_storage_cannot_hold_it(env: dict[str, str]) -> None:
+    assert ostiary(env, "users", "add", "ada", "--password", "long enough pw")[0] == 0
+    code, out = ostiary(env, "users", "totp", "enable", "ada")
+    assert code == 1
+    assert " ".join(out.split()) == (
+        "error: this version's user record has no totp_secret field, so TOTP cannot be stored yet"
+    )
+
+
+def test_client_lifecycle(env: dict[str, str]) -> None:
+    code, out = ostiary(
+        env,
+        "clients",
+        "add",
+        "--name",
+        "Notebook",
+        "--redirect-uri",
+        "http://127.0.0.1:7000/cb",
+        "--logo-uri",
+        "https://cdn.example.com/n.png",
+        "--client-uri",
+        "https://notebook.example.com",
+        "--application-type",
+        "native",
+    )
+    assert code == 0, out
+    client_id = json.loads(out)["client_id"]
+
+    async def stored(storage: Storage, tenant: str) -> Client | None:
+        return await storage.get_client(tenant, client_id)
+
+    client = _storage_call(env, stored)
+    assert client is not None
+    assert (client.client_name, client.logo_uri, client.client_uri, client.source) == (
+        "Notebook",
+        "https://cdn.example.com/n.png",
+        "https://notebook.example.com",
+        "static",
+    )
+    code, out = ostiary(env, "clients", "list")
+    assert code == 0
+    assert client_id in out
+    assert "native" in out
+    assert ostiary(env, "clients", "remove", client_id) == (0, f"removed client {client_id}\n")
+    assert ostiary(env, "clients", "remove", client_id) == (1, f"error: no client {client_id!r}\n")
+
+
+def test_client_with_an_http_logo_is_refused(env: dict[str, str]) -> None:
+    code, out = ostiary(
+        env,
+        "clients",
+        "add",
+        "--name",
+        "X",
+        "--redirect-uri",
+        "http://127.0.0.1:7000/cb",
+        "--logo-uri",
+        "http://cdn.example.com/n.png",
+    )
+    assert (code, out) == (1, "error: logo_uri must be an https URL\n")
