@@ -40,3 +40,13 @@ unit: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+
+# ostiary against FastMCP's in-memory OAuth, the mcp SDK's reference auth routes and no auth,
+# side by side (wrk drives the load; installed from Debian when missing). BENCH_ARGS e.g.
+# "--duration 10 --repeat 5".
+.PHONY: bench
+bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y wrk >/dev/null 2>&1 || \
+		{ apt-get update >/dev/null 2>&1 && apt-get install -y wrk >/dev/null; } || \
+		{ echo "bench: needs wrk (apt-get install -y wrk)" >&2; exit 1; }
+	$(PY) -m bench $(BENCH_ARGS)

@@ -95,6 +95,9 @@ def serve(
     hide_unauthorized_tools: Annotated[
         bool, typer.Option(help="Hide from tools/list the demo tools a token cannot call.")
     ] = False,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every HTTP request (uvicorn access log).")
+    ] = True,
 ) -> None:
     """Run the authorization server and the demo MCP server (one port) with uvicorn."""
     import uvicorn
@@ -133,6 +136,7 @@ def serve(
         host=server.host,
         port=server.port,
         log_level="info",
+        access_log=access_log,
         proxy_headers=settings.server.trust_forwarded_for,
     )
 

@@ -1,0 +1,66 @@
+"""Medians, ratios and target verdicts of a bench run, as plain text."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+PEERS = ("fastmcp", "sdk-ref")
+TITLES = {
+    "dcr": "DCR: POST /register (wrk, 2 threads x 8 connections)",
+    "flow": "full flow: GET /authorize -> POST /token, one access token per op "
+    "(wrk + Lua, 4 x 1; ostiary: signed-in user with remembered consent, 3 requests; "
+    "peers auto-approve, 2 requests)",
+    "refresh": "token endpoint: refresh_token grant with rotation (wrk + Lua, 4 x 1)",
+    "tools_call": "protected tools/call echo, stateless streamable HTTP (wrk, 2 x 16)",
+}
+
+
+@dataclass
+class Results:
+    cells: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    memory: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+
+    def add(self, scenario: str, server: str, result: dict[str, Any]) -> None:
+        self.cells.setdefault(scenario, {}).setdefault(server, []).append(result)
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(r[key] for r in runs))
+
+
+def print_report(results: Results, *, repeat: int, duration: int, tokens: int) -> None:
+    print(f"\nostiary bench: medians over {repeat} runs of {duration}s each; load by wrk")
+    for scenario, rows in results.cells.items():
+        print(f"\n== {TITLES[scenario]}")
+        print(f"{'server':<12}{'ops/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'failed':>8}  ops/s per run")
+        for name, runs in rows.items():
+            failed = sum(r["bad"] + r["socket_errors"] for r in runs)
+            print(
+                f"{name:<12}{_median(runs, 'ops_per_s'):>9.0f}"
+                f"{_median(runs, 'p50_us') / 1000:>9.2f}{_median(runs, 'p99_us') / 1000:>9.2f}"
+                f"{failed:>8}  " + " ".join(f"{r['ops_per_s']:.0f}" for r in runs)
+            )
+        ops = {name: _median(runs, "ops_per_s") for name, runs in rows.items()}
+        if scenario == "tools_call":
+            for ours in ("ostiary-rs", "ostiary", "ostiary-mem"):
+                ratios = ", ".join(
+                    f"/{peer} {ops[ours] / ops[peer]:.2f}" for peer in ("noauth", *PEERS)
+                )
+                print(f"ratio {ours}{ratios}")
+            verdict = "MET" if ops["ostiary-rs"] >= 0.9 * ops["noauth"] else "MISSED"
+            print(f"target ostiary-rs >= 0.90 x noauth (same server, same tool): {verdict}")
+            continue
+        fastest = max(ops[p] for p in PEERS)
+        for ours in ("ostiary", "ostiary-mem"):
+            line = f"ratio {ours}" + ", ".join(f"/{p} {ops[ours] / ops[p]:.2f}" for p in PEERS)
+            if scenario in ("flow", "refresh"):
+                verdict = "MET" if ops[ours] >= 3 * fastest else "MISSED"
+                line += f"; target >= 3 x fastest Python peer: {verdict}"
+            print(line)
+    if results.memory:
+        print(f"\n== memory per live token: RSS growth over {tokens} full flows")
+        for name, (rss, disk) in results.memory.items():
+            extra = f"; SQLite file +{disk:.0f} B/token" if disk is not None else ""
+            print(f"{name:<12}RSS {rss:+.0f} B/token{extra}")
