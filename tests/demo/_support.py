@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import secrets
 from collections.abc import AsyncIterator
@@ -147,9 +148,15 @@ async def obtain_token(
     scope: str = "mcp:read",
     username: str = USERNAME,
     password: str = PASSWORD,
+    http: httpx.AsyncClient | None = None,
 ) -> IssuedToken:
-    """DCR, then authorization code + PKCE through the real pages, then the token endpoint."""
-    async with httpx.AsyncClient(timeout=30) as http:
+    """DCR, then authorization code + PKCE through the real pages, then the token endpoint.
+
+    ``http``: a client to use (an in-process ASGI one); a fresh network client otherwise.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        if http is None:
+            http = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
         registered = await http.post(
             f"{issuer}/register",
             json={

@@ -1,0 +1,146 @@
+"""The combined app in-process (httpx ASGITransport): routing, PRM, challenges, key rotation,
+custom scope names and usage counting, with real tokens from the real pages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from ostiary.core.users import new_user
+from ostiary.demo.server import DemoScopes
+from ostiary.server.combined import CombinedApp, create_combined_app
+from ostiary.settings import Settings
+from tests.demo._support import PASSWORD, USERNAME, mcp_headers, obtain_token, rpc
+
+ISSUER = "http://127.0.0.1:8000"
+PRM = f"{ISSUER}/.well-known/oauth-protected-resource/mcp"
+
+
+async def start(app: CombinedApp) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan in its own task (anyio scopes must exit where they entered)."""
+    ready, stop = asyncio.Event(), asyncio.Event()
+
+    async def lifespan() -> None:
+        async with app.lifespan():
+            ready.set()
+            await stop.wait()
+
+    task = asyncio.create_task(lifespan())
+    await ready.wait()
+    try:
+        ctx = app.state.ctx
+        await ctx.storage.save_user(await new_user(ctx.tenant, USERNAME, PASSWORD, ctx.clock()))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
+            yield http
+    finally:
+        stop.set()
+        await task
+
+
+@pytest.fixture
+async def app(settings_factory: Callable[..., Settings]) -> CombinedApp:
+    return create_combined_app(settings_factory(issuer=ISSUER))
+
+
+@pytest.fixture
+async def http(app: CombinedApp) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in start(app):
+        yield client
+
+
+def call(tool: str, **arguments: Any) -> dict[str, Any]:
+    return rpc("tools/call", {"name": tool, "arguments": arguments})
+
+
+async def test_both_apps_answer_on_one_port(http: httpx.AsyncClient) -> None:
+    as_meta = await http.get("/.well-known/oauth-authorization-server")
+    prm = await http.get("/.well-known/oauth-protected-resource/mcp")
+    root_prm = await http.get("/.well-known/oauth-protected-resource")
+    assert as_meta.status_code == 200
+    assert as_meta.json()["issuer"] == ISSUER
+    expected = {
+        "resource": f"{ISSUER}/mcp",
+        "authorization_servers": [ISSUER],
+        "bearer_methods_supported": ["header"],
+        "scopes_supported": ["mcp:read", "mcp:write"],
+        "resource_name": "ostiary demo MCP server",
+    }
+    assert prm.json() == expected
+    assert root_prm.json() == expected
+
+
+async def test_a_protected_tool_without_a_token_gets_the_bare_challenge(
+    http: httpx.AsyncClient,
+) -> None:
+    response = await http.post("/mcp", json=call("get_user_info"), headers=mcp_headers())
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == (
+        f'Bearer scope="mcp:read", resource_metadata="{PRM}"'
+    )
+
+
+async def test_a_write_tool_with_a_read_token_gets_a_403_naming_every_scope(
+    http: httpx.AsyncClient,
+) -> None:
+    issued = await obtain_token(ISSUER, f"{ISSUER}/mcp", http=http)
+    response = await http.post(
+        "/mcp",
+        json=call("create_secure_note", content="x"),
+        headers=mcp_headers(issued.access_token),
+    )
+    assert response.status_code == 403
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="insufficient_scope", '
+        'error_description="The access token does not carry the scope this request needs.", '
+        'scope="mcp:read mcp:write", '
+        f'resource_metadata="{PRM}"'
+    )
+
+
+async def test_tokens_signed_after_a_key_rotation_are_accepted(
+    app: CombinedApp, http: httpx.AsyncClient
+) -> None:
+    before = await obtain_token(ISSUER, f"{ISSUER}/mcp", http=http)
+    ctx = app.state.ctx
+    await ctx.keys.rotate(ctx.clock())
+    after = await obtain_token(ISSUER, f"{ISSUER}/mcp", http=http)
+    assert before.access_token.split(".")[0] != after.access_token.split(".")[0]  # new kid
+    for token in (before.access_token, after.access_token):
+        response = await http.post("/mcp", json=call("get_user_info"), headers=mcp_headers(token))
+        assert response.status_code == 200, response.text
+        assert response.json()["result"]["structuredContent"]["username"] == USERNAME
+
+
+async def test_public_calls_are_counted_for_anonymous(
+    app: CombinedApp, http: httpx.AsyncClient
+) -> None:
+    for text in ("a", "b"):
+        response = await http.post("/mcp", json=call("echo", text=text), headers=mcp_headers())
+        assert response.json()["result"]["structuredContent"] == {"result": text}
+    ctx = app.state.ctx
+    assert await ctx.storage.get_usage(ctx.tenant, "anonymous") == {"echo": 2}
+
+
+async def test_scope_names_are_configurable(settings_factory: Callable[..., Settings]) -> None:
+    settings = settings_factory(
+        issuer=ISSUER,
+        scopes={"supported": ["notes:read", "notes:write"], "default": ["notes:read"]},
+    )
+    app = create_combined_app(settings, scopes=DemoScopes(read="notes:read", write="notes:write"))
+    async for http in start(app):
+        prm = await http.get("/.well-known/oauth-protected-resource/mcp")
+        refused = await http.post("/mcp", json=call("list_secure_notes"), headers=mcp_headers())
+        issued = await obtain_token(ISSUER, f"{ISSUER}/mcp", scope="notes:read", http=http)
+        listed = await http.post(
+            "/mcp", json=call("list_secure_notes"), headers=mcp_headers(issued.access_token)
+        )
+    assert prm.json()["scopes_supported"] == ["notes:read", "notes:write"]
+    assert refused.headers["www-authenticate"] == (
+        f'Bearer scope="notes:read", resource_metadata="{PRM}"'
+    )
+    assert listed.json()["result"]["structuredContent"] == {"count": 0, "notes": []}
