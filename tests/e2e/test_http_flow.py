@@ -326,3 +326,63 @@ async def test_two_processes_never_spend_a_code_or_refresh_token_twice(tmp_path:
                 stats = await _stats(http, second)
                 assert stats["live_grants"] == 0
                 assert stats["live_refresh_tokens"] == 0
+
+
+async def test_kill_9_loses_no_committed_grant_and_unspends_nothing(tmp_path: Path) -> None:
+    """DESIGN "Bad input": after SIGKILL, grants survive and spent codes stay spent."""
+    data_dir = tmp_path / "as"
+    with running_server(data_dir) as server:
+        server.add_user(USERNAME, PASSWORD)
+        async with httpx.AsyncClient(timeout=30) as http:
+            registered = await http.post(
+                f"{server.issuer}/register",
+                json={
+                    "client_name": "crash",
+                    "redirect_uris": [REDIRECT],
+                    "token_endpoint_auth_method": "none",
+                    "application_type": "native",
+                },
+            )
+            client_id = registered.json()["client_id"]
+            code, verifier = await _code(http, server, client_id)
+            code_form = {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": REDIRECT,
+                "code_verifier": verifier,
+                "client_id": client_id,
+            }
+            issued = await http.post(f"{server.issuer}/token", data=code_form)
+            assert issued.status_code == 200, issued.text
+        server.process.kill()
+        server.process.wait(10)
+
+    with running_server(data_dir) as restarted:
+        async with httpx.AsyncClient(timeout=30) as http:
+            # The grant survived: its refresh token still works after the crash.
+            refresh = await http.post(
+                f"{restarted.issuer}/token",
+                data={
+                    "grant_type": "refresh_token",
+                    "refresh_token": issued.json()["refresh_token"],
+                    "client_id": client_id,
+                },
+            )
+            assert refresh.status_code == 200, refresh.text
+            # The code spent before the crash stays spent, and replaying it revokes the grant.
+            replay = await http.post(f"{restarted.issuer}/token", data=code_form)
+            assert replay.status_code == 400
+            assert replay.json()["error"] == "invalid_grant"
+            dead = await http.post(
+                f"{restarted.issuer}/token",
+                data={
+                    "grant_type": "refresh_token",
+                    "refresh_token": refresh.json()["refresh_token"],
+                    "client_id": client_id,
+                },
+            )
+            assert dead.json() == {
+                "error": "invalid_grant",
+                "error_description": "refresh token was revoked",
+            }
+            assert (await _stats(http, restarted))["clients"] == 1
