@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from ostiary.core.context import JwksSource, MetadataResolver, ServerContext
 from ostiary.core.metadata import well_known_paths
-from ostiary.server.endpoints import account, authorize, health, metadata, register, token
+from ostiary.server.endpoints import account, authorize, health, login, metadata, register, token
 from ostiary.server.ui.render import STATIC, theme_endpoint
 from ostiary.settings import Settings
 from ostiary.storage import open_storage, run_purge_loop
@@ -49,12 +49,12 @@ def build_routes(ctx: ServerContext) -> list[BaseRoute]:
         ),
         Route(
             f"{base}/interaction/{{interaction_id}}/login",
-            authorize.login_endpoint(ctx),
+            login.login_endpoint(ctx),
             methods=["POST"],
         ),
         Route(
             f"{base}/interaction/{{interaction_id}}/code",
-            authorize.code_endpoint(ctx),
+            login.code_endpoint(ctx),
             methods=["POST"],
         ),
         Route(
@@ -62,7 +62,7 @@ def build_routes(ctx: ServerContext) -> list[BaseRoute]:
             authorize.consent_endpoint(ctx),
             methods=["POST"],
         ),
-        Route(f"{base}/logout", authorize.logout_endpoint(ctx), methods=["GET", "POST"]),
+        Route(f"{base}/logout", login.logout_endpoint(ctx), methods=["GET", "POST"]),
         Route(f"{base}/account", account.account_endpoint(ctx), methods=["GET"]),
         Route(f"{base}/account/revoke", account.revoke_endpoint(ctx), methods=["POST"]),
         Route(f"{base}/token", token.token_endpoint(ctx), methods=["POST"]),

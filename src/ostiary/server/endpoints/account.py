@@ -20,14 +20,14 @@ from ostiary.core.context import ServerContext
 from ostiary.core.models import Client, Grant, User
 from ostiary.errors import InvalidRequestError, OAuthError
 from ostiary.server import sessions
-from ostiary.server.endpoints.authorize import (
+from ostiary.server.http import read_form
+from ostiary.server.interactions import (
     FORM_EXPIRED,
     error_page,
     page_context,
     signed_in_user,
     start_account_interaction,
 )
-from ostiary.server.http import read_form
 from ostiary.server.responses import Endpoint, unexpected
 from ostiary.server.ui.render import render_page
 
