@@ -1,8 +1,8 @@
 """TOTP sign-in and provider buttons in the browser, against an in-process server.
 
-The user record in SQL storage has no TOTP field yet, so this runs the app in a uvicorn thread
-on memory storage with a user that carries ``totp_secret``, and with two provider buttons
-plugged into the login page's extension point. axe-core checks both new pages.
+The app runs in a uvicorn thread on SQLite storage, with a user enrolled for TOTP (the
+``users.totp_secret`` column) and two provider buttons plugged into the login page's
+extension point. axe-core checks both new pages.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -21,7 +21,6 @@ from playwright.sync_api import Browser
 
 from ostiary.core import totp
 from ostiary.core.context import ServerContext
-from ostiary.core.models import User
 from ostiary.core.users import new_user
 from ostiary.server.app import create_authorization_server
 from ostiary.server.endpoints.authorize import LOGIN_PROVIDERS, ProviderButton
@@ -38,11 +37,6 @@ from tests.browser.test_pages import sign_in_with_keyboard
 from tests.e2e.server import free_port
 
 
-@dataclass(frozen=True, slots=True)
-class TotpUser(User):
-    totp_secret: str | None = None
-
-
 @dataclass
 class InProcess:
     issuer: str
@@ -56,30 +50,37 @@ def in_process(
 ) -> Iterator[InProcess]:
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
+    data_dir = tmp_path_factory.mktemp("in-process")
     settings = Settings(
         _env_file=None,
         issuer=issuer,
         dev={"enabled": True},
-        storage={"url": "memory://"},
-        data_dir=tmp_path_factory.mktemp("in-process"),
+        storage={"url": f"sqlite:///{data_dir / 'ostiary.db'}"},
+        data_dir=data_dir,
         ui={"product_name": "Acme Cloud", "accent_color": "#0f766e"},
     )
-    ctx = ServerContext.build(settings, open_storage(settings))
-    ctx.extra[LOGIN_PROVIDERS] = lambda interaction_id: [
-        ProviderButton("github", "GitHub", f"{issuer}/federation/github/{interaction_id}"),
-        ProviderButton("google", "Google", f"{issuer}/federation/google/{interaction_id}"),
-    ]
     secret = totp.new_secret()
 
     async def seed() -> None:
-        user = await new_user(settings.storage.tenant, USERNAME, PASSWORD, int(time.time()))
-        fields = {name: getattr(user, name) for name in User.__dataclass_fields__}
-        await ctx.storage.save_user(TotpUser(**fields, totp_secret=secret))
+        # A storage of its own: its connections belong to this thread's event loop.
+        storage = open_storage(settings)
+        try:
+            await storage.initialize()
+            user = await new_user(settings.storage.tenant, USERNAME, PASSWORD, int(time.time()))
+            await storage.save_user(replace(user, totp_secret=secret))
+        finally:
+            await storage.close()
 
     # Playwright's sync API keeps an event loop on this thread: seed from another one.
     seeding = threading.Thread(target=lambda: asyncio.run(seed()))
     seeding.start()
     seeding.join(30)
+    assert not seeding.is_alive(), "seeding the user did not finish"
+    ctx = ServerContext.build(settings, open_storage(settings))
+    ctx.extra[LOGIN_PROVIDERS] = lambda interaction_id: [
+        ProviderButton("github", "GitHub", f"{issuer}/federation/github/{interaction_id}"),
+        ProviderButton("google", "Google", f"{issuer}/federation/google/{interaction_id}"),
+    ]
     app = create_authorization_server(settings, context=ctx)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

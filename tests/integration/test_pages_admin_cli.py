@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from typer.testing import CliRunner
 
 from ostiary.cli.main import app
-from ostiary.core.models import Client, Grant
+from ostiary.core import totp
+from ostiary.core.models import Client, Grant, User
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
 from ostiary.storage.base import Storage
@@ -114,13 +117,35 @@ def test_revoke_grants_and_disable_revoke_every_grant(env: dict[str, str]) -> No
     assert ostiary(env, "users", "revoke-grants", "ada") == (0, "revoked 0 grant(s) of ada\n")
 
 
-def test_totp_enrolment_says_plainly_when_storage_cannot_hold_it(env: dict[str, str]) -> None:
+def test_totp_enable_stores_the_secret_it_prints_and_disable_removes_it(
+    env: dict[str, str],
+) -> None:
     assert ostiary(env, "users", "add", "ada", "--password", "long enough pw")[0] == 0
+
+    async def stored(storage: Storage, tenant: str) -> User | None:
+        return await storage.get_user_by_username(tenant, "ada")
+
     code, out = ostiary(env, "users", "totp", "enable", "ada")
-    assert code == 1
-    assert " ".join(out.split()) == (
-        "error: this version's user record has no totp_secret field, so TOTP cannot be stored yet"
-    )
+    assert code == 0, out
+    heading, uri = out.splitlines()
+    assert heading == "TOTP enabled for ada. Add this to an authenticator app:"
+    query = parse_qs(urlsplit(uri).query)
+    assert uri.startswith("otpauth://totp/")
+    ada = _storage_call(env, stored)
+    assert ada is not None
+    assert ada.totp_secret == query["secret"][0]
+    assert totp.verify(ada.totp_secret, totp.totp(ada.totp_secret, 1_900_000_000), 1_900_000_000)
+    _code, listing = ostiary(env, "users", "list")
+    assert "totp" in next(line for line in listing.splitlines() if " ada " in line)
+
+    assert ostiary(env, "users", "totp", "disable", "ada") == (0, "TOTP disabled for ada\n")
+    after = _storage_call(env, stored)
+    assert after is not None
+    assert after.totp_secret is None
+    assert after == replace(ada, totp_secret=None)
+    _code, listing = ostiary(env, "users", "list")
+    assert "totp" not in next(line for line in listing.splitlines() if " ada " in line)
+    assert ostiary(env, "users", "totp", "enable", "nobody") == (1, "error: no user 'nobody'\n")
 
 
 def test_client_lifecycle(env: dict[str, str]) -> None:

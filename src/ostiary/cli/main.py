@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -24,7 +24,7 @@ from ostiary.core import totp
 from ostiary.core.context import ServerContext, system_clock
 from ostiary.core.models import User
 from ostiary.core.registration import build_registered_client
-from ostiary.core.users import hash_password, new_user, totp_secret_of, validate_password
+from ostiary.core.users import hash_password, new_user, validate_password
 from ostiary.errors import ConfigurationError, OAuthError, StorageError
 from ostiary.settings import Settings, load_settings
 from ostiary.storage import open_storage
@@ -345,7 +345,7 @@ def users_list() -> None:
             user.user_id,
             _when(user.created_at),
             "[red]disabled[/]" if user.disabled else "[green]active[/]",
-            "totp" if totp_secret_of(user) else "-",
+            "totp" if user.totp_secret else "-",
             str(grants),
         )
     console.print(table)
@@ -428,7 +428,7 @@ def users_totp_enable(username: str) -> None:
 
     async def work(storage: Storage) -> None:
         user = await _user(storage, settings, username)
-        await storage.save_user(_with_totp(user, secret))
+        await storage.save_user(replace(user, totp_secret=secret))
 
     _with_storage(settings, work)
     issuer = settings.ui.product_name
@@ -443,20 +443,10 @@ def users_totp_disable(username: str) -> None:
 
     async def work(storage: Storage) -> None:
         user = await _user(storage, settings, username)
-        await storage.save_user(_with_totp(user, None))
+        await storage.save_user(replace(user, totp_secret=None))
 
     _with_storage(settings, work)
     console.print(f"TOTP disabled for [bold]{username}[/]")
-
-
-def _with_totp(user: User, secret: str | None) -> User:
-    """The user with ``totp_secret`` set, when the user record has that field."""
-    if "totp_secret" not in {f.name for f in fields(user)}:
-        raise ValueError(
-            "this version's user record has no totp_secret field, so TOTP cannot be stored yet"
-        )
-    changes: dict[str, Any] = {"totp_secret": secret}
-    return replace(user, **changes)
 
 
 @clients_app.command("add")

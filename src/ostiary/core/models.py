@@ -52,6 +52,9 @@ class User:
     created_at: int
     disabled: bool = False
     display_name: str | None = None
+    #: Base32 RFC 6238 secret when a TOTP second factor is enrolled. Stored as-is, not
+    #: hashed: verifying a code needs the secret itself (see docs/storage-schema.md).
+    totp_secret: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,16 +76,6 @@ async def authenticate_user(
     return user
 
 
-def totp_secret_of(user: User) -> str | None:
-    """The user's TOTP secret when a second factor is enrolled.
-
-    Read by name so that login honours a ``totp_secret`` on the user record as soon as the
-    storage schema carries one.
-    """
-    value = getattr(user, "totp_secret", None)
-    return value if isinstance(value, str) and value else None
-
-
 # -- sign-in throttling ----------------------------------------------------------------------
 
 #: Window of both failed sign-in limits (security.login_failures_per_account).

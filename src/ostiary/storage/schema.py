@@ -74,6 +74,7 @@ users = Table(
     _time("created_at"),
     Column("disabled", Boolean, nullable=False),
     Column("display_name", Text),
+    Column("totp_secret", Text),  # 0003: RFC 6238 secret, stored as is (docs/storage-schema.md)
     PrimaryKeyConstraint("tenant_id", "user_id", name="pk_users"),
     UniqueConstraint("tenant_id", "username", name="uq_users_username"),
 )

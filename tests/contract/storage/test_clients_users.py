@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from ostiary.errors import StorageError
@@ -93,6 +95,22 @@ async def test_user_round_trips(storage: Storage, tenant: str) -> None:
 
     assert await storage.get_user(tenant, "user-1") == saved
     assert await storage.get_user_by_username(tenant, "alice") == saved
+
+
+async def test_totp_secret_round_trips_and_can_be_removed(storage: Storage, tenant: str) -> None:
+    enrolled = user(tenant, totp_secret="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+    await storage.save_user(enrolled)
+    await storage.save_user(user(tenant, "user-2", username="bob"))
+
+    assert await storage.get_user(tenant, "user-1") == enrolled
+    assert await storage.get_user_by_username(tenant, "alice") == enrolled
+    assert [u.totp_secret for u in await storage.list_users(tenant)] == [
+        "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+        None,
+    ]
+
+    await storage.save_user(replace(enrolled, totp_secret=None))
+    assert await storage.get_user(tenant, "user-1") == user(tenant)
 
 
 async def test_unknown_user_is_none(storage: Storage, tenant: str) -> None:

@@ -9,6 +9,7 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -21,17 +22,17 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ostiary.core.models import ConsumeStatus
+from ostiary.core.models import ConsumeStatus, User
 from ostiary.errors import ConfigurationError, StorageError
 from ostiary.settings import Settings
 from ostiary.storage import MemoryStorage, SqlStorage, open_storage
-from ostiary.storage.schema import VERSION_TABLE, metadata
+from ostiary.storage.schema import VERSION_TABLE, metadata, users
 from ostiary.storage.sql import MIGRATIONS_DIR, async_url
 from tests._services import postgres_url
 
 from .conftest import open_sql
 from .race_worker import open_backend
-from .records import NOW, client, code, refresh
+from .records import NOW, client, code, refresh, user
 
 WORKER = Path(__file__).with_name("race_worker.py")
 
@@ -160,7 +161,7 @@ async def test_migrations_create_exactly_the_declared_schema(sql_backend_url: st
         await engine.dispose()
 
     assert drift == []
-    assert revision == "0002"
+    assert revision == "0003"
 
 
 def _migrate(conn: Connection, direction: str, revision: str) -> list[str]:
@@ -233,6 +234,66 @@ async def test_a_0001_postgres_database_upgrades_to_0002_keeping_its_data(
     fresh_postgres_url: str, tenant: str
 ) -> None:
     await _upgrade_from_0001_keeps_data(fresh_postgres_url, tenant)
+
+
+def _user_columns(conn: Connection) -> list[str]:
+    return [column["name"] for column in inspect(conn).get_columns("users")]
+
+
+async def _upgrade_from_0002_keeps_users(url: str, tenant: str) -> None:
+    """A database at 0002 holding users: initialize() adds ``users.totp_secret`` (NULL for
+    them), a secret can then be stored; going back to 0002 drops exactly that column."""
+    store = SqlStorage(url)
+    engine = create_async_engine(store.url)
+    old_users = [user(tenant), user(tenant, "user-2", username="bob", disabled=True)]
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate, "upgrade", "0002")
+            before = await conn.run_sync(_user_columns)
+            # This version's save_user writes totp_secret, which 0002 lacks: insert directly.
+            for old in old_users:
+                await conn.execute(
+                    users.insert().values(
+                        {c: v for c, v in _row(old).items() if c != "totp_secret"}
+                    )
+                )
+
+        await store.initialize()
+
+        assert await store.list_users(tenant) == old_users
+        enrolled = replace(old_users[0], totp_secret="JBSWY3DPEHPK3PXP")
+        await store.save_user(enrolled)
+        assert await store.get_user_by_username(tenant, "alice") == enrolled
+        async with engine.begin() as conn:
+            at_head = await conn.run_sync(_user_columns)
+            await conn.run_sync(_migrate, "downgrade", "0002")
+            after = await conn.run_sync(_user_columns)
+            kept = (await conn.execute(users.select().with_only_columns(users.c.username))).all()
+    finally:
+        await engine.dispose()
+        await store.close()
+
+    assert "totp_secret" not in before
+    assert at_head == [*before, "totp_secret"]
+    assert after == before
+    assert sorted(row.username for row in kept) == ["alice", "bob"]
+
+
+def _row(record: User) -> dict[str, object]:
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
+async def test_a_0002_sqlite_database_upgrades_to_0003_keeping_its_users(
+    tmp_path: Path, tenant: str
+) -> None:
+    await _upgrade_from_0002_keeps_users(f"sqlite:///{tmp_path / 'old.db'}", tenant)
+
+
+@pytest.mark.postgres
+async def test_a_0002_postgres_database_upgrades_to_0003_keeping_its_users(
+    fresh_postgres_url: str, tenant: str
+) -> None:
+    await _upgrade_from_0002_keeps_users(fresh_postgres_url, tenant)
 
 
 async def test_unreachable_database_is_a_storage_error_and_unhealthy() -> None:

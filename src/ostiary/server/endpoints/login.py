@@ -19,7 +19,7 @@ from ostiary.core import authorization as authz
 from ostiary.core import totp
 from ostiary.core.context import ServerContext
 from ostiary.core.models import Interaction
-from ostiary.core.users import LoginThrottle, authenticate_user, totp_secret_of
+from ostiary.core.users import LoginThrottle, authenticate_user
 from ostiary.errors import InvalidRequestError, OAuthError
 from ostiary.server import sessions
 from ostiary.server.http import client_address, rate_limit, read_form
@@ -151,7 +151,7 @@ async def _check_login(
             ctx, found, browser, username=username, status_code=401, error=WRONG_LOGIN
         )
     response = see_other(f"{ctx.issuer}/interaction/{found.interaction_id}")
-    if totp_secret_of(user) is not None:
+    if user.totp_secret:
         # The password is right; the session starts only after the second factor.
         params = {**found.params, "username": user.username}
         await ctx.storage.save_interaction(replace(found, params=params, subject=user.user_id))
@@ -184,8 +184,8 @@ async def _check_code(
     now = ctx.clock()
     address = client_address(request, ctx.settings.server.trust_forwarded_for)
     user = await ctx.storage.get_user(ctx.tenant, str(found.subject))
-    secret = totp_secret_of(user) if user is not None and not user.disabled else None
-    if user is None or secret is None:
+    secret = user.totp_secret if user is not None and not user.disabled else None
+    if user is None or not secret:
         raise InvalidRequestError("This sign-in request expired or was already completed.")
     throttle = _throttle(ctx)
     throttled = await throttle.check(user.username, address, now)
