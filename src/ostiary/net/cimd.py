@@ -33,6 +33,8 @@ class ClientMetadataResolver:
         max_entries: Cache size; the least recently used entry is evicted first.
         client_credentials_enabled: Whether documents may register the client_credentials
             grant (private_key_jwt clients only).
+        max_fetches_per_minute: Budget of outbound fetches (cache misses) per minute, so a
+            stream of new URL client_ids cannot turn this server into a request amplifier.
 
     Example:
         >>> from ostiary.net.fetch import FetchPolicy
@@ -47,6 +49,7 @@ class ClientMetadataResolver:
         max_cache_seconds: int = 86400,
         max_entries: int = 1000,
         client_credentials_enabled: bool = False,
+        max_fetches_per_minute: int = 120,
     ) -> None:
         if not 0 <= min_cache_seconds <= max_cache_seconds or max_entries < 1:
             raise ValueError("need 0 <= min_cache_seconds <= max_cache_seconds, max_entries >= 1")
@@ -57,6 +60,8 @@ class ClientMetadataResolver:
         self.client_credentials_enabled = client_credentials_enabled
         self._cache: OrderedDict[_CacheKey, Client] = OrderedDict()
         self._inflight: dict[_CacheKey, asyncio.Task[Client]] = {}
+        self.max_fetches_per_minute = max_fetches_per_minute
+        self._window: tuple[int, int] = (0, 0)  # (minute, fetches started in it)
 
     async def resolve(
         self, client_id: str, *, tenant_id: str, now: int, supported_scopes: Sequence[str]
@@ -85,10 +90,22 @@ class ClientMetadataResolver:
             return cached
         task = self._inflight.get(key)
         if task is None:
+            self._spend_fetch_budget(now)
             task = asyncio.ensure_future(self._load(key, now))
             self._inflight[key] = task
             task.add_done_callback(lambda _t: self._inflight.pop(key, None))
         return await asyncio.shield(task)
+
+    def _spend_fetch_budget(self, now: int) -> None:
+        minute, spent = self._window
+        if now // 60 != minute:
+            minute, spent = now // 60, 0
+        if spent >= self.max_fetches_per_minute:
+            raise InvalidClientMetadataError(
+                "too many client metadata documents are being fetched; try again in a minute",
+                detail=f"fetch budget of {self.max_fetches_per_minute}/min spent",
+            )
+        self._window = (minute, spent + 1)
 
     async def _load(self, key: _CacheKey, now: int) -> Client:
         tenant_id, client_id, supported_scopes = key

@@ -192,3 +192,28 @@ def test_resolver_rejects_inconsistent_limits() -> None:
         ClientMetadataResolver(
             SafeFetcher(FetchPolicy()), min_cache_seconds=10, max_cache_seconds=5
         )
+
+
+async def test_fetch_budget_refuses_new_urls_for_a_minute() -> None:
+    """A flood of new URL client_ids spends the per-minute fetch budget, then is refused."""
+    # Refused (unroutable) targets still spend budget: each miss is an outbound attempt.
+    resolver = ClientMetadataResolver(SafeFetcher(FetchPolicy()), max_fetches_per_minute=2)
+    outcomes = []
+    for n in range(3):
+        try:
+            await resolver.resolve(
+                f"https://10.0.0.{n + 1}/client.json", tenant_id="t", now=600, supported_scopes=()
+            )
+        except InvalidClientMetadataError as exc:
+            outcomes.append(exc.description)
+    assert outcomes[2] == (
+        "too many client metadata documents are being fetched; try again in a minute"
+    )
+    assert all(
+        o.startswith("the client metadata document could not be fetched") for o in outcomes[:2]
+    )
+    with pytest.raises(InvalidClientMetadataError) as next_minute:
+        await resolver.resolve(
+            "https://10.0.0.9/c.json", tenant_id="t", now=660, supported_scopes=()
+        )
+    assert next_minute.value.description.startswith("the client metadata document could not")

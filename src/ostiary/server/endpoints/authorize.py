@@ -70,7 +70,10 @@ def authorize_endpoint(ctx: ServerContext) -> Endpoint:
         except OAuthError as exc:
             ctx.audit("authorization.error", client_id=client.client_id, error=exc.error)
             return see_other(authz.error_redirect(ctx, target, exc))
-        return await _start_interaction(ctx, request, client, req)
+        try:
+            return await _start_interaction(ctx, request, client, req)
+        except Exception as exc:
+            return error_page(ctx, unexpected(exc, "authorize"), 500)
 
     return authorize
 
