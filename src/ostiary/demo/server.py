@@ -280,6 +280,9 @@ def build_demo_server(
             "create_secure_note, list_secure_notes and get_api_usage act for the signed-in user."
         ),
         version="1",
+        # The SDK configures the root logger (rich) at this level: INFO would format a line
+        # per stateless request ("Terminating session"), a measurable cost on the hot path.
+        log_level="WARNING",
     )
     if count_usage:
         mcp.middleware.append(_UsageCounter(storage, tenant, clock, local))
