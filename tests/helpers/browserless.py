@@ -51,6 +51,8 @@ async def authorize(
         if "/interaction/" not in location:
             return location
         response = await client.get(location)
+        if response.status_code in (302, 303):
+            continue  # a remembered consent completes the interaction at once
         body = response.text
         if 'name="password"' in body:
             page = parse_form(body)

@@ -138,6 +138,14 @@ async def test_remembered_consent_redirects_at_once(auth_server: AS) -> None:
     again = await auth_server.http.get(response.headers["location"])
     assert again.status_code == 303
     assert set(_query(again.headers["location"])) == {"code", "state", "iss"}
+    # The helper follows the same path without a page in between.
+    location = await authorize(
+        auth_server.http,
+        auth_server.authorize_url(client["client_id"], challenge),
+        username=USERNAME,
+        password="not used: the session and the consent are remembered",
+    )
+    assert set(_query(location)) == {"code", "state", "iss"}
 
 
 async def test_metadata_document(auth_server: AS) -> None:
