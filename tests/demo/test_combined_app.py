@@ -144,3 +144,28 @@ async def test_scope_names_are_configurable(settings_factory: Callable[..., Sett
         f'Bearer scope="notes:read", resource_metadata="{PRM}"'
     )
     assert listed.json()["result"]["structuredContent"] == {"count": 0, "notes": []}
+
+
+async def test_tools_a_token_cannot_call_can_be_hidden(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    app = create_combined_app(settings_factory(issuer=ISSUER), hide_unauthorized_tools=True)
+    async for http in start(app):
+        anonymous = await http.post("/mcp", json=rpc("tools/list"), headers=mcp_headers())
+        issued = await obtain_token(ISSUER, f"{ISSUER}/mcp", http=http)
+        reader = await http.post(
+            "/mcp", json=rpc("tools/list"), headers=mcp_headers(issued.access_token)
+        )
+    assert [t["name"] for t in anonymous.json()["result"]["tools"]] == [
+        "echo",
+        "get_time",
+        "public_search",
+    ]
+    assert [t["name"] for t in reader.json()["result"]["tools"]] == [
+        "echo",
+        "get_time",
+        "public_search",
+        "get_user_info",
+        "list_secure_notes",
+        "get_api_usage",
+    ]

@@ -12,6 +12,8 @@ talks to it with the official SDK client doing the OAuth flow through the real p
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import re
 import socket
@@ -307,3 +309,92 @@ async def test_http_upstream_sees_the_subject_and_never_the_token(
     }
     scopes: set[Any] = {h.get("x-ostiary-scopes") for h in recorder.seen}
     assert scopes == {"mcp:read", "mcp:read mcp:write"}
+
+
+# --- remote authorization server ------------------------------------------------------------
+
+
+async def test_gateway_trusting_a_remote_issuer_checks_the_audience(
+    http_upstream: tuple[str, RecordHeaders], tmp_path: Path
+) -> None:
+    """``--issuer``: JWTs from another process's AS, verified against its JWKS; a token the
+    same AS minted for its own demo server is refused (audience binding)."""
+    from tests.e2e.server import running_server
+
+    url, recorder = http_upstream
+    port = free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    with running_server(
+        tmp_path / "as", OSTIARY_RESOURCES__ALLOW_ANY="true"
+    ) as authorization_server:
+        authorization_server.add_user(USERNAME, PASSWORD)
+        env = {**authorization_server.env, "OSTIARY_SERVER__PORT": str(port)}
+        log_path = tmp_path / "gateway.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    *OSTIARY,
+                    "gateway",
+                    "--upstream",
+                    url,
+                    "--issuer",
+                    authorization_server.issuer,
+                    "--resource",
+                    resource,
+                    "--port",
+                    str(port),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                prm = f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp"
+                deadline = time.monotonic() + 30
+                while True:
+                    assert process.poll() is None, log_path.read_text()
+                    assert time.monotonic() < deadline, log_path.read_text()
+                    try:
+                        metadata = httpx.get(prm, timeout=1)
+                        break
+                    except httpx.HTTPError:
+                        time.sleep(0.2)
+                mine = await obtain_token(authorization_server.issuer, resource)
+                theirs = await obtain_token(
+                    authorization_server.issuer, f"{authorization_server.issuer}/mcp"
+                )
+                body = rpc(
+                    "initialize",
+                    {
+                        "protocolVersion": "2025-06-18",
+                        "capabilities": {},
+                        "clientInfo": {"name": "raw", "version": "0"},
+                    },
+                )
+                async with httpx.AsyncClient() as http:
+                    accepted = await http.post(
+                        resource, json=body, headers=mcp_headers(mine.access_token)
+                    )
+                    refused = await http.post(
+                        resource, json=body, headers=mcp_headers(theirs.access_token)
+                    )
+            finally:
+                process.terminate()
+                process.wait(10)
+    assert metadata.json() == {
+        "resource": resource,
+        "authorization_servers": [authorization_server.issuer],
+        "bearer_methods_supported": ["header"],
+        "scopes_supported": ["mcp:read"],
+        "resource_name": "ostiary gateway",
+    }
+    assert accepted.status_code == 200, accepted.text
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"].startswith(
+        'Bearer error="invalid_token", '
+        'error_description="The access token was issued for another resource."'
+    )
+    assert len(recorder.seen) == 1  # only the accepted request reached the upstream
+    assert "authorization" not in recorder.seen[0]
+    claims = json.loads(base64.urlsafe_b64decode(mine.access_token.split(".")[1] + "=="))
+    assert recorder.seen[0]["x-ostiary-subject"] == claims["sub"]
