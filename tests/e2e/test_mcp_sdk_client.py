@@ -175,12 +175,6 @@ async def test_sdk_client_steps_up_to_the_scope_union_on_403(server: RunningServ
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AS refuses scopes outside a DCR client's registered `scope` (core/scopes.py "
-    "resolve: 'scope not registered for this client'); the SDK registers with the first "
-    "challenged scope, so its step-up after DCR fails. Needs an AS change (see issue 3 report).",
-)
 async def test_sdk_client_registered_by_dcr_can_step_up(server: RunningServer) -> None:
     add_user(server)
     resource = f"{server.issuer}/mcp"

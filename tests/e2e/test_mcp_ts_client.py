@@ -180,12 +180,6 @@ async def test_ts_sdk_client_steps_up_on_403(server: RunningServer) -> None:
     assert result["scopes"] == ["mcp:read", "mcp:read mcp:write"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The SDK registers (DCR) with the first challenged scope and the AS then refuses "
-    "mcp:write for that client (core/scopes.py: 'scope not registered for this client'). "
-    "Needs an AS change (see issue 3 report).",
-)
 async def test_ts_sdk_client_registered_by_dcr_can_step_up(server: RunningServer) -> None:
     add_user(server)
     result, _ = await run_ts_client(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 from ostiary.core.secrets import hash_secret
@@ -164,3 +165,37 @@ async def test_metadata_document(auth_server: AS) -> None:
     ]
     oidc = await auth_server.http.get("/.well-known/openid-configuration")
     assert oidc.json() == doc
+
+
+async def test_self_registered_scope_does_not_cap_step_up(auth_server: AS) -> None:
+    """MCP step-up: a DCR client registered with mcp:read may later ask for mcp:write."""
+    client = await auth_server.register(scope="mcp:read")
+    _verifier, challenge = pkce_pair()
+    location = await authorize(
+        auth_server.http,
+        auth_server.authorize_url(client["client_id"], challenge, scope="mcp:read mcp:write"),
+        username=USERNAME,
+        password=PASSWORD,
+    )
+    assert set(_query(location)) == {"code", "state", "iss"}
+
+
+async def test_operator_registered_scope_is_a_ceiling(auth_server: AS) -> None:
+    """A pre-registered client's scope is the operator's limit: more is invalid_scope."""
+    client = await auth_server.register(scope="mcp:read")
+    stored = await auth_server.ctx.storage.get_client(
+        auth_server.settings.storage.tenant, client["client_id"]
+    )
+    assert stored is not None
+    await auth_server.ctx.storage.save_client(replace(stored, source="static"))
+    _verifier, challenge = pkce_pair()
+    response = await auth_server.http.get(
+        auth_server.authorize_url(client["client_id"], challenge, scope="mcp:read mcp:write")
+    )
+    assert response.status_code == 303
+    assert _query(response.headers["location"]) == {
+        "error": ["invalid_scope"],
+        "error_description": ["scope not registered for this client: mcp:write"],
+        "state": ["st4te"],
+        "iss": [ISSUER],
+    }

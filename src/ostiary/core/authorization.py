@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ostiary.core import pkce
-from ostiary.core.clients import load_client
+from ostiary.core.clients import load_client, registered_scope_is_ceiling
 from ostiary.core.context import ServerContext
 from ostiary.core.models import AuthorizationCode, Client, Consent, Grant
 from ostiary.core.redirect_uris import is_loopback_redirect, match_redirect_uri
@@ -107,6 +107,7 @@ def validate_authorization_request(
     scopes = resolve_requested_scopes(
         parse_scope(params.get("scope")),
         client_scope=client.scope,
+        registered_scope_is_ceiling=registered_scope_is_ceiling(client),
         supported=settings.scopes.supported,
         default=settings.scopes.default,
     )

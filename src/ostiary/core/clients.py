@@ -30,6 +30,17 @@ async def load_client(ctx: ServerContext, client_id: str) -> Client | None:
     return await ctx.storage.get_client(ctx.tenant, client_id)
 
 
+def registered_scope_is_ceiling(client: Client) -> bool:
+    """Whether the client's registered ``scope`` limits what it may request.
+
+    Only for clients an operator registered. A self-registered client (RFC 7591 or a metadata
+    document) chose its ``scope`` itself, so it is no grant of authority, and MCP clients
+    register with the first challenged scope and later step up to more (MCP authorization,
+    "Step-Up Authorization Flow"); the user's consent is what bounds them.
+    """
+    return client.source == "static"
+
+
 def is_confidential(client: Client) -> bool:
     """Confidential clients authenticate at the token endpoint (OAuth 2.1 §2.1)."""
     return client.token_endpoint_auth_method != "none"

@@ -79,6 +79,7 @@ def resolve_requested_scopes(
     client_scope: str | None,
     supported: Sequence[str],
     default: Sequence[str],
+    registered_scope_is_ceiling: bool = True,
 ) -> tuple[str, ...]:
     """Decide the scopes of an authorization or client_credentials request (RFC 6749 §3.3).
 
@@ -92,6 +93,9 @@ def resolve_requested_scopes(
         client_scope: The client's registered ``scope`` metadata (RFC 7591 §2), or None.
         supported: Every scope the server knows.
         default: Scopes granted when the request names none and the client registered none.
+        registered_scope_is_ceiling: When False, the registered ``scope`` is only the default
+            for an empty request, not a limit (self-registered clients, see
+            ``core.clients.registered_scope_is_ceiling``).
 
     Returns:
         The scopes to authorize, in request order.
@@ -108,7 +112,7 @@ def resolve_requested_scopes(
     unsupported = [s for s in requested if s not in supported]
     if unsupported:
         raise InvalidScopeError(f"unsupported scope: {_listed(unsupported)}")
-    if registered is not None:
+    if registered is not None and registered_scope_is_ceiling:
         outside = [s for s in requested if s not in registered]
         if outside:
             raise InvalidScopeError(f"scope not registered for this client: {_listed(outside)}")

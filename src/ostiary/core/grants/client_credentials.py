@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ostiary.core.clients import is_confidential
+from ostiary.core.clients import is_confidential, registered_scope_is_ceiling
 from ostiary.core.context import ServerContext
 from ostiary.core.issuance import issue_access_token
 from ostiary.core.models import Client, Grant
@@ -30,6 +30,7 @@ async def handle(ctx: ServerContext, client: Client, params: Params) -> TokenRes
     scopes = resolve_requested_scopes(
         parse_scope(params.get("scope")),
         client_scope=client.scope,
+        registered_scope_is_ceiling=registered_scope_is_ceiling(client),
         supported=[s for s in settings.scopes.supported if s != "offline_access"],
         default=settings.scopes.default,
     )
