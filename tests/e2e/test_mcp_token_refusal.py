@@ -111,15 +111,21 @@ async def revoke(server: RunningServer, token: str, client_id: str) -> None:
     assert response.status_code == 200, response.text
 
 
-async def test_a_revoked_token_stays_valid_for_jwt_verification_until_it_expires(
+async def test_a_revoked_token_is_refused_at_once_by_the_combined_demo(
     server: RunningServer,
 ) -> None:
-    """The combined demo verifies JWTs locally: revocation bites at ``exp`` (15 min max)."""
+    """The combined demo verifies the JWT locally and then checks the AS's token book."""
     issued = await obtain_token(server.issuer, f"{server.issuer}/mcp")
+    before = await post_mcp(f"{server.issuer}/mcp", call("get_user_info"), issued.access_token)
+    assert before.status_code == 200
+    assert before.json()["result"]["structuredContent"]["username"] == USERNAME
     await revoke(server, issued.access_token, issued.client_id)
     response = await post_mcp(f"{server.issuer}/mcp", call("get_user_info"), issued.access_token)
-    assert response.status_code == 200
-    assert response.json()["result"]["structuredContent"]["username"] == USERNAME
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="invalid_token", error_description="the access token was revoked", '
+        f'scope="mcp:read", resource_metadata="{metadata_url(server)}"'
+    )
 
 
 @pytest.fixture

@@ -207,7 +207,11 @@ def create_embedded_gateway(
     Tokens are verified against the embedded AS's key ring in-process.
     """
     from ostiary.server.app import create_authorization_server
-    from ostiary.server.combined import CombinedApp, local_jwt_verifier
+    from ostiary.server.combined import (
+        CombinedApp,
+        RevocationCheckingVerifier,
+        local_jwt_verifier,
+    )
 
     authorization_server = create_authorization_server(settings)
     ctx = authorization_server.state.ctx
@@ -218,7 +222,7 @@ def create_embedded_gateway(
     gateway = create_gateway_app(
         resource=resource,
         issuer=settings.issuer,
-        verifier=local_jwt_verifier(ctx, resource),
+        verifier=RevocationCheckingVerifier(ctx, local_jwt_verifier(ctx, resource)),
         upstream_url=upstream_url,
         command=command,
         options=options,
