@@ -24,6 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
+from starlette.responses import PlainTextResponse
 
 from ostiary.resource.mcp_sdk import protect_mcp_app, require_scopes
 from ostiary.resource.middleware import current_principal
@@ -385,3 +386,25 @@ async def test_resource_read_needs_its_scope(running: Running) -> None:
     with pytest.raises(BaseExceptionGroup) as info:
         await read_note("mcp:read")
     assert info.value.subgroup(MCPError) is not None
+
+
+async def test_metadata_is_public_when_a_plain_asgi_app_is_mounted_whole() -> None:
+    """RFC 9728 §3: the PRM document stays reachable without a token in front of any app."""
+
+    async def plain(scope: Any, receive: Any, send: Any) -> None:
+        await PlainTextResponse("tool output")(scope, receive, send)
+
+    resource = "http://127.0.0.1:9/mcp"
+    app = protect_mcp_app(
+        plain,
+        resource=resource,
+        issuer="http://127.0.0.1:9",
+        verifier=JWTVerifier("http://127.0.0.1:9", resource, "http://127.0.0.1:9/jwks"),
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:9") as http:
+        document = await http.get("/.well-known/oauth-protected-resource/mcp")
+        protected = await http.post("/mcp", json={})
+    assert document.status_code == 200
+    assert document.json()["resource"] == resource
+    assert protected.status_code == 401

@@ -412,10 +412,11 @@ def protect_mcp_app(
             endpoint = OriginGuardMiddleware(endpoint, allowed_hosts=hosts, allowed_origins=origins)
         return endpoint
 
+    # Metadata first: a whole-app Mount("") would otherwise shadow the well-known routes.
     routes: list[BaseRoute] = [
+        *protected_resource_metadata_routes(document, include_root=include_root_metadata),
         *extra_routes,
         *_protected_routes(inner, protect),
-        *protected_resource_metadata_routes(document, include_root=include_root_metadata),
     ]
     return Starlette(routes=routes, lifespan=_lifespan_of(inner))
 
