@@ -18,6 +18,8 @@ The statements themselves are built once, in ``storage/statements.py``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -167,6 +169,7 @@ class SqlStorage:
         self._engine: AsyncEngine = create_async_engine(
             self.url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600
         )
+        self._sqlite_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         if self._sqlite:
             event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
             self._auto = self._engine
@@ -179,12 +182,25 @@ class SqlStorage:
 
     @asynccontextmanager
     async def _tx(self, *, single: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A transaction (autocommit for one statement on PostgreSQL); errors → StorageError."""
+        """A transaction (autocommit for one statement on PostgreSQL); errors → StorageError.
+
+        SQLite has one writer at a time; letting this process's connections race for it
+        makes them sleep in ``busy_timeout`` back-off. Queueing them on an in-process lock
+        instead keeps the write lock busy, not idle (other processes still use busy_timeout).
+        """
         try:
-            async with (self._auto if single else self._engine).begin() as conn:
+            async with self._serialized(), (self._auto if single else self._engine).begin() as conn:
                 yield conn
         except (SQLAlchemyError, OSError) as exc:
             raise StorageError(f"storage backend failed: {type(exc).__name__}") from exc
+
+    def _serialized(self) -> contextlib.AbstractAsyncContextManager[object]:
+        if not self._sqlite:
+            return contextlib.nullcontext()
+        loop = asyncio.get_running_loop()
+        if self._sqlite_lock is None or self._sqlite_lock[0] is not loop:
+            self._sqlite_lock = (loop, asyncio.Lock())
+        return self._sqlite_lock[1]
 
     async def _one(self, stmt: Executable, params: Params) -> Row[Any] | None:
         async with self._tx(single=True) as conn:
