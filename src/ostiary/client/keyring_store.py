@@ -14,11 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from ostiary.client.registration import ClientRegistration
-from ostiary.client.token_store import FileTokenStore, StoredGrant, TokenStore
-from ostiary.client.tokens import TokenSet
+from ostiary.client.token_store import EntryStore, FileTokenStore, StoredGrant, TokenStore
 
 __all__ = ["KeyringTokenStore", "default_token_store", "keyring_available"]
 
@@ -37,7 +33,7 @@ def keyring_available() -> bool:
     return not isinstance(backend, fail.Keyring)
 
 
-class KeyringTokenStore:
+class KeyringTokenStore(EntryStore):
     """A :class:`~ostiary.client.token_store.TokenStore` in the OS keyring.
 
     Args:
@@ -85,34 +81,6 @@ class KeyringTokenStore:
     def _entry(self, issuer: str, resource: str, key: str) -> Any:
         entry = self._get(json.dumps([issuer, resource]))
         return entry.get(key) if isinstance(entry, dict) else None
-
-    async def get_tokens(self, issuer: str, resource: str) -> TokenSet | None:
-        try:
-            raw = self._entry(issuer, resource, "tokens")
-            return TokenSet.model_validate(raw) if raw is not None else None
-        except ValidationError:
-            return None
-
-    async def save_tokens(self, issuer: str, resource: str, tokens: TokenSet) -> None:
-        self._update(issuer, resource, "tokens", tokens.model_dump(mode="json"))
-
-    async def delete_tokens(self, issuer: str, resource: str) -> None:
-        self._update(issuer, resource, "tokens", None)
-
-    async def get_registration(self, issuer: str, resource: str) -> ClientRegistration | None:
-        try:
-            raw = self._entry(issuer, resource, "registration")
-            return ClientRegistration.model_validate(raw) if raw is not None else None
-        except ValidationError:
-            return None
-
-    async def save_registration(self, resource: str, registration: ClientRegistration) -> None:
-        self._update(
-            registration.issuer, resource, "registration", registration.model_dump(mode="json")
-        )
-
-    async def delete_registration(self, issuer: str, resource: str) -> None:
-        self._update(issuer, resource, "registration", None)
 
     async def list_grants(self) -> list[StoredGrant]:
         return [

@@ -97,7 +97,50 @@ class MemoryTokenStore:
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class FileTokenStore:
+class EntryStore:
+    """Tokens and registrations as JSON entries keyed by (issuer, resource, kind).
+
+    Subclasses say where an entry lives (``_entry`` reads one, ``_update`` writes or, with
+    None, removes one); the typed get/save/delete methods are shared. An entry that no longer
+    parses is treated as absent, so a corrupt store means a fresh login, not a crash.
+    """
+
+    def _entry(self, issuer: str, resource: str, key: str) -> Any:
+        raise NotImplementedError
+
+    def _update(self, issuer: str, resource: str, key: str, value: Any | None) -> None:
+        raise NotImplementedError
+
+    async def get_tokens(self, issuer: str, resource: str) -> TokenSet | None:
+        try:
+            raw = self._entry(issuer, resource, "tokens")
+            return TokenSet.model_validate(raw) if raw is not None else None
+        except ValidationError:
+            return None
+
+    async def save_tokens(self, issuer: str, resource: str, tokens: TokenSet) -> None:
+        self._update(issuer, resource, "tokens", tokens.model_dump(mode="json"))
+
+    async def delete_tokens(self, issuer: str, resource: str) -> None:
+        self._update(issuer, resource, "tokens", None)
+
+    async def get_registration(self, issuer: str, resource: str) -> ClientRegistration | None:
+        try:
+            raw = self._entry(issuer, resource, "registration")
+            return ClientRegistration.model_validate(raw) if raw is not None else None
+        except ValidationError:
+            return None
+
+    async def save_registration(self, resource: str, registration: ClientRegistration) -> None:
+        self._update(
+            registration.issuer, resource, "registration", registration.model_dump(mode="json")
+        )
+
+    async def delete_registration(self, issuer: str, resource: str) -> None:
+        self._update(issuer, resource, "registration", None)
+
+
+class FileTokenStore(EntryStore):
     """A :class:`TokenStore` with one JSON file per issuer under ``directory``.
 
     Files are created ``0600`` and replaced atomically, so a crash never leaves a
@@ -160,34 +203,6 @@ class FileTokenStore:
     def _entry(self, issuer: str, resource: str, key: str) -> Any:
         entry = self._read(issuer)["resources"].get(resource)
         return entry.get(key) if isinstance(entry, dict) else None
-
-    async def get_tokens(self, issuer: str, resource: str) -> TokenSet | None:
-        try:
-            raw = self._entry(issuer, resource, "tokens")
-            return TokenSet.model_validate(raw) if raw is not None else None
-        except ValidationError:
-            return None
-
-    async def save_tokens(self, issuer: str, resource: str, tokens: TokenSet) -> None:
-        self._update(issuer, resource, "tokens", tokens.model_dump(mode="json"))
-
-    async def delete_tokens(self, issuer: str, resource: str) -> None:
-        self._update(issuer, resource, "tokens", None)
-
-    async def get_registration(self, issuer: str, resource: str) -> ClientRegistration | None:
-        try:
-            raw = self._entry(issuer, resource, "registration")
-            return ClientRegistration.model_validate(raw) if raw is not None else None
-        except ValidationError:
-            return None
-
-    async def save_registration(self, resource: str, registration: ClientRegistration) -> None:
-        self._update(
-            registration.issuer, resource, "registration", registration.model_dump(mode="json")
-        )
-
-    async def delete_registration(self, issuer: str, resource: str) -> None:
-        self._update(issuer, resource, "registration", None)
 
     async def list_grants(self) -> list[StoredGrant]:
         grants: list[StoredGrant] = []
