@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, Protocol
 
 import httpx
@@ -91,26 +91,11 @@ class OAuthClientAuth(httpx.Auth):
         raise RuntimeError("OAuthClientAuth needs httpx.AsyncClient")
         yield request  # pragma: no cover - makes this a generator
 
-    async def async_auth_flow(
+    def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         """Drive :meth:`OAuthFlow.handle` with httpx requests and responses."""
-        flow = self.flow.handle(str(request.url), request.method)
-        try:
-            item = await flow.__anext__()
-            while True:
-                if isinstance(item, OriginalRequest):
-                    _set_headers(request.headers, item.headers)
-                    response = yield request
-                    neutral = _neutral(response, b"")
-                else:
-                    side = yield _to_httpx(item)
-                    neutral = _neutral(side, await side.aread())
-                item = await flow.asend(neutral)
-        except StopAsyncIteration:
-            return
-        finally:
-            await flow.aclose()
+        return _drive(self.flow, request, _to_httpx)
 
     def for_httpx2(self) -> OAuthClientAuthHttpx2:
         """The same flow as an ``httpx2.Auth``, for the ``mcp`` SDK's HTTP client."""
@@ -137,26 +122,38 @@ class OAuthClientAuthHttpx2(httpx2.Auth):
         raise RuntimeError("OAuthClientAuthHttpx2 needs httpx2.AsyncClient")
         yield request  # pragma: no cover - makes this a generator
 
-    async def async_auth_flow(
+    def async_auth_flow(
         self, request: httpx2.Request
     ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         """Drive :meth:`OAuthFlow.handle` with httpx2 requests and responses."""
-        flow = self.flow.handle(str(request.url), request.method)
-        try:
-            item = await flow.__anext__()
-            while True:
-                if isinstance(item, OriginalRequest):
-                    _set_headers(request.headers, item.headers)
-                    response = yield request
-                    neutral = _neutral(response, b"")
-                else:
-                    side = yield _to_httpx2(item)
-                    neutral = _neutral(side, await side.aread())
-                item = await flow.asend(neutral)
-        except StopAsyncIteration:
-            return
-        finally:
-            await flow.aclose()
+        return _drive(self.flow, request, _to_httpx2)
+
+
+async def _drive(
+    flow_source: OAuthFlow, request: Any, convert: Callable[[Any], Any]
+) -> AsyncGenerator[Any, Any]:
+    """The auth-flow generator for either HTTP library: ``convert`` builds its side requests.
+
+    The original request is re-sent with the flow's headers; side requests (discovery,
+    registration, token) are built by ``convert`` and their bodies read before the flow
+    sees them.
+    """
+    flow = flow_source.handle(str(request.url), request.method)
+    try:
+        item = await flow.__anext__()
+        while True:
+            if isinstance(item, OriginalRequest):
+                _set_headers(request.headers, item.headers)
+                response = yield request
+                neutral = _neutral(response, b"")
+            else:
+                side = yield convert(item)
+                neutral = _neutral(side, await side.aread())
+            item = await flow.asend(neutral)
+    except StopAsyncIteration:
+        return
+    finally:
+        await flow.aclose()
 
 
 def _set_headers(headers: Any, values: dict[str, str | None]) -> None:
