@@ -114,7 +114,8 @@ class ScopeSettings(_Section):
 class StorageSettings(_Section):
     url: str = Field(
         "sqlite:///./.ostiary/ostiary.db",
-        description="sqlite:///path, postgresql://…, or memory:// (tests only).",
+        description="sqlite:///path, postgresql://…, or memory:// (tests only). When unset, "
+        "the SQLite file `ostiary.db` in `data_dir`.",
     )
     redis_url: str | None = Field(
         None, description="Optional Redis for codes, replay caches and rate limits."
@@ -153,9 +154,6 @@ class SecuritySettings(_Section):
     )
     login_failures_per_account: int = Field(
         10, ge=1, description="Failed logins per account per 15 minutes before throttling."
-    )
-    secret_key: SecretStr | None = Field(
-        None, description="Key for signed cookies; generated and stored when unset."
     )
 
 
@@ -302,7 +300,9 @@ class Settings(BaseSettings):
     issuer: str = Field(
         "http://127.0.0.1:8000", description="Issuer URL; https unless dev mode is on."
     )
-    data_dir: Path = Field(Path(".ostiary"), description="Where SQLite and local keys live.")
+    data_dir: Path = Field(
+        Path(".ostiary"), description="Local state: holds the default SQLite database."
+    )
     server: ServerSettings = Field(default_factory=ServerSettings)
     tokens: TokenSettings = Field(default_factory=TokenSettings)
     scopes: ScopeSettings = Field(default_factory=ScopeSettings)
@@ -313,6 +313,13 @@ class Settings(BaseSettings):
     dev: DevSettings = Field(default_factory=DevSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
     federation: FederationSettings = Field(default_factory=FederationSettings)
+
+    @model_validator(mode="after")
+    def _default_database_in_data_dir(self) -> Settings:
+        if "url" not in self.storage.model_fields_set:
+            url = f"sqlite:///{self.data_dir / 'ostiary.db'}"
+            object.__setattr__(self, "storage", self.storage.model_copy(update={"url": url}))
+        return self
 
     @model_validator(mode="after")
     def _check_issuer(self) -> Settings:
