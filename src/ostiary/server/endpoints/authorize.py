@@ -86,6 +86,11 @@ def _https_or_none(url: str | None) -> str | None:
 async def _start_interaction(
     ctx: ServerContext, request: Request, client: Client | None, req: authz.AuthorizationRequest
 ) -> Response:
+    signed_in = await signed_in_user(ctx, request)
+    if signed_in is not None and await authz.has_consent(ctx, signed_in[0].subject, req):
+        # Signed in and a remembered consent covers this request: no page to show, so no
+        # interaction to park; redirect with the code at once.
+        return see_other(await authz.approve(ctx, signed_in[0].subject, req))
     client_uri = _https_or_none(client.client_uri) if client else None
     if client is not None and client.source == "cimd":
         # A metadata-document client is identified by its https URL: show that host.
