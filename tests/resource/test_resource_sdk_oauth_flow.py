@@ -24,7 +24,6 @@ from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuth
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
-from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
 from ostiary.resource.mcp_sdk import protect_mcp_app
 from ostiary.resource.middleware import require_principal
@@ -32,26 +31,7 @@ from ostiary.resource.verifiers import JWTVerifier
 from ostiary.server.app import create_authorization_server
 from ostiary.settings import Settings
 from tests._services import TOOLS, unavailable
-
-
-class MemoryTokens:
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client: OAuthClientInformationFull | None = None
-        self.scopes_seen: list[str | None] = []
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-        self.scopes_seen.append(tokens.scope)
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client = client_info
+from tests.demo._support import MemoryTokenStorage
 
 
 def _socket() -> tuple[socket.socket, int]:
@@ -122,7 +102,7 @@ async def test_sdk_oauth_client_discovers_gets_token_and_steps_up(
             tool_scopes={"create_note": ["mcp:write"]},
         )
         async with serving(app, rs_sock):
-            storage = MemoryTokens()
+            storage = MemoryTokenStorage()
             provider = ClientCredentialsOAuthProvider(
                 server_url=resource,
                 storage=storage,
