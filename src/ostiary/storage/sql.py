@@ -9,32 +9,28 @@ statements, so the database itself decides who wins a race, across tasks *and* p
   in the same transaction and only on success, by the ``INSERT`` of the new token;
 * ``revoke_grant`` and the deletions of clients and users cascade in one transaction.
 
-On PostgreSQL, single statements run in autocommit (one round-trip instead of three);
-multi-statement operations use a READ COMMITTED transaction, where a concurrent ``UPDATE``
-re-checks its ``WHERE`` against the winner's committed row. SQLite serialises writers; WAL
-mode lets readers proceed meanwhile, and ``busy_timeout`` makes writers wait, not fail.
-The statements themselves are built once, in ``storage/statements.py``.
+On PostgreSQL, single statements run in autocommit; multi-statement operations use a READ
+COMMITTED transaction, where a concurrent ``UPDATE`` re-checks its ``WHERE`` against the
+winner's committed row. SQLite serialises writers (``BEGIN IMMEDIATE``) and, in WAL mode,
+lets readers proceed meanwhile. How each database is reached (asyncpg; one SQLite
+connection on the event loop) is ``storage/engines.py``; the statements themselves are
+built once, in ``storage/statements.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Executable, Table, delete, event, select, text, update
+from sqlalchemy import ColumnElement, Executable, Table, delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row, make_url
-from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
 
 from ostiary.core.models import (
     AccessTokenRecord,
@@ -59,15 +55,12 @@ from ostiary.core.models import (
 from ostiary.errors import ConfigurationError, StorageError
 from ostiary.storage import schema as t
 from ostiary.storage import statements as q
+from ostiary.storage.engines import Engine, PostgresEngine, Runner, SqliteEngine
 from ostiary.storage.rules import consume_status, rotation_status
 
 M = TypeVar("M")
 Params = dict[str, Any]
 
-#: How long a SQLite writer waits for the lock before failing (milliseconds).
-SQLITE_BUSY_TIMEOUT_MS = 10_000
-#: Key of the PostgreSQL advisory lock that serialises schema upgrades across processes.
-MIGRATION_LOCK_KEY = 0x05717A27
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 _TUPLE_FIELDS = frozenset({"redirect_uris", "grant_types", "response_types", "scopes"})
@@ -111,20 +104,6 @@ def _check_sqlite_version() -> None:
         )
 
 
-def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    cursor = dbapi_connection.cursor()
-    for pragma in (
-        f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
-        "PRAGMA journal_mode=WAL",
-        # NORMAL is durable across a process crash (kill -9) in WAL mode; only a power loss
-        # can drop the last transactions, never corrupt the file.
-        "PRAGMA synchronous=NORMAL",
-        "PRAGMA foreign_keys=ON",
-    ):
-        cursor.execute(pragma)
-    cursor.close()
-
-
 def _values(record: object) -> Params:
     return {f.name: getattr(record, f.name) for f in fields(record)}  # type: ignore[arg-type]
 
@@ -137,6 +116,18 @@ def _key(**key: object) -> Params:
 def _record(model: Callable[..., M], row: Row[Any] | Mapping[str, Any]) -> M:
     mapping = row._mapping if isinstance(row, Row) else row
     return model(**{k: tuple(v) if k in _TUPLE_FIELDS else v for k, v in mapping.items()})
+
+
+def _first(result: Any) -> Row[Any] | None:
+    return result.first()  # type: ignore[no-any-return]
+
+
+def _every(result: Any) -> Sequence[Row[Any]]:
+    return result.all()  # type: ignore[no-any-return]
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount)
 
 
 def _consent(row: Row[Any]) -> Consent:
@@ -152,7 +143,8 @@ class SqlStorage:
     Args:
         url: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or
             ``postgresql://user@host:port/db`` (see :func:`async_url`).
-        pool_size: Connections kept open (as many again may be opened under load).
+        pool_size: PostgreSQL connections kept open (as many again may be opened under
+            load). SQLite uses one connection on the event loop (``storage/engines.py``).
 
     Example:
         >>> storage = SqlStorage("sqlite:///./.ostiary/ostiary.db")  # doctest: +SKIP
@@ -162,65 +154,36 @@ class SqlStorage:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = async_url(url)
         parsed = make_url(self.url)
-        self._sqlite = parsed.get_backend_name() == "sqlite"
-        if self._sqlite:
+        self._engine: Engine
+        if parsed.get_backend_name() == "sqlite":
             _check_sqlite_version()
-            Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self._engine: AsyncEngine = create_async_engine(
-            self.url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600
-        )
-        self._sqlite_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
-        if self._sqlite:
-            event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
-            self._auto = self._engine
+            self._engine = SqliteEngine(parsed.database or "")
             self._up = q.upserts(sqlite.insert)
         else:
-            self._auto = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._engine = PostgresEngine(self.url, pool_size=pool_size)
             self._up = q.upserts(postgresql.insert)
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _tx(self, *, single: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A transaction (autocommit for one statement on PostgreSQL); errors → StorageError.
-
-        SQLite has one writer at a time; letting this process's connections race for it
-        makes them sleep in ``busy_timeout`` back-off. Queueing them on an in-process lock
-        instead keeps the write lock busy, not idle (other processes still use busy_timeout).
-        """
-        try:
-            async with self._serialized(), (self._auto if single else self._engine).begin() as conn:
-                yield conn
-        except (SQLAlchemyError, OSError) as exc:
-            raise StorageError(f"storage backend failed: {type(exc).__name__}") from exc
-
-    def _serialized(self) -> contextlib.AbstractAsyncContextManager[object]:
-        if not self._sqlite:
-            return contextlib.nullcontext()
-        loop = asyncio.get_running_loop()
-        if self._sqlite_lock is None or self._sqlite_lock[0] is not loop:
-            self._sqlite_lock = (loop, asyncio.Lock())
-        return self._sqlite_lock[1]
+    def _tx(self) -> contextlib.AbstractAsyncContextManager[Runner]:
+        """A write transaction; errors become StorageError."""
+        return self._engine.transaction()
 
     async def _one(self, stmt: Executable, params: Params) -> Row[Any] | None:
-        async with self._tx(single=True) as conn:
-            return (await conn.execute(stmt, params)).first()
+        return await self._engine.run(stmt, params, _first)
 
     async def _all(self, stmt: Executable, params: Params) -> Sequence[Row[Any]]:
-        async with self._tx(single=True) as conn:
-            return (await conn.execute(stmt, params)).all()
+        return await self._engine.run(stmt, params, _every)
 
     async def _count(self, stmt: Executable, params: Params) -> int:
-        async with self._tx(single=True) as conn:
-            return (await conn.execute(stmt, params)).rowcount
+        return await self._engine.run(stmt, params, _rowcount)
 
     async def _get(self, table: Table, model: Callable[..., M], **key: object) -> M | None:
         row = await self._one(q.GET[table], _key(**key))
         return None if row is None else _record(model, row)
 
     async def _save(self, table: Table, values: Params) -> None:
-        async with self._tx(single=True) as conn:
-            await conn.execute(self._up.save[table], values)
+        await self._count(self._up.save[table], values)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -232,20 +195,12 @@ class SqlStorage:
         schema current and does nothing.
         """
         try:
-            async with self._engine.connect() as conn:
-                if self._sqlite:
-                    await conn.exec_driver_sql("BEGIN IMMEDIATE")
-                else:
-                    await conn.execute(
-                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
-                    )
-                await conn.run_sync(_upgrade)
-                await conn.commit()
+            await self._engine.migrate(_upgrade)
         except (SQLAlchemyError, OSError) as exc:
             raise StorageError(f"schema migration failed: {type(exc).__name__}: {exc}") from exc
 
     async def close(self) -> None:
-        await self._engine.dispose()
+        await self._engine.close()
 
     async def healthy(self) -> bool:
         try:
@@ -558,7 +513,7 @@ class SqlStorage:
         return total
 
 
-async def _revoke_grants(conn: AsyncConnection, tenant_id: str, which: ColumnElement[bool]) -> None:
+async def _revoke_grants(conn: Runner, tenant_id: str, which: ColumnElement[bool]) -> None:
     """Revoke, with the cascade, every grant of the tenant that ``which`` selects.
 
     Rare (client or user deletion), so built per call. The protocol gives deletions no

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy.pool import StaticPool
 
 from ostiary.settings import Settings
 from ostiary.storage import MemoryStorage, SqlStorage, open_storage, run_purge_loop
+from ostiary.storage.engines import PostgresEngine, SqliteEngine
 from ostiary.storage.purge import purge_once
+from tests._services import postgres_url
 
 from .records import NOW, code, grant, session
 
@@ -113,7 +116,20 @@ def test_storage_settings_bounds(
     assert [e["loc"] for e in raised.value.errors()] == [("storage", field)]
 
 
-async def test_pool_size_reaches_the_sql_engine(
+@pytest.mark.postgres
+async def test_pool_size_reaches_the_postgres_engine(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    storage = open_storage(settings_factory(storage={"url": postgres_url(), "pool_size": 3}))
+    try:
+        assert isinstance(storage, SqlStorage)
+        assert isinstance(storage._engine, PostgresEngine)
+        assert storage._engine.engine.pool.size() == 3  # type: ignore[attr-defined]
+    finally:
+        await storage.close()
+
+
+async def test_sqlite_keeps_one_connection_whatever_the_pool_size(
     settings_factory: Callable[..., Settings], tmp_path: Path
 ) -> None:
     storage = open_storage(
@@ -121,6 +137,11 @@ async def test_pool_size_reaches_the_sql_engine(
     )
     try:
         assert isinstance(storage, SqlStorage)
-        assert storage._engine.pool.size() == 3  # type: ignore[attr-defined]
+        await storage.initialize()
+        await asyncio.gather(*(storage.save_grant(grant("t", f"g{i}")) for i in range(20)))
+        assert len(await storage.list_grants("t", "user-1")) == 20
+        engine = storage._engine
+        assert isinstance(engine, SqliteEngine)
+        assert isinstance(engine.engine.pool, StaticPool)  # exactly one connection
     finally:
         await storage.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -20,8 +19,9 @@ from ostiary.storage import (
     TieredStorage,
     open_storage,
 )
+from ostiary.storage.engines import PostgresEngine
 from ostiary.storage.redis import CODE_RETENTION_SECONDS, MIN_TTL_MS
-from tests._services import redis_url
+from tests._services import postgres_url, redis_url
 
 from .cascade import issue
 from .conftest import drop_prefix, redis_prefix
@@ -248,20 +248,20 @@ async def test_unreachable_redis_is_a_storage_error_and_unhealthy(tenant: str) -
         await store.close()
 
 
+@pytest.mark.postgres
 async def test_open_storage_tiers_with_redis_when_redis_url_is_set(
-    settings_factory: Callable[..., Settings], tmp_path: Path
+    settings_factory: Callable[..., Settings],
 ) -> None:
     url = redis_url()
     sql = open_storage(
-        settings_factory(
-            storage={"url": f"sqlite:///{tmp_path}/a.db", "redis_url": url, "pool_size": 7}
-        )
+        settings_factory(storage={"url": postgres_url(), "redis_url": url, "pool_size": 7})
     )
     memory = open_storage(settings_factory(storage={"url": "memory://", "redis_url": url}))
     try:
         assert isinstance(sql, TieredStorage)
         assert isinstance(sql.durable, SqlStorage)
-        assert sql.durable._engine.pool.size() == 7  # type: ignore[attr-defined]
+        assert isinstance(sql.durable._engine, PostgresEngine)
+        assert sql.durable._engine.engine.pool.size() == 7  # type: ignore[attr-defined]
         assert isinstance(memory, TieredStorage)
         assert type(memory.durable) is MemoryStorage
         assert await memory.healthy() is True
