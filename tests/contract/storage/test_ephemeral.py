@@ -9,7 +9,7 @@ import pytest
 from ostiary.errors import StorageError
 from ostiary.storage import Storage
 
-from .records import NOW, interaction, session
+from .records import NOW, client, interaction, session
 
 
 async def test_interaction_round_trips_until_it_expires(storage: Storage, tenant: str) -> None:
@@ -105,6 +105,32 @@ async def test_mutating_a_saved_or_returned_record_changes_nothing_stored(
     returned.params["client_id"] = "changed too"
 
     assert await storage.get_interaction(tenant, "ia-1", NOW) == interaction(tenant)
+
+
+async def test_mutating_a_returned_client_changes_nothing_stored(
+    storage: Storage, tenant: str
+) -> None:
+    jwks = {"keys": [{"kty": "EC", "kid": "k1"}]}
+    saved = client(tenant, jwks=jwks, extra={"contacts": ["a@example.com"]})
+    await storage.save_client(saved)
+    for returned in (
+        await storage.get_client(tenant, "client-1"),
+        *await storage.list_clients(tenant),
+    ):
+        assert returned is not None
+        assert returned.jwks is not None
+        returned.jwks["keys"][0]["kid"] = "changed"
+        returned.extra["contacts"].append("b@example.com")
+        returned.extra["tos_uri"] = "https://changed.example"
+    plain = client(tenant, "client-2")
+    await storage.save_client(plain)
+    returned_plain = await storage.get_client(tenant, "client-2")
+    assert returned_plain is not None
+    returned_plain.extra["added"] = True
+
+    assert await storage.get_client(tenant, "client-1") == saved
+    assert saved.jwks == {"keys": [{"kty": "EC", "kid": "k1"}]}
+    assert await storage.get_client(tenant, "client-2") == client(tenant, "client-2")
 
 
 async def test_dict_fields_come_back_as_json_would_store_them(
