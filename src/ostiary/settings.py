@@ -125,8 +125,8 @@ class StorageSettings(_Section):
         10,
         ge=1,
         le=200,
-        description="SQL connections kept open per process (as many again may open under "
-        "load); also sizes the Redis connection pool.",
+        description="PostgreSQL connections kept open per process (as many again may open "
+        "under load; SQLite uses one); also sizes the Redis connection pool.",
     )
     purge_interval_seconds: int = Field(
         600,
@@ -147,6 +147,11 @@ class SecuritySettings(_Section):
     )
     remember_consent: bool = Field(
         True, description="Skip the consent page when the same grant was approved before."
+    )
+    remember_consent_for_unverified_clients: bool = Field(
+        True,
+        description="Also skip it for a public client redirecting to a loopback or custom-scheme "
+        "URI, whose identity nothing proves (RFC 8252 §8.6 advises against; false to follow it).",
     )
     session_ttl: int = Field(8 * 3600, ge=60, description="Browser login session lifetime (s).")
     rate_limit_per_minute: int = Field(

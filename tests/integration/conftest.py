@@ -79,7 +79,9 @@ async def auth_server(
     request: pytest.FixtureRequest, settings_factory: Callable[..., Settings], tmp_path: Any
 ) -> AsyncIterator[AS]:
     url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/as.db"
-    settings = settings_factory(issuer=ISSUER, storage={"url": url})
+    marker = request.node.get_closest_marker("as_settings")
+    overrides = marker.kwargs if marker else {}
+    settings = settings_factory(issuer=ISSUER, storage={"url": url}, **overrides)
     clock = Clock()
     ctx = ServerContext.build(settings, open_storage(settings), clock=clock)
     app = create_authorization_server(settings, context=ctx)

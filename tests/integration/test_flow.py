@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import pytest
 
 from ostiary.core.secrets import hash_secret
 from tests.helpers.browserless import authorize
@@ -146,6 +149,55 @@ async def test_remembered_consent_redirects_at_once(auth_server: AS) -> None:
         password="not used: the session and the consent are remembered",
     )
     assert set(_query(location)) == {"code", "state", "iss"}
+
+
+async def _consent_again(server: AS, client: dict[str, Any], **extra: str) -> str:
+    """Sign in and consent once, then authorize again; where the second request lands."""
+    _verifier, challenge = pkce_pair()
+    await authorize(
+        server.http,
+        server.authorize_url(client["client_id"], challenge, **extra),
+        username=USERNAME,
+        password=PASSWORD,
+    )
+    response = await server.http.get(server.authorize_url(client["client_id"], challenge, **extra))
+    assert response.status_code == 303, response.text
+    return str(response.headers["location"])
+
+
+@pytest.mark.as_settings(security={"remember_consent_for_unverified_clients": False})
+async def test_unverified_public_client_is_asked_again_rfc8252_8_6(auth_server: AS) -> None:
+    """A public client with a loopback redirect proves nothing: consent page every time."""
+    client = await auth_server.register()
+
+    location = await _consent_again(auth_server, client)
+
+    assert location.startswith(f"{ISSUER}/interaction/"), location
+    page = await auth_server.http.get(location)
+    assert page.status_code == 200
+    assert 'name="decision"' in page.text
+
+
+@pytest.mark.as_settings(security={"remember_consent_for_unverified_clients": False})
+async def test_confidential_client_keeps_remembered_consent_rfc8252_8_6(auth_server: AS) -> None:
+    """A client that authenticates at the token endpoint: a copycat could not redeem the code."""
+    client = await auth_server.register(token_endpoint_auth_method="client_secret_basic")
+
+    location = await _consent_again(auth_server, client)
+
+    assert set(_query(location)) == {"code", "state", "iss"}
+
+
+@pytest.mark.as_settings(security={"remember_consent_for_unverified_clients": False})
+async def test_public_client_with_https_redirect_keeps_remembered_consent(auth_server: AS) -> None:
+    """Only the owner of an https redirect URI receives the code."""
+    https = "https://app.example/callback"
+    client = await auth_server.register(redirect_uris=[https], application_type="web")
+
+    location = await _consent_again(auth_server, client, redirect_uri=https)
+
+    assert location.startswith(f"{https}?"), location
+    assert set(parse_qs(urlsplit(location).query)) == {"code", "state", "iss"}
 
 
 async def test_metadata_document(auth_server: AS) -> None:

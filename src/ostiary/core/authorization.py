@@ -144,13 +144,39 @@ def error_redirect(ctx: ServerContext, target: RedirectTarget, error: OAuthError
 
 
 async def has_consent(ctx: ServerContext, subject: str, request: AuthorizationRequest) -> bool:
-    """True when a remembered consent covers these scopes for this client and resource."""
-    if not ctx.settings.security.remember_consent:
+    """True when a remembered consent covers these scopes for this client and resource.
+
+    With ``security.remember_consent_for_unverified_clients`` off, a client whose identity
+    nothing proves is asked again every time (RFC 8252 §8.6).
+    """
+    security = ctx.settings.security
+    if not security.remember_consent:
+        return False
+    if not security.remember_consent_for_unverified_clients and not await _identity_assured(
+        ctx, request
+    ):
         return False
     consent = await ctx.storage.get_consent(
         ctx.tenant, subject, request.client_id, request.resource
     )
     return consent is not None and set(request.scopes) <= set(consent.scopes)
+
+
+async def _identity_assured(ctx: ServerContext, request: AuthorizationRequest) -> bool:
+    """Whether only the real client can use a code issued for ``request`` (RFC 8252 §8.6).
+
+    True when the code goes to an ``https`` redirect URI (only its owner receives it) or the
+    client authenticates at the token endpoint (a copycat cannot redeem the code). Any app on
+    a device can claim a public client's id together with a loopback or custom-scheme
+    redirect URI.
+    """
+    if urlsplit(request.redirect_uri).scheme == "https":
+        return True
+    try:
+        client = await load_client(ctx, request.client_id)
+    except InvalidClientMetadataError:
+        return False
+    return client is not None and client.token_endpoint_auth_method != "none"
 
 
 async def approve(ctx: ServerContext, subject: str, request: AuthorizationRequest) -> str:
