@@ -133,6 +133,23 @@ class StorageSettings(_Section):
         ge=0,
         description="Seconds between purges of expired records; 0 disables the periodic purge",
     )
+    encryption_key: SecretStr | None = Field(
+        None,
+        description="AES-256-GCM key sealing signing keys and TOTP secrets at rest: 32 random "
+        "bytes, base64 (`openssl rand -base64 32`). When unset, the key file `storage.key` in "
+        "`data_dir`, created on first start; set it for PostgreSQL or several hosts.",
+    )
+
+    @model_validator(mode="after")
+    def _check_encryption_key(self) -> StorageSettings:
+        if self.encryption_key is not None and token_key_problem(
+            self.encryption_key.get_secret_value()
+        ):
+            raise ValueError(
+                "storage.encryption_key (OSTIARY_STORAGE__ENCRYPTION_KEY) must be 32 bytes, "
+                "base64-encoded; make one with `openssl rand -base64 32`"
+            )
+        return self
 
 
 class SecuritySettings(_Section):

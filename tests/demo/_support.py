@@ -16,6 +16,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -227,8 +228,14 @@ def storage_settings(issuer: str, storage_url: str) -> Any:
     """Settings naming a running server's storage, for reading it from the test."""
     from ostiary.settings import Settings
 
+    # The servers these tests start keep their SQLite file and storage.key in one data_dir.
+    data_dir = Path(storage_url.removeprefix("sqlite:///")).parent
     return Settings(  # type: ignore[call-arg]
-        _env_file=None, issuer=issuer, dev={"enabled": True}, storage={"url": storage_url}
+        _env_file=None,
+        issuer=issuer,
+        dev={"enabled": True},
+        storage={"url": storage_url},
+        data_dir=data_dir,
     )
 
 
@@ -240,6 +247,7 @@ async def resign(token: str, issuer: str, storage_url: str, **claims: Any) -> st
 
     from ostiary.core.keys import import_private_key
     from ostiary.storage import open_storage
+    from ostiary.storage_key import storage_cipher
 
     settings = storage_settings(issuer, storage_url)
     storage = open_storage(settings)
@@ -252,4 +260,4 @@ async def resign(token: str, issuer: str, storage_url: str, **claims: Any) -> st
     payload = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
     payload.update(claims)
     header = {"alg": active.alg, "typ": "at+jwt", "kid": active.kid}
-    return jwt.encode(header, payload, import_private_key(active))
+    return jwt.encode(header, payload, import_private_key(active, storage_cipher(settings)))

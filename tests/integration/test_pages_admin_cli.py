@@ -16,9 +16,11 @@ from typer.testing import CliRunner
 from ostiary.cli.main import app
 from ostiary.core import totp
 from ostiary.core.models import Client, Grant, User
+from ostiary.core.users import open_totp_secret
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
 from ostiary.storage.base import Storage
+from ostiary.storage_key import storage_cipher
 
 runner = CliRunner()
 T = TypeVar("T")
@@ -39,13 +41,17 @@ def ostiary(env: dict[str, str], *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def _storage_call(env: dict[str, str], work: Callable[[Storage, str], Awaitable[T]]) -> T:
-    settings = Settings(
+def _settings(env: dict[str, str]) -> Settings:
+    return Settings(
         _env_file=None,
         storage={"url": env["OSTIARY_STORAGE__URL"]},
         data_dir=env["OSTIARY_DATA_DIR"],
         dev={"enabled": True},
     )
+
+
+def _storage_call(env: dict[str, str], work: Callable[[Storage, str], Awaitable[T]]) -> T:
+    settings = _settings(env)
 
     async def run() -> T:
         storage = open_storage(settings)
@@ -133,8 +139,13 @@ def test_totp_enable_stores_the_secret_it_prints_and_disable_removes_it(
     assert uri.startswith("otpauth://totp/")
     ada = _storage_call(env, stored)
     assert ada is not None
-    assert ada.totp_secret == query["secret"][0]
-    assert totp.verify(ada.totp_secret, totp.totp(ada.totp_secret, 1_900_000_000), 1_900_000_000)
+    # Stored sealed with the key file the CLI made in data_dir; it opens to the printed secret.
+    assert ada.totp_secret is not None and ada.totp_secret.startswith("v1.")
+    cipher = storage_cipher(_settings(env))
+    secret = open_totp_secret(ada, cipher)
+    assert secret == query["secret"][0]
+    assert query["secret"][0] not in ada.totp_secret
+    assert totp.verify(secret, totp.totp(secret, 1_900_000_000), 1_900_000_000)
     _code, listing = ostiary(env, "users", "list")
     assert "totp" in next(line for line in listing.splitlines() if " ada " in line)
 

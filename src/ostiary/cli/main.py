@@ -24,11 +24,12 @@ from ostiary.core import totp
 from ostiary.core.context import ServerContext, system_clock
 from ostiary.core.models import User
 from ostiary.core.registration import build_registered_client
-from ostiary.core.users import hash_password, new_user, validate_password
+from ostiary.core.users import hash_password, new_user, validate_password, with_totp_secret
 from ostiary.errors import ConfigurationError, OAuthError, StorageError
 from ostiary.settings import Settings, load_settings
 from ostiary.storage import open_storage
 from ostiary.storage.base import Storage
+from ostiary.storage_key import storage_cipher
 
 app = typer.Typer(no_args_is_help=True, help="OAuth 2.1 for MCP servers.")
 users_app = typer.Typer(no_args_is_help=True, help="Local user accounts.")
@@ -70,7 +71,7 @@ def _with_storage(settings: Settings, work: Callable[[Storage], Awaitable[T]]) -
 
     try:
         return asyncio.run(run())
-    except (StorageError, OAuthError, ValueError) as exc:
+    except (ConfigurationError, StorageError, OAuthError, ValueError) as exc:
         raise _fail(str(exc)) from None
 
 
@@ -116,7 +117,7 @@ def serve(
         server=server.model_dump(), **({"issuer": issuer} if issuer is not None else {})
     )
     _configure_logging()
-    asyncio.run(_first_start_hint(settings))
+    _preflight(settings)
     console.print(f"ostiary issuer [bold]{settings.issuer}[/] on {server.host}:{server.port}")
     application: Any
     if not demo:
@@ -230,7 +231,7 @@ def gateway(
         settings = _settings(
             server=server.model_dump(), **({"issuer": embedded} if embedded else {})
         )
-        asyncio.run(_first_start_hint(settings))
+        _preflight(settings)
         resource = f"{settings.issuer}/mcp"
         application = create_embedded_gateway(
             settings, upstream_url=upstream, command=command, options=options
@@ -250,17 +251,19 @@ def _configure_logging() -> None:
     logger.propagate = False
 
 
-async def _first_start_hint(settings: Settings) -> None:
-    storage = open_storage(settings)
-    try:
-        await storage.initialize()
-        if not await storage.list_users(settings.storage.tenant):
-            console.print(
-                "No users yet. Create one with: [bold]ostiary users add <username>[/] "
-                "(or `.venv/bin/ostiary users add alice` from this checkout)."
-            )
-    finally:
-        await storage.close()
+def _preflight(settings: Settings) -> None:
+    """Before binding the port: the signing keys open with the storage encryption key (the
+    first one is made here on a first start), and a hint when there are no users yet."""
+
+    async def work(storage: Storage) -> bool:
+        await ServerContext.build(settings, storage).keys.ensure(system_clock())
+        return not await storage.list_users(settings.storage.tenant)
+
+    if _with_storage(settings, work):
+        console.print(
+            "No users yet. Create one with: [bold]ostiary users add <username>[/] "
+            "(or `.venv/bin/ostiary users add alice` from this checkout)."
+        )
 
 
 @app.command("check-config")
@@ -428,7 +431,7 @@ def users_totp_enable(username: str) -> None:
 
     async def work(storage: Storage) -> None:
         user = await _user(storage, settings, username)
-        await storage.save_user(replace(user, totp_secret=secret))
+        await storage.save_user(with_totp_secret(user, secret, storage_cipher(settings)))
 
     _with_storage(settings, work)
     issuer = settings.ui.product_name

@@ -13,10 +13,18 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ostiary._logging import Audit
-from ostiary.core.keys import KeyRing, generate_signing_key, retire
+from ostiary.core.cipher import SecretCipher
+from ostiary.core.keys import (
+    KeyRing,
+    generate_signing_key,
+    is_sealed_jwk,
+    retire,
+    seal_signing_key,
+)
 from ostiary.core.models import Client, SigningKey
 from ostiary.settings import Settings
 from ostiary.storage.base import Storage
+from ostiary.storage_key import storage_cipher
 
 Clock = Callable[[], int]
 
@@ -44,13 +52,19 @@ class JwksSource(Protocol):
 
 @dataclass
 class KeyManager:
-    """Loads, creates and rotates the tenant's signing keys; caches the imported ring."""
+    """Loads, creates and rotates the tenant's signing keys; caches the imported ring.
+
+    Private keys are sealed with ``cipher`` (the storage encryption key) on every write; a
+    ring that does not open with it raises ConfigurationError instead of making a new key,
+    which would orphan every token the stored keys signed.
+    """
 
     storage: Storage
     tenant_id: str
     alg: str
     token_ttl: int
     retire_grace: int
+    cipher: SecretCipher
     _ring: KeyRing | None = None
     _loaded_at: int = -KEY_RELOAD_SECONDS
 
@@ -62,29 +76,44 @@ class KeyManager:
         return self._ring
 
     async def ensure(self, now: int) -> KeyRing:
-        """Create the first key when none exists (first start)."""
+        """Create the first key when none exists (first start); seal legacy plain rows.
+
+        Raises:
+            ConfigurationError: The stored keys were sealed with another storage key.
+        """
         await self._load(now)
+        for record in self._ring.published if self._ring is not None else ():
+            if not is_sealed_jwk(record.private_jwk):
+                await self.storage.save_signing_key(seal_signing_key(record, self.cipher))
         if self._ring is None:
-            await self.storage.save_signing_key(generate_signing_key(self.tenant_id, self.alg, now))
+            await self.storage.save_signing_key(
+                generate_signing_key(self.tenant_id, self.alg, now, cipher=self.cipher)
+            )
             await self._load(now)
         assert self._ring is not None
         return self._ring
 
     async def rotate(self, now: int) -> SigningKey:
-        """Make a new key active; old ones stay published until their tokens expire."""
-        new = generate_signing_key(self.tenant_id, self.alg, now)
+        """Make a new key active; old ones stay published until their tokens expire.
+
+        Raises:
+            ConfigurationError: The stored keys do not open with the storage key; checked
+                before anything is written, so a wrong key never leaves a mixed key set.
+        """
+        await self._load(now)
+        new = generate_signing_key(self.tenant_id, self.alg, now, cipher=self.cipher)
+        publish_for = self.token_ttl + self.retire_grace
         for key in await self.storage.list_signing_keys(self.tenant_id):
             if key.retired_at is None:
-                await self.storage.save_signing_key(
-                    retire(key, now=now, publish_for_seconds=self.token_ttl + self.retire_grace)
-                )
+                retired = retire(key, now=now, publish_for_seconds=publish_for)
+                await self.storage.save_signing_key(seal_signing_key(retired, self.cipher))
         await self.storage.save_signing_key(new)
         await self._load(now)
         return new
 
     async def _load(self, now: int) -> None:
         records = await self.storage.list_signing_keys(self.tenant_id)
-        self._ring = KeyRing.from_records(records, now)
+        self._ring = KeyRing.from_records(records, now, self.cipher)
         self._loaded_at = now
 
 
@@ -94,6 +123,8 @@ class ServerContext:
     storage: Storage
     keys: KeyManager
     audit: Audit
+    #: Seals secrets the server must read back (TOTP secrets; the keys use ``keys.cipher``).
+    cipher: SecretCipher
     clock: Clock = system_clock
     resolver: MetadataResolver | None = None
     jwks: JwksSource | None = None
@@ -116,19 +147,28 @@ class ServerContext:
         clock: Clock = system_clock,
         resolver: MetadataResolver | None = None,
         jwks: JwksSource | None = None,
+        cipher: SecretCipher | None = None,
     ) -> ServerContext:
+        """The context for ``settings``; without ``cipher``, the storage key it names.
+
+        Raises:
+            ConfigurationError: The storage key file exists but holds no valid key.
+        """
+        cipher = cipher if cipher is not None else storage_cipher(settings)
         keys = KeyManager(
             storage=storage,
             tenant_id=settings.storage.tenant,
             alg=settings.tokens.signing_alg,
             token_ttl=settings.tokens.access_token_ttl,
             retire_grace=settings.tokens.key_retire_grace,
+            cipher=cipher,
         )
         return cls(
             settings=settings,
             storage=storage,
             keys=keys,
             audit=Audit(settings.storage.tenant),
+            cipher=cipher,
             clock=clock,
             resolver=resolver,
             jwks=jwks,

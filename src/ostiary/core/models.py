@@ -52,8 +52,9 @@ class User:
     created_at: int
     disabled: bool = False
     display_name: str | None = None
-    #: Base32 RFC 6238 secret when a TOTP second factor is enrolled. Stored as-is, not
-    #: hashed: verifying a code needs the secret itself (see docs/storage-schema.md).
+    #: The RFC 6238 secret when a TOTP second factor is enrolled, sealed with the storage
+    #: encryption key (``v1.…``; legacy rows: plain base32). Not hashed: verifying a code needs
+    #: the secret itself. Read it with ``core.users.open_totp_secret``.
     totp_secret: str | None = None
 
 
@@ -132,6 +133,8 @@ class SigningKey:
     tenant_id: str
     kid: str
     alg: str
+    #: ``{"sealed": "v1.…"}`` (the private JWK sealed with the storage encryption key; legacy
+    #: rows: the plain JWK). Read it with ``core.keys.open_private_jwk``.
     private_jwk: dict[str, Any]
     created_at: int
     #: Set when a newer key took over signing; the key stays in JWKS until ``expires_at``.

@@ -3,18 +3,25 @@
 Login answers the same way, in about the same time, whether the username exists or not: an
 unknown user still costs one argon2 verification against a fixed dummy hash. Hashing runs in a
 worker thread because argon2 is deliberately CPU-heavy and would otherwise stall the event loop.
+
+A TOTP secret cannot be hashed (checking a code needs the secret itself), so it is stored
+sealed with the storage encryption key (:mod:`ostiary.core.cipher`), the associated data naming
+tenant, user and field: a sealed secret copied onto another user does not open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from ostiary.core.cipher import DecryptionError, SecretCipher, is_sealed
 from ostiary.core.models import User
 from ostiary.core.secrets import new_secret
+from ostiary.errors import ConfigurationError
 from ostiary.storage.base import RateLimiter, UserStore
 
 _HASHER = PasswordHasher()
@@ -74,6 +81,42 @@ async def authenticate_user(
     if user is None or not ok or user.disabled:
         return None
     return user
+
+
+# -- TOTP secret at rest ---------------------------------------------------------------------
+
+
+def _totp_associated(user: User) -> str:
+    return f"ostiary-totp-secret|{user.tenant_id}|{user.user_id}|totp_secret"
+
+
+def with_totp_secret(user: User, secret: str | None, cipher: SecretCipher) -> User:
+    """``user`` enrolled with the base32 ``secret`` (stored sealed), or un-enrolled for None."""
+    if secret is None:
+        return replace(user, totp_secret=None)
+    return replace(user, totp_secret=cipher.encrypt(secret, _totp_associated(user)))
+
+
+def open_totp_secret(user: User, cipher: SecretCipher) -> str | None:
+    """The user's base32 TOTP secret, or None when no second factor is enrolled.
+
+    A legacy row holding the plain secret (base32 never contains '.') is returned as it is.
+
+    Raises:
+        ConfigurationError: The storage encryption key is not the one that sealed it.
+    """
+    stored = user.totp_secret
+    if not stored or not is_sealed(stored):
+        return stored or None
+    try:
+        return cipher.decrypt(stored, _totp_associated(user))
+    except DecryptionError:
+        raise ConfigurationError(
+            f"the TOTP secret of user {user.user_id} does not decrypt with {cipher.source}: "
+            "it was sealed with another storage encryption key. Set storage.encryption_key "
+            "(OSTIARY_STORAGE__ENCRYPTION_KEY) to that key, or restore the storage.key file "
+            "in data_dir it came from"
+        ) from None
 
 
 # -- sign-in throttling ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ login page through ``ctx.extra[LOGIN_PROVIDERS]``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -18,9 +19,14 @@ from starlette.responses import Response
 from ostiary.core import authorization as authz
 from ostiary.core import totp
 from ostiary.core.context import ServerContext
-from ostiary.core.models import Interaction
-from ostiary.core.users import LoginThrottle, authenticate_user
-from ostiary.errors import InvalidRequestError, OAuthError
+from ostiary.core.models import Interaction, User
+from ostiary.core.users import LoginThrottle, authenticate_user, open_totp_secret
+from ostiary.errors import (
+    ConfigurationError,
+    InvalidRequestError,
+    OAuthError,
+    TemporarilyUnavailableError,
+)
 from ostiary.server import sessions
 from ostiary.server.http import client_address, rate_limit, read_form
 from ostiary.server.interactions import (
@@ -34,6 +40,8 @@ from ostiary.server.interactions import (
 )
 from ostiary.server.responses import Endpoint, unexpected
 from ostiary.server.ui.render import render_page
+
+log = logging.getLogger("ostiary.server")
 
 WRONG_LOGIN = "Wrong username or password."
 WRONG_CODE = "That code is not valid. Check the time on your device and try again."
@@ -184,7 +192,7 @@ async def _check_code(
     now = ctx.clock()
     address = client_address(request, ctx.settings.server.trust_forwarded_for)
     user = await ctx.storage.get_user(ctx.tenant, str(found.subject))
-    secret = user.totp_secret if user is not None and not user.disabled else None
+    secret = _totp_secret(ctx, user) if user is not None and not user.disabled else None
     if user is None or not secret:
         raise InvalidRequestError("This sign-in request expired or was already completed.")
     throttle = _throttle(ctx)
@@ -207,6 +215,21 @@ async def _check_code(
     response = see_other(f"{ctx.issuer}/interaction/{found.interaction_id}")
     await sessions.start_session(ctx, user.user_id, response)
     return response
+
+
+def _totp_secret(ctx: ServerContext, user: User) -> str | None:
+    """The user's TOTP secret; a 503 page (and an error log naming the setting) when the
+    storage encryption key cannot open it, since no code the user types could ever match."""
+    try:
+        return open_totp_secret(user, ctx.cipher)
+    except ConfigurationError as exc:
+        log.error("login: %s", exc)
+        ctx.audit("login.second_factor_unavailable", subject=user.user_id)
+        raise TemporarilyUnavailableError(
+            "Sign-in with a one-time code is unavailable: this server cannot read its stored "
+            "secrets. Tell the administrator.",
+            detail=str(exc),
+        ) from None
 
 
 def _signed_out(ctx: ServerContext) -> Response:
