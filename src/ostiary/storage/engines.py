@@ -19,6 +19,11 @@ only in how a statement gets to the database:
   multi-statement operation begins with ``BEGIN IMMEDIATE`` (it takes the write lock first,
   so it cannot fail half-way on a lock upgrade). Within the process an ``asyncio.Lock``
   hands the one connection to one operation at a time.
+
+  SQLAlchemy compiles each statement once per set of parameter names; the engine then hands
+  the SQL text and the processed values straight to ``sqlite3`` (SQLAlchemy's per-execution
+  bookkeeping cost twice the statement itself). A statement that needs more than plain
+  binds (a post-compiled ``IN`` list) takes SQLAlchemy's own execution path.
 """
 
 from __future__ import annotations
@@ -27,16 +32,18 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import Executable, create_engine, event
-from sqlalchemy.engine import Connection, CursorResult, make_url
+from sqlalchemy import ClauseElement, Executable, create_engine, event
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.sql.compiler import Compiled, SQLCompiler
 
 from ostiary.errors import StorageError
 
@@ -52,18 +59,27 @@ _BUSY_FIRST_PAUSE_S, _BUSY_MAX_PAUSE_S = 0.0005, 0.05
 MIGRATION_LOCK_KEY = 0x05717A27
 
 
+class Rows(Protocol):
+    """What an executed statement gives back (a ``CursorResult`` has all of it)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def first(self) -> Any: ...
+
+    def all(self) -> Sequence[Any]: ...
+
+
 class Runner(Protocol):
     """One open connection inside an operation: ``await runner.execute(statement, params)``."""
 
-    async def execute(
-        self, statement: Executable, parameters: Params | None = None
-    ) -> CursorResult[Any]: ...
+    async def execute(self, statement: Executable, parameters: Params | None = None) -> Rows: ...
 
 
 class Engine(Protocol):
     """What SqlStorage needs from a database: statements, transactions, migrations."""
 
-    async def run(self, statement: Executable, params: Params, take: Callable[[Any], T]) -> T:
+    async def run(self, statement: Executable, params: Params, take: Callable[[Rows], T]) -> T:
         """Run one statement on its own (autocommit) and return ``take(result)``."""
         ...
 
@@ -95,7 +111,7 @@ class PostgresEngine:
         )
         self._auto = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
-    async def run(self, statement: Executable, params: Params, take: Callable[[Any], T]) -> T:
+    async def run(self, statement: Executable, params: Params, take: Callable[[Rows], T]) -> T:
         try:
             async with self._auto.begin() as conn:
                 return take(await conn.execute(statement, params))
@@ -152,18 +168,95 @@ def _busy(exc: BaseException) -> bool:
     return "locked" in str(orig) or "busy" in str(orig)
 
 
+class _Row(tuple[Any, ...]):
+    """A result row: values by position, and ``_mapping`` by column name (as SQLAlchemy's)."""
+
+    __slots__ = ()
+    _names: tuple[str, ...] = ()
+
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return dict(zip(self._names, self, strict=True))
+
+
+@dataclass(slots=True)
+class _Rows:
+    rows: list[_Row]
+    rowcount: int
+
+    def first(self) -> _Row | None:
+        return self.rows[0] if self.rows else None
+
+    def all(self) -> list[_Row]:
+        return self.rows
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A statement compiled once: its SQL, how to bind it, how to read its rows."""
+
+    compiled: Compiled
+    sql: str
+    binds: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+    row: type[_Row]
+    readers: tuple[Callable[[Any], Any] | None, ...]
+
+    def parameters(self, params: Params) -> tuple[Any, ...]:
+        values = self.compiled.construct_params(params)
+        assert values is not None
+        return tuple(
+            value if bind is None else bind(value)
+            for value, bind in ((values[name], bind) for name, bind in self.binds)
+        )
+
+    def rows(self, cursor: sqlite3.Cursor) -> _Rows:
+        fetched = cursor.fetchall()
+        readers, row = self.readers, self.row
+        if any(reader is not None for reader in readers):
+            fetched = [
+                tuple(v if r is None else r(v) for v, r in zip(values, readers, strict=True))
+                for values in fetched
+            ]
+        return _Rows([row(values) for values in fetched], cursor.rowcount)
+
+
+def _plan(statement: Executable, params: Params, dialect: Dialect) -> _Plan | None:
+    """Compile ``statement`` for SQLite and these parameter names; None if it needs more
+    than plain positional binds."""
+    if not isinstance(statement, ClauseElement):
+        return None
+    compiled = statement.compile(dialect=dialect, column_keys=list(params))
+    if not isinstance(compiled, SQLCompiler) or compiled.positiontup is None:
+        return None
+    if compiled.post_compile_params or compiled.literal_execute_params:
+        return None
+    processors = compiled._bind_processors
+    binds = tuple((name, _single(processors.get(name))) for name in compiled.positiontup)
+    if any(bind is _UNPLANNED for _name, bind in binds):
+        return None
+    columns = compiled._result_columns
+    readers = tuple(c.type._cached_result_processor(dialect, None) for c in columns)
+    row = type("Row", (_Row,), {"__slots__": (), "_names": tuple(c.keyname for c in columns)})
+    return _Plan(compiled, compiled.string, binds, row, readers)
+
+
+def _single(processor: object) -> Callable[[Any], Any] | None:
+    """A bind processor, or _UNPLANNED for SQLAlchemy's tuple-of-processors form."""
+    if processor is None or callable(processor):
+        return processor
+    return _UNPLANNED  # type: ignore[no-any-return]
+
+
 class _LoopRunner:
     """The SQLite connection seen from an operation: ``execute`` runs at once, on the loop."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_engine",)
 
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, engine: SqliteEngine) -> None:
+        self._engine = engine
 
-    async def execute(
-        self, statement: Executable, parameters: Params | None = None
-    ) -> CursorResult[Any]:
-        return self._conn.execute(statement, parameters)
+    async def execute(self, statement: Executable, parameters: Params | None = None) -> Rows:
+        return self._engine.execute_now(statement, parameters or {})
 
 
 class SqliteEngine:
@@ -181,11 +274,46 @@ class SqliteEngine:
         event.listen(self.engine, "connect", _sqlite_pragmas)
         self._conn: Connection | None = None
         self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._plans: dict[tuple[Executable, tuple[str, ...]], _Plan | None] = {}
 
     def _connection(self) -> Connection:
         if self._conn is None:
             self._conn = self.engine.connect()
         return self._conn
+
+    def _dbapi(self) -> sqlite3.Connection:
+        raw = self._connection().connection.dbapi_connection
+        assert isinstance(raw, sqlite3.Connection)
+        return raw
+
+    def execute_now(self, statement: Executable, params: Params) -> Rows:
+        """Run one statement on the connection, in whatever transaction it is in."""
+        key = (statement, tuple(params))
+        plan: _Plan | None = self._plans.get(key, _UNPLANNED)
+        if plan is _UNPLANNED:
+            plan = _plan(statement, params, self.engine.dialect)
+            if len(self._plans) >= _MAX_PLANS:  # statements built per call (rare operations)
+                self._plans.clear()
+            self._plans[key] = plan
+        if plan is None:
+            return cast(Rows, self._connection().execute(statement, params))
+        try:
+            values = plan.parameters(params)
+        except (TypeError, ValueError) as exc:  # a value its column type cannot hold
+            raise StatementError(str(exc), plan.sql, params, exc) from exc
+        try:
+            return plan.rows(self._dbapi().execute(plan.sql, values))
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(plan.sql, values, exc, sqlite3.Error) from exc
+
+    def _finish(self, *, commit: bool) -> None:
+        """End the transaction, SQLAlchemy's bookkeeping and the driver's alike."""
+        conn = self._connection()
+        if conn.in_transaction():
+            conn.commit() if commit else conn.rollback()
+        raw = self._dbapi()
+        if raw.in_transaction:
+            raw.commit() if commit else raw.rollback()
 
     def _serialized(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -198,23 +326,22 @@ class SqliteEngine:
         deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
         pause = _BUSY_FIRST_PAUSE_S
         while True:
-            conn = self._connection()
             try:
-                return attempt(conn)
+                return attempt(self._connection())
             except OperationalError as exc:
-                conn.rollback()
+                self._finish(commit=False)
                 if not _busy(exc) or time.monotonic() >= deadline:
                     raise
             except BaseException:
-                conn.rollback()
+                self._finish(commit=False)
                 raise
             await asyncio.sleep(pause)
             pause = min(pause * 2, _BUSY_MAX_PAUSE_S)
 
-    async def run(self, statement: Executable, params: Params, take: Callable[[Any], T]) -> T:
-        def attempt(conn: Connection) -> T:
-            taken = take(conn.execute(statement, params))
-            conn.commit()  # ends SQLAlchemy's bookkeeping; SQLite committed the statement
+    async def run(self, statement: Executable, params: Params, take: Callable[[Rows], T]) -> T:
+        def attempt(_conn: Connection) -> T:
+            taken = take(self.execute_now(statement, params))
+            self._finish(commit=True)  # only bookkeeping: SQLite committed the statement
             return taken
 
         try:
@@ -227,13 +354,13 @@ class SqliteEngine:
     async def transaction(self) -> AsyncIterator[_LoopRunner]:
         try:
             async with self._serialized():
-                conn = await self._retry(_begin_immediate)
+                await self._retry(_begin_immediate)
                 try:
-                    yield _LoopRunner(conn)
+                    yield _LoopRunner(self)
                 except BaseException:
-                    conn.rollback()
+                    self._finish(commit=False)
                     raise
-                conn.commit()
+                self._finish(commit=True)
         except (SQLAlchemyError, OSError) as exc:
             raise _storage_error(exc) from exc
 
@@ -243,17 +370,23 @@ class SqliteEngine:
             try:
                 upgrade(conn)
             except BaseException:
-                conn.rollback()
+                self._finish(commit=False)
                 raise
-            conn.commit()
+            self._finish(commit=True)
 
     async def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        self._plans.clear()
         self.engine.dispose()
 
 
 def _begin_immediate(conn: Connection) -> Connection:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
     return conn
+
+
+_UNPLANNED: Any = object()
+#: Compiled statements kept per engine; the fixed statements number well under a hundred.
+_MAX_PLANS = 512

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -113,8 +113,8 @@ def _key(**key: object) -> Params:
     return {f"k_{name}": value for name, value in key.items()}
 
 
-def _record(model: Callable[..., M], row: Row[Any] | Mapping[str, Any]) -> M:
-    mapping = row._mapping if isinstance(row, Row) else row
+def _record(model: Callable[..., M], row: Row[Any]) -> M:
+    mapping = row._mapping
     return model(**{k: tuple(v) if k in _TUPLE_FIELDS else v for k, v in mapping.items()})
 
 

@@ -2,7 +2,8 @@
 
 Another connection (standing in for a second process: an admin command, a second server)
 holds the write lock; our writes wait for it with asyncio.sleep, the loop keeps serving other
-tasks meanwhile, and after the deadline the caller gets a StorageError, not a hang.
+tasks meanwhile, and after the deadline the caller gets a StorageError, not a hang. Statements
+go to sqlite3 directly, compiled once; what needs more than plain binds takes SQLAlchemy's path.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import BigInteger, bindparam, literal, select
 
 from ostiary.errors import StorageError
 from ostiary.storage import SqlStorage, engines
+from ostiary.storage.schema import clients
 
-from .records import NOW, grant, refresh
+from .records import NOW, client, grant, refresh, user
 
 TENANT = "t"
 
@@ -114,3 +117,48 @@ async def test_a_write_gives_up_with_storage_error_after_the_deadline(
     assert await store.get_grant(TENANT, "grant-1") is None
     await store.save_grant(grant(TENANT))
     assert await store.get_grant(TENANT, "grant-1") == grant(TENANT)
+
+
+async def test_an_expanding_in_list_takes_sqlalchemys_own_path(store: SqlStorage) -> None:
+    for client_id in ("a", "b", "c"):
+        await store.save_client(client(TENANT, client_id))
+    c = clients.c
+    statement = select(c.client_id).where(
+        c.tenant_id == TENANT, c.client_id.in_(bindparam("ids", expanding=True))
+    )
+    engine = store._engine
+    assert isinstance(engine, engines.SqliteEngine)
+
+    found = await engine.run(statement, {"ids": ["a", "c", "zz"]}, lambda rows: rows.all())
+
+    assert sorted(row[0] for row in found) == ["a", "c"]
+    assert engine._plans[(statement, ("ids",))] is None  # compiled, found unfit, remembered
+
+
+async def test_statements_built_per_call_do_not_grow_the_plan_cache_without_bound(
+    store: SqlStorage,
+) -> None:
+    engine = store._engine
+    assert isinstance(engine, engines.SqliteEngine)
+    for n in range(engines._MAX_PLANS + 100):
+        statement = select(literal(n, BigInteger).label("n"))
+        row = await engine.run(statement, {}, lambda rows: rows.first())
+        assert row[0] == n
+        assert row._mapping == {"n": n}
+    assert len(engine._plans) <= engines._MAX_PLANS
+
+
+async def test_rows_read_back_through_the_column_types(store: SqlStorage) -> None:
+    """JSON comes back as lists and dicts, Boolean as bool, through the direct path."""
+    await store.save_client(client(TENANT, jwks={"keys": []}, extra={"contacts": ["x"]}))
+    await store.save_user(user(TENANT, disabled=True))
+
+    stored_client = await store.get_client(TENANT, "client-1")
+    stored_user = await store.get_user(TENANT, "user-1")
+
+    assert stored_client is not None
+    assert stored_client.redirect_uris == ("http://127.0.0.1/cb", "https://app.example/cb")
+    assert stored_client.jwks == {"keys": []}
+    assert stored_client.extra == {"contacts": ["x"]}
+    assert stored_user is not None
+    assert stored_user.disabled is True
