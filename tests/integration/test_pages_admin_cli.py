@@ -140,7 +140,8 @@ def test_totp_enable_stores_the_secret_it_prints_and_disable_removes_it(
     ada = _storage_call(env, stored)
     assert ada is not None
     # Stored sealed with the key file the CLI made in data_dir; it opens to the printed secret.
-    assert ada.totp_secret is not None and ada.totp_secret.startswith("v1.")
+    assert ada.totp_secret is not None
+    assert ada.totp_secret.startswith("v1.")
     cipher = storage_cipher(_settings(env))
     secret = open_totp_secret(ada, cipher)
     assert secret == query["secret"][0]
