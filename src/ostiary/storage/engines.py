@@ -146,12 +146,16 @@ class PostgresEngine:
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     for pragma in (
-        "PRAGMA busy_timeout=0",  # never block the event loop: SqliteEngine retries instead
+        # Once per process, while the connection opens: switching to WAL needs a moment of
+        # exclusive access, so wait for another process's transaction here...
+        f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}",
         "PRAGMA journal_mode=WAL",
         # NORMAL is durable across a process crash (kill -9) in WAL mode; only a power loss
         # can drop the last transactions, never corrupt the file.
         "PRAGMA synchronous=NORMAL",
         "PRAGMA foreign_keys=ON",
+        # ...and never afterwards: from now on SqliteEngine waits with asyncio.sleep.
+        "PRAGMA busy_timeout=0",
     ):
         cursor.execute(pragma)
     cursor.close()

@@ -155,7 +155,8 @@ class SqlStorage:
         self.url = async_url(url)
         parsed = make_url(self.url)
         self._engine: Engine
-        if parsed.get_backend_name() == "sqlite":
+        self._sqlite = parsed.get_backend_name() == "sqlite"
+        if self._sqlite:
             _check_sqlite_version()
             self._engine = SqliteEngine(parsed.database or "")
             self._up = q.upserts(sqlite.insert)
@@ -323,10 +324,12 @@ class SqlStorage:
         key = _key(tenant_id=tenant_id, token_hash=old_hash)
         rotate = q.ROTATE_WITHIN_GRACE if grace_seconds > 0 else q.ROTATE
         async with self._tx() as conn:
-            # Lock order grant → token, as in revoke_grant: a revocation running now either
-            # finishes first (we then see the old token revoked) or waits for our commit
-            # (its cascade then sees the new token).
-            await conn.execute(q.LOCK_GRANT, _key(tenant_id=tenant_id, grant_id=new.grant_id))
+            # PostgreSQL: lock order grant → token, as in revoke_grant: a revocation running
+            # now either finishes first (we then see the old token revoked) or waits for our
+            # commit (its cascade then sees the new token). SQLite: BEGIN IMMEDIATE already
+            # holds the database's one write lock.
+            if not self._sqlite:
+                await conn.execute(q.LOCK_GRANT, _key(tenant_id=tenant_id, grant_id=new.grant_id))
             won = (
                 await conn.execute(rotate, {**key, "now": now, "since": now - grace_seconds})
             ).first()
