@@ -13,10 +13,12 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +34,7 @@ from bench.report import Results, print_report
 ROOT = Path(__file__).resolve().parent.parent
 WRK_DIR = Path(__file__).resolve().parent / "wrk"
 USER, PASSWORD = "bench", "bench password 123"
-KINDS = ("ostiary", "ostiary-mem", "ostiary-rs", "fastmcp", "sdk-ref", "noauth")
+KINDS = ("ostiary", "ostiary-mem", "ostiary-rs", "fastmcp", "sdk-ref", "noauth", "floor")
 AS_KINDS = ("ostiary", "ostiary-mem", "fastmcp", "sdk-ref")
 SCENARIOS = ("dcr", "flow", "refresh", "tools_call", "memory")
 
@@ -253,6 +255,15 @@ class Bench:
                 name,
                 wrk("refresh.lua", target.base, args, duration=self.duration, threads=4, conns=4),
             )
+        # The ceiling: the same wrk script against a bare ASGI app with a constant answer.
+        args = ["/token", "grant_type=refresh_token&client_id=x", "r", "r", "r", "r"]
+        self.results.add(
+            "refresh",
+            "floor",
+            wrk(
+                "refresh.lua", self.base["floor"], args, duration=self.duration, threads=4, conns=4
+            ),
+        )
 
     def tools_call(self) -> None:
         for name in ("ostiary-rs", "ostiary", "ostiary-mem", "fastmcp", "sdk-ref", "noauth"):
@@ -274,6 +285,31 @@ class Bench:
             rss = (proc.rss_kib() - before_rss) * 1024 / tokens
             disk = (db.stat().st_size - before_db) / tokens if name == "ostiary" else None
             self.results.memory[name] = (rss, disk)
+
+
+def signing_cost_us() -> float:
+    """Median time of one access-token signature as ostiary makes it (ES256, joserfc)."""
+    from ostiary.core.cipher import SecretCipher
+    from ostiary.core.keys import KeyRing, generate_signing_key
+    from ostiary.core.tokens import AccessTokenClaims, mint_access_token
+
+    cipher = SecretCipher(os.urandom(32))
+    ring = KeyRing.from_records([generate_signing_key("t", "ES256", 0, cipher=cipher)], 1, cipher)
+    assert ring is not None
+    claims = AccessTokenClaims(
+        issuer="http://127.0.0.1:8000",
+        subject="u" * 22,
+        audience="http://127.0.0.1:8000/mcp",
+        client_id="c" * 22,
+        scopes=("mcp:read",),
+        jti="j" * 22,
+        issued_at=0,
+        expires_at=900,
+    )
+    runs = [
+        timeit.timeit(lambda: mint_access_token(ring, claims), number=500) / 500 for _ in range(5)
+    ]
+    return statistics.median(runs) * 1e6
 
 
 def main() -> None:
@@ -303,6 +339,7 @@ def main() -> None:
                     getattr(bench, scenario)()
         if "memory" in scenarios:
             bench.memory(options.tokens)
+    bench.results.signing_us = signing_cost_us()
     print_report(
         bench.results, repeat=options.repeat, duration=bench.duration, tokens=options.tokens
     )

@@ -10,8 +10,8 @@ PEERS = ("fastmcp", "sdk-ref")
 TITLES = {
     "dcr": "DCR: POST /register (wrk, 2 threads x 8 connections)",
     "flow": "full flow: GET /authorize -> POST /token, one access token per op "
-    "(wrk + Lua, 4 x 1; ostiary: signed-in user with remembered consent, 3 requests; "
-    "peers auto-approve, 2 requests)",
+    "(wrk + Lua, 4 x 1, 2 requests each; ostiary: signed-in user with remembered consent; "
+    "peers auto-approve)",
     "refresh": "token endpoint: refresh_token grant with rotation (wrk + Lua, 4 x 1)",
     "tools_call": "protected tools/call echo, stateless streamable HTTP (wrk, 2 x 16)",
 }
@@ -21,6 +21,7 @@ TITLES = {
 class Results:
     cells: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     memory: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+    signing_us: float | None = None
 
     def add(self, scenario: str, server: str, result: dict[str, Any]) -> None:
         self.cells.setdefault(scenario, {}).setdefault(server, []).append(result)
@@ -28,6 +29,21 @@ class Results:
 
 def _median(runs: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(r[key] for r in runs))
+
+
+def _print_ceiling(floor: float, fastest: float, signing_us: float | None) -> None:
+    """How far a 3 x peer target is from what the HTTP server alone can do."""
+    print(
+        f"ceiling: a bare ASGI app with a constant answer (floor) serves {floor:.0f}/s; "
+        f"3 x fastest peer = {3 * fastest:.0f}/s = {3 * fastest / floor:.0%} of it"
+    )
+    if signing_us is not None:
+        budget = 1e6 / (3 * fastest) - 1e6 / floor
+        print(
+            f"per request at 3 x peer: {1e6 / (3 * fastest):.0f} us, of which the server "
+            f"alone takes {1e6 / floor:.0f} us, leaving {budget:.0f} us; one ES256 access "
+            f"token signature (joserfc) takes {signing_us:.0f} us"
+        )
 
 
 def print_report(results: Results, *, repeat: int, duration: int, tokens: int) -> None:
@@ -53,6 +69,8 @@ def print_report(results: Results, *, repeat: int, duration: int, tokens: int) -
             print(f"target ostiary-rs >= 0.90 x noauth (same server, same tool): {verdict}")
             continue
         fastest = max(ops[p] for p in PEERS)
+        if "floor" in ops:
+            _print_ceiling(ops["floor"], fastest, results.signing_us)
         for ours in ("ostiary", "ostiary-mem"):
             line = f"ratio {ours}" + ", ".join(f"/{p} {ops[ours] / ops[p]:.2f}" for p in PEERS)
             if scenario in ("flow", "refresh"):

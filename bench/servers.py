@@ -98,6 +98,31 @@ def fastmcp(port: int) -> Any:
     return server.http_app(path="/mcp", stateless_http=True, json_response=True)
 
 
+def floor(port: int) -> Any:
+    """The ceiling: a bare ASGI app answering every request with a constant token response.
+
+    No framework, no parsing, no storage, no signature: what uvicorn alone serves here, the
+    most any Python token endpoint on the same server could reach.
+    """
+    body = b'{"access_token":"x","token_type":"Bearer","expires_in":900,"refresh_token":"r"}'
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:
+            more = (await receive()).get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
 def ostiary_memory(port: int) -> Any:
     """``ostiary serve``'s app (AS + demo) on memory storage, with the bench user."""
     import asyncio
@@ -143,6 +168,7 @@ def main() -> None:
         "sdk-ref": sdk_ref,
         "fastmcp": fastmcp,
         "ostiary-mem": ostiary_memory,
+        "floor": floor,
     }
     app = ostiary_rs(port, sys.argv[3]) if kind == "ostiary-rs" else builders[kind](port)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
