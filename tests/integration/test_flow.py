@@ -165,6 +165,54 @@ async def _consent_again(server: AS, client: dict[str, Any], **extra: str) -> st
     return str(response.headers["location"])
 
 
+async def _lands_without_page(server: AS, client_id: str, scope: str) -> bool:
+    """Whether a signed-in user's authorization for ``scope`` returns a code at once."""
+    _verifier, challenge = pkce_pair()
+    response = await server.http.get(server.authorize_url(client_id, challenge, scope=scope))
+    assert response.status_code == 303, response.text
+    return bool(response.headers["location"].startswith(REDIRECT))
+
+
+async def test_asking_for_fewer_scopes_keeps_the_remembered_consent(auth_server: AS) -> None:
+    client = await auth_server.register()
+    _verifier, challenge = pkce_pair()
+    both = "mcp:read mcp:write"
+    await authorize(
+        auth_server.http,
+        auth_server.authorize_url(client["client_id"], challenge, scope=both),
+        username=USERNAME,
+        password=PASSWORD,
+    )
+
+    assert await _lands_without_page(auth_server, client["client_id"], "mcp:read")
+    assert await _lands_without_page(auth_server, client["client_id"], both)
+    tenant = auth_server.settings.storage.tenant
+    user = await auth_server.ctx.storage.get_user_by_username(tenant, USERNAME)
+    assert user is not None
+    consent = await auth_server.ctx.storage.get_consent(
+        tenant, user.user_id, client["client_id"], RESOURCE
+    )
+    assert consent is not None
+    assert consent.scopes == ("mcp:read", "mcp:write")
+
+
+async def test_approving_more_scopes_adds_to_the_remembered_consent(auth_server: AS) -> None:
+    client = await auth_server.register()
+    for scope in ("mcp:read", "mcp:write"):  # two decisions, each on the consent page
+        _verifier, challenge = pkce_pair()
+        location = await authorize(
+            auth_server.http,
+            auth_server.authorize_url(client["client_id"], challenge, scope=scope),
+            username=USERNAME,
+            password=PASSWORD,
+        )
+        assert set(_query(location)) == {"code", "state", "iss"}
+
+    assert await _lands_without_page(auth_server, client["client_id"], "mcp:read")
+    assert await _lands_without_page(auth_server, client["client_id"], "mcp:read mcp:write")
+    assert not await _lands_without_page(auth_server, client["client_id"], "offline_access")
+
+
 @pytest.mark.as_settings(security={"remember_consent_for_unverified_clients": False})
 async def test_unverified_public_client_is_asked_again_rfc8252_8_6(auth_server: AS) -> None:
     """A public client with a loopback redirect proves nothing: consent page every time."""

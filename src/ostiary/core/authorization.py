@@ -162,6 +162,17 @@ async def has_consent(ctx: ServerContext, subject: str, request: AuthorizationRe
     return consent is not None and set(request.scopes) <= set(consent.scopes)
 
 
+async def _remember(
+    ctx: ServerContext, subject: str, request: AuthorizationRequest, now: int
+) -> None:
+    """Add the approved scopes to what this user approved for the client and resource."""
+    before = await ctx.storage.get_consent(ctx.tenant, subject, request.client_id, request.resource)
+    scopes = tuple(dict.fromkeys((*(before.scopes if before else ()), *request.scopes)))
+    await ctx.storage.save_consent(
+        Consent(ctx.tenant, subject, request.client_id, request.resource, scopes, now)
+    )
+
+
 async def _identity_assured(ctx: ServerContext, request: AuthorizationRequest) -> bool:
     """Whether only the real client can use a code issued for ``request`` (RFC 8252 §8.6).
 
@@ -179,21 +190,27 @@ async def _identity_assured(ctx: ServerContext, request: AuthorizationRequest) -
     return client is not None and client.token_endpoint_auth_method != "none"
 
 
-async def approve(ctx: ServerContext, subject: str, request: AuthorizationRequest) -> str:
-    """Record consent, create the grant and a single-use code; returns the redirect URL."""
-    url, _grant = await approve_with_grant(ctx, subject, request)
+async def approve(
+    ctx: ServerContext, subject: str, request: AuthorizationRequest, *, remembered: bool = False
+) -> str:
+    """Create the grant and a single-use code; returns the redirect URL.
+
+    A decision the user just made is added to the remembered consent; a request that the
+    remembered consent already covered (``remembered``) leaves it as it is, so asking for
+    fewer scopes once does not shrink what the user approved before.
+    """
+    url, _grant = await approve_with_grant(ctx, subject, request, remembered=remembered)
     return url
 
 
 async def approve_with_grant(
-    ctx: ServerContext, subject: str, request: AuthorizationRequest
+    ctx: ServerContext, subject: str, request: AuthorizationRequest, *, remembered: bool = False
 ) -> tuple[str, Grant]:
     """:func:`approve`, also returning the grant it created (to attach upstream tokens)."""
     now = ctx.clock()
     settings = ctx.settings
-    await ctx.storage.save_consent(
-        Consent(ctx.tenant, subject, request.client_id, request.resource, request.scopes, now)
-    )
+    if not remembered:
+        await _remember(ctx, subject, request, now)
     grant = Grant(
         tenant_id=ctx.tenant,
         grant_id=new_secret(16),

@@ -90,7 +90,7 @@ async def _start_interaction(
     if signed_in is not None and await authz.has_consent(ctx, signed_in[0].subject, req):
         # Signed in and a remembered consent covers this request: no page to show, so no
         # interaction to park; redirect with the code at once.
-        return see_other(await authz.approve(ctx, signed_in[0].subject, req))
+        return see_other(await authz.approve(ctx, signed_in[0].subject, req, remembered=True))
     client_uri = _https_or_none(client.client_uri) if client else None
     if client is not None and client.source == "cimd":
         # A metadata-document client is identified by its https URL: show that host.
@@ -118,7 +118,9 @@ def interaction_endpoint(ctx: ServerContext) -> Endpoint:
             if req is None:
                 return await finish(ctx, found, lambda: _account_url(ctx))
             if await authz.has_consent(ctx, session.subject, req):
-                return await finish(ctx, found, lambda: authz.approve(ctx, session.subject, req))
+                return await finish(
+                    ctx, found, lambda: authz.approve(ctx, session.subject, req, remembered=True)
+                )
             return _consent_page(ctx, found, req, browser, user)
         except OAuthError as exc:
             return error_page(ctx, exc)
