@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,7 +92,9 @@ async def test_file_store_writes_one_private_file_per_issuer(tmp_path: Path) -> 
     await store.save_tokens(A, R, TOKENS)
     await store.save_tokens(B, R, TOKENS)
     files = sorted((tmp_path / "tokens").iterdir())
-    assert [f.name for f in files] == sorted([store.path_for(A).name, store.path_for(B).name])
+    data = [store.path_for(A), store.path_for(B)]
+    locks = [path.with_suffix(".lock") for path in data]
+    assert [f.name for f in files] == sorted(path.name for path in data + locks)
     assert all(stat.S_IMODE(os.stat(f).st_mode) == 0o600 for f in files)
     assert stat.S_IMODE(os.stat(tmp_path / "tokens").st_mode) == 0o700
     assert store.path_for(B).name.startswith("as-b.example_tenant-")
@@ -114,8 +118,51 @@ async def test_file_store_leaves_no_temporary_files(tmp_path: Path) -> None:
     store = FileTokenStore(tmp_path)
     for n in range(5):
         await store.save_tokens(A, R, TOKENS.model_copy(update={"access_token": f"at{n}"}))
-    assert [p.name for p in tmp_path.iterdir()] == [store.path_for(A).name]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted([store.path_for(A).name, store.path_for(A).with_suffix(".lock").name])
     assert (await store.get_tokens(A, R)).access_token == "at4"  # type: ignore[union-attr]
+
+
+_WRITER = """
+import asyncio, sys
+from ostiary.client.token_store import FileTokenStore
+from ostiary.client.tokens import TokenSet
+
+async def main(directory, worker):
+    store = FileTokenStore(directory)
+    sys.stdin.readline()  # start together
+    for n in range(15):
+        tokens = TokenSet(access_token=f"at-{worker}-{n}", refresh_token="rt", scope="s")
+        await store.save_tokens("https://as-a.example", f"https://mcp.example/{worker}/{n}", tokens)
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+async def test_file_store_keeps_every_update_of_processes_writing_at_once(tmp_path: Path) -> None:
+    """Four programs add different resources under one issuer at the same time: no update
+    is lost (each read-modify-write holds the issuer's lock file)."""
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(tmp_path), str(worker)],
+            stdin=subprocess.PIPE,
+            text=True,
+        )
+        for worker in range(4)
+    ]
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.close()
+    assert [worker.wait(60) for worker in workers] == [0, 0, 0, 0]
+
+    grants = await FileTokenStore(tmp_path).list_grants()
+
+    assert sorted(
+        (g.resource, g.tokens.access_token if g.tokens else None) for g in grants
+    ) == sorted(
+        (f"https://mcp.example/{w}/{n}", f"at-{w}-{n}") for w in range(4) for n in range(15)
+    )
 
 
 def test_default_store_uses_the_keyring_when_one_works(os_keyring: DictKeyring) -> None:

@@ -4,16 +4,21 @@ Everything is keyed by the issuer that issued it and the resource it is for, so 
 client credentials from one authorization server are never presented to another (SEP-2352).
 Two backends: :class:`MemoryTokenStore` (tests, one-shot programs) and
 :class:`FileTokenStore` (one JSON file per issuer, mode ``0600`` in a ``0700`` directory,
-replaced atomically through a temporary file and ``os.replace``).
+replaced atomically through a temporary file and ``os.replace``; every read-modify-write
+holds an exclusive ``flock`` on the issuer's lock file, so two programs updating different
+resources at once both keep their change).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -189,16 +194,29 @@ class FileTokenStore(EntryStore):
             Path(temp).unlink(missing_ok=True)
             raise
 
+    @contextlib.contextmanager
+    def _locked(self, issuer: str) -> Iterator[None]:
+        """Hold the issuer's lock file exclusively (other processes wait, briefly)."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = self.path_for(issuer).with_suffix(".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     def _update(self, issuer: str, resource: str, key: str, value: Any | None) -> None:
-        data = self._read(issuer)
-        entry = data["resources"].setdefault(resource, {})
-        if value is None:
-            entry.pop(key, None)
-        else:
-            entry[key] = value
-        if not entry:
-            del data["resources"][resource]
-        self._write(issuer, data)
+        with self._locked(issuer):
+            data = self._read(issuer)
+            entry = data["resources"].setdefault(resource, {})
+            if value is None:
+                entry.pop(key, None)
+            else:
+                entry[key] = value
+            if not entry:
+                del data["resources"][resource]
+            self._write(issuer, data)
 
     def _entry(self, issuer: str, resource: str, key: str) -> Any:
         entry = self._read(issuer)["resources"].get(resource)
