@@ -250,6 +250,8 @@ def _json_reply(document: dict[str, Any]) -> Reply:
 async def test_two_processes_never_spend_a_code_or_refresh_token_twice(tmp_path: Path) -> None:
     """DESIGN "Bad input": concurrent requests across processes sharing PostgreSQL."""
     import asyncio
+    import base64
+    import secrets
     import uuid
 
     from tests._services import postgres_url
@@ -257,6 +259,8 @@ async def test_two_processes_never_spend_a_code_or_refresh_token_twice(tmp_path:
     shared = {
         "OSTIARY_STORAGE__URL": postgres_url(),
         "OSTIARY_STORAGE__TENANT": f"t-{uuid.uuid4().hex}",
+        # Two data_dirs, one database: both need the same storage key (docs/storage-schema.md).
+        "OSTIARY_STORAGE__ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "OSTIARY_TOKENS__REFRESH_GRACE_SECONDS": "0",
         "OSTIARY_SECURITY__RATE_LIMIT_PER_MINUTE": "1000",
         # tests/helpers/browserless.py cannot follow the instant redirect of a remembered
