@@ -18,13 +18,14 @@ def _query(location: str) -> dict[str, list[str]]:
     return parse_qs(urlsplit(location).query)
 
 
+async def _through_pages(server: AS, client_id: str, challenge: str, **extra: str) -> str:
+    """Authorize as the test user through the real pages; the final redirect's Location."""
+    url = server.authorize_url(client_id, challenge, **extra)
+    return await authorize(server.http, url, username=USERNAME, password=PASSWORD)
+
+
 async def _code(server: AS, client_id: str, challenge: str) -> str:
-    location = await authorize(
-        server.http,
-        server.authorize_url(client_id, challenge),
-        username=USERNAME,
-        password=PASSWORD,
-    )
+    location = await _through_pages(server, client_id, challenge)
     query = _query(location)
     assert query["state"] == ["st4te"]
     assert query["iss"] == [ISSUER]
@@ -154,12 +155,7 @@ async def test_remembered_consent_redirects_at_once(auth_server: AS) -> None:
 async def _consent_again(server: AS, client: dict[str, Any], **extra: str) -> str:
     """Sign in and consent once, then authorize again; where the second request lands."""
     _verifier, challenge = pkce_pair()
-    await authorize(
-        server.http,
-        server.authorize_url(client["client_id"], challenge, **extra),
-        username=USERNAME,
-        password=PASSWORD,
-    )
+    await _through_pages(server, client["client_id"], challenge, **extra)
     response = await server.http.get(server.authorize_url(client["client_id"], challenge, **extra))
     assert response.status_code == 303, response.text
     return str(response.headers["location"])
@@ -177,12 +173,7 @@ async def test_asking_for_fewer_scopes_keeps_the_remembered_consent(auth_server:
     client = await auth_server.register()
     _verifier, challenge = pkce_pair()
     both = "mcp:read mcp:write"
-    await authorize(
-        auth_server.http,
-        auth_server.authorize_url(client["client_id"], challenge, scope=both),
-        username=USERNAME,
-        password=PASSWORD,
-    )
+    await _through_pages(auth_server, client["client_id"], challenge, scope=both)
 
     assert await _lands_without_page(auth_server, client["client_id"], "mcp:read")
     assert await _lands_without_page(auth_server, client["client_id"], both)
@@ -200,12 +191,7 @@ async def test_approving_more_scopes_adds_to_the_remembered_consent(auth_server:
     client = await auth_server.register()
     for scope in ("mcp:read", "mcp:write"):  # two decisions, each on the consent page
         _verifier, challenge = pkce_pair()
-        location = await authorize(
-            auth_server.http,
-            auth_server.authorize_url(client["client_id"], challenge, scope=scope),
-            username=USERNAME,
-            password=PASSWORD,
-        )
+        location = await _through_pages(auth_server, client["client_id"], challenge, scope=scope)
         assert set(_query(location)) == {"code", "state", "iss"}
 
     assert await _lands_without_page(auth_server, client["client_id"], "mcp:read")
@@ -270,11 +256,8 @@ async def test_self_registered_scope_does_not_cap_step_up(auth_server: AS) -> No
     """MCP step-up: a DCR client registered with mcp:read may later ask for mcp:write."""
     client = await auth_server.register(scope="mcp:read")
     _verifier, challenge = pkce_pair()
-    location = await authorize(
-        auth_server.http,
-        auth_server.authorize_url(client["client_id"], challenge, scope="mcp:read mcp:write"),
-        username=USERNAME,
-        password=PASSWORD,
+    location = await _through_pages(
+        auth_server, client["client_id"], challenge, scope="mcp:read mcp:write"
     )
     assert set(_query(location)) == {"code", "state", "iss"}
 
