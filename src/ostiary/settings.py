@@ -323,7 +323,9 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000", description="Issuer URL; https unless dev mode is on."
     )
     data_dir: Path = Field(
-        Path(".ostiary"), description="Local state: holds the default SQLite database."
+        Path(".ostiary"),
+        description="Local state: the default SQLite database and, unless "
+        "`storage.encryption_key` is set, the storage key file `storage.key`.",
     )
     server: ServerSettings = Field(default_factory=ServerSettings)
     tokens: TokenSettings = Field(default_factory=TokenSettings)
