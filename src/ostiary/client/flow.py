@@ -10,62 +10,45 @@ expiry. It is an async generator over :class:`~ostiary.client._http.HttpRequest`
 
 Async generators cannot ``yield from`` or return values, so each step is a generator that
 leaves its result on the flow object and yields its sub-steps to :func:`drive`.
+
+This module holds the driver, the records and the decisions that tie the steps together
+(retry, recover, step up). The steps themselves are mixed in by concern: metadata fetching
+from :mod:`ostiary.client.flow_discovery`, registration and token requests from
+:mod:`ostiary.client.flow_tokens`.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
 from ostiary.client._http import HttpRequest, HttpResponse
-from ostiary.client.authorization import (
-    AuthorizationCallback,
-    start_authorization,
-    validate_callback,
-)
+from ostiary.client.authorization import AuthorizationCallback
 from ostiary.client.challenges import BearerChallenge, parse_bearer_challenge
 from ostiary.client.discovery import (
     AuthorizationServerMetadata,
     ProtectedResourceMetadata,
-    ResourceMismatchError,
-    as_metadata_urls,
     canonical_resource,
-    parse_as_metadata,
-    parse_prm,
-    prm_urls,
     require_pkce_s256,
     require_secure_urls,
 )
-from ostiary.client.dpop import DPOP_ALGORITHM, DPoPSigner
-from ostiary.client.registration import (
-    ClientConfig,
-    ClientRegistration,
-    build_registration_request,
-    choose_registration,
-    parse_registration_response,
-    static_registration,
-)
+from ostiary.client.dpop import DPoPSigner
+from ostiary.client.flow_discovery import DiscoverySteps
+from ostiary.client.flow_tokens import TokenSteps
+from ostiary.client.registration import ClientConfig, ClientRegistration
 from ostiary.client.token_store import MemoryTokenStore, TokenStore
-from ostiary.client.tokens import (
-    TokenSet,
-    authorization_code_request,
-    client_credentials_request,
-    jwt_bearer_request,
-    parse_token_response,
-    refresh_request,
-)
-from ostiary.errors import AuthorizationFlowError, DiscoveryError
+from ostiary.client.tokens import TokenSet
+from ostiary.errors import AuthorizationFlowError
 
 __all__ = ["MAX_STEP_UP_ATTEMPTS", "OAuthFlow", "OriginalRequest", "ServerContext"]
 
 #: MCP "Step-Up Authorization Flow": retry no more than a few times. Counts every
 #: authorization made while handling one request, the first one included.
 MAX_STEP_UP_ATTEMPTS = 3
-OFFLINE_ACCESS = "offline_access"
 
 Grant = Literal["authorization_code", "client_credentials", "jwt_bearer"]
 
@@ -151,7 +134,7 @@ def _is_insufficient_scope(response: HttpResponse) -> BearerChallenge | None:
     return challenge
 
 
-class OAuthFlow:
+class OAuthFlow(DiscoverySteps, TokenSteps):
     """Shared, transport-neutral state of one client's authorization with one MCP server.
 
     Args:
@@ -256,86 +239,6 @@ class OAuthFlow:
             response = yield self._credentials(method, url)
 
     # ------------------------------------------------------------------ discovery
-    async def _discover_prm(self, server_url: str, challenge: BearerChallenge | None) -> Step:
-        problems: list[str] = []
-        hint = challenge.resource_metadata if challenge else None
-        if not self.client.allow_insecure_http:
-            require_secure_urls([server_url, hint], "protected resource metadata")
-        for url in prm_urls(server_url, hint):
-            response = yield HttpRequest.get_json(url)
-            if response.status_code != 200:
-                problems.append(f"{url}: HTTP {response.status_code}")
-                continue
-            body = response.json()
-            if body is None:
-                problems.append(f"{url}: not JSON")
-                continue
-            try:
-                self._prm = parse_prm(body, url, server_url)
-            except ResourceMismatchError:
-                raise  # fatal: never authorize for a resource the metadata is not about
-            except DiscoveryError as exc:
-                problems.append(str(exc))
-                continue
-            return
-        not_found = all(p.endswith("HTTP 404") for p in problems)
-        if not_found and self.client.legacy_discovery:
-            self._prm = None  # a 2025-03-26 server: no PRM at all (see _discover_legacy)
-            return
-        raise DiscoveryError(
-            f"no protected resource metadata found for {server_url} ({'; '.join(problems)})"
-        )
-
-    async def _discover_legacy(self, server_url: str) -> Step:
-        """MCP 2025-03-26 back-compat: the MCP server's origin is the authorization server.
-
-        Its RFC 8414 metadata is read from the origin root; when there is none, the
-        2025-03-26 default endpoints ``/authorize``, ``/token`` and ``/register`` are used.
-        """
-        parts = urlsplit(server_url)
-        origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
-        self._prm = ProtectedResourceMetadata(
-            resource=canonical_resource(server_url), authorization_servers=[origin]
-        )
-        response = yield HttpRequest.get_json(f"{origin}/.well-known/oauth-authorization-server")
-        body = response.json() if response.status_code == 200 else None
-        if body is not None:
-            self._metadata = parse_as_metadata(body, origin, origin)
-            return
-        if response.status_code != 404:
-            raise DiscoveryError(
-                f"authorization server metadata at {origin} answered HTTP {response.status_code}"
-            )
-        self._metadata = AuthorizationServerMetadata(
-            issuer=origin,
-            authorization_endpoint=f"{origin}/authorize",
-            token_endpoint=f"{origin}/token",
-            registration_endpoint=f"{origin}/register",
-            # 2025-03-26 made PKCE mandatory for every client, so S256 is assumed.
-            code_challenge_methods_supported=["S256"],
-        )
-
-    async def _discover_as(self, issuer: str) -> Step:
-        problems: list[str] = []
-        for url in as_metadata_urls(issuer):
-            response = yield HttpRequest.get_json(url)
-            if response.status_code != 200:
-                problems.append(f"{url}: HTTP {response.status_code}")
-                continue
-            body = response.json()
-            if body is None:
-                problems.append(f"{url}: not JSON")
-                continue
-            try:
-                self._metadata = parse_as_metadata(body, url, issuer)
-            except DiscoveryError as exc:
-                problems.append(str(exc))
-                continue
-            return
-        raise DiscoveryError(
-            f"no usable authorization server metadata for {issuer} ({'; '.join(problems)})"
-        )
-
     async def _discover(self, server_url: str, challenge: BearerChallenge | None) -> Step:
         yield self._discover_prm(server_url, challenge)
         if self._prm is None:
@@ -410,196 +313,3 @@ class OAuthFlow:
         # SEP-2350: ask for the union of what was asked before and what is challenged now.
         self.requested_scopes = tuple(dict.fromkeys((*self.requested_scopes, *challenge.scopes)))
         yield self._authorize(context, None)
-
-    # ------------------------------------------------------------------ tokens
-    @property
-    def _signing(self) -> tuple[str, str] | None:
-        pem = self.client.private_key_pem
-        return (pem, self.client.signing_algorithm) if pem else None
-
-    async def _refresh(self, context: ServerContext, refresh_token: str) -> Step:
-        registration = await self._registration(context)
-        if registration is None:
-            raise AuthorizationFlowError("no client registration to refresh with")
-        yield self._token_call(
-            context,
-            refresh_request(
-                refresh_token=refresh_token,
-                resource=context.resource,
-                registration=registration,
-                metadata=context.metadata,
-                signing=self._signing,
-            ),
-        )
-        response = self._take_token_response()
-        try:
-            tokens = parse_token_response(
-                response,
-                requested_scope=self.tokens.scope if self.tokens else None,
-                previous_refresh_token=refresh_token,
-            )
-        except AuthorizationFlowError:
-            self.tokens = None
-            await self.store.delete_tokens(context.issuer, context.resource)
-            raise
-        await self._save_tokens(context, tokens)
-
-    async def _save_tokens(self, context: ServerContext, tokens: TokenSet) -> None:
-        if tokens.token_type == "DPoP":
-            # RFC 9449 §5: the tokens are bound to this key; keep it with them so a
-            # later run can still present them.
-            tokens = tokens.model_copy(update={"dpop_key": self.dpop.private_jwk()})
-        self.tokens = tokens
-        await self.store.save_tokens(context.issuer, context.resource, tokens)
-
-    def _scope_for(self, context: ServerContext, challenge: BearerChallenge | None) -> str | None:
-        """MCP "Scope Selection Strategy": challenge → PRM scopes_supported → configured → omit."""
-        if challenge is not None and challenge.scopes:
-            self.requested_scopes = tuple(
-                dict.fromkeys((*self.requested_scopes, *challenge.scopes))
-            )
-        if not self.requested_scopes:
-            if context.prm.scopes_supported:
-                self.requested_scopes = tuple(context.prm.scopes_supported)
-            elif self.client.scope:
-                self.requested_scopes = tuple(self.client.scope.split())
-        scopes = list(self.requested_scopes)
-        offered = context.metadata.scopes_supported or []
-        wants_refresh = "refresh_token" in self.client.grant_types
-        if (
-            self.grant == "authorization_code"
-            and wants_refresh
-            and OFFLINE_ACCESS in offered
-            and OFFLINE_ACCESS not in scopes
-        ):
-            scopes.append(OFFLINE_ACCESS)  # MCP "Refresh Tokens": MAY ask when offered
-        return " ".join(scopes) or None
-
-    # ------------------------------------------------------------------ registration
-    async def _registration(self, context: ServerContext) -> ClientRegistration | None:
-        if self.registration is not None and self.registration.issuer == context.issuer:
-            return self.registration
-        strategy = choose_registration(self.client, context.metadata)
-        if strategy != "dynamic":
-            self.registration = static_registration(self.client, context.metadata, strategy)
-            # Kept for reference only (logout revokes with it); never read back for use.
-            await self.store.save_registration(context.resource, self.registration)
-            return self.registration
-        stored = await self.store.get_registration(context.issuer, context.resource)
-        usable = stored is not None and stored.strategy == "dynamic" and not stored.is_expired()
-        if stored is not None and usable and stored.issuer == context.issuer:
-            self.registration = stored
-            return stored
-        return None
-
-    async def _register(self, context: ServerContext) -> Step:
-        if await self._registration(context) is not None:
-            return
-        endpoint = context.metadata.registration_endpoint
-        assert endpoint is not None  # choose_registration only says "dynamic" when present
-        response = yield HttpRequest.post_json(
-            endpoint, build_registration_request(self.client, context.metadata)
-        )
-        registration = parse_registration_response(
-            response.status_code, response.json(), context.metadata, self.client
-        )
-        self.registration = registration
-        await self.store.save_registration(context.resource, registration)
-
-    # ------------------------------------------------------------------ authorization
-    async def _authorize(self, context: ServerContext, challenge: BearerChallenge | None) -> Step:
-        yield self._register(context)
-        registration = self.registration
-        assert registration is not None
-        scope = self._scope_for(context, challenge)
-        self.authorizations += 1
-        yield self._token_call(context, await self._grant_request(context, registration, scope))
-        response = self._take_token_response()
-        try:
-            tokens = parse_token_response(response, requested_scope=scope)
-        except AuthorizationFlowError as exc:
-            if exc.error == "invalid_client" and registration.strategy == "dynamic":
-                # The AS forgot us (or the secret expired): register afresh next time.
-                self.registration = None
-                await self.store.delete_registration(context.issuer, context.resource)
-            raise
-        await self._save_tokens(context, tokens)
-
-    def _uses_dpop(self, context: ServerContext) -> bool:
-        offered = context.metadata.dpop_signing_alg_values_supported or []
-        return self.client.use_dpop and DPOP_ALGORITHM in offered
-
-    def _with_proof(self, context: ServerContext, request: HttpRequest) -> HttpRequest:
-        if not self._uses_dpop(context):
-            return request
-        proof = self.dpop.proof(request.method, request.url, nonce=self._as_nonce)
-        return replace(request, headers={**request.headers, "DPoP": proof})
-
-    async def _token_call(self, context: ServerContext, request: HttpRequest) -> Step:
-        """POST to the token endpoint, answering one ``use_dpop_nonce`` demand (RFC 9449 §8)."""
-        response = yield self._with_proof(context, request)
-        nonce = response.headers.get("dpop-nonce")
-        if nonce is not None and self._uses_dpop(context):
-            retry = response.status_code == 400 and nonce != self._as_nonce
-            self._as_nonce = nonce
-            body = response.json()
-            if retry and isinstance(body, dict) and body.get("error") == "use_dpop_nonce":
-                response = yield self._with_proof(context, request)
-        self._token_response = response
-
-    def _take_token_response(self) -> HttpResponse:
-        response, self._token_response = self._token_response, None
-        assert response is not None
-        return response
-
-    async def _grant_request(
-        self, context: ServerContext, registration: ClientRegistration, scope: str | None
-    ) -> HttpRequest:
-        if self.grant == "authorization_code":
-            return await self._code_exchange(context, registration, scope)
-        if self.grant == "client_credentials":
-            return client_credentials_request(
-                resource=context.resource,
-                scope=scope,
-                registration=registration,
-                metadata=context.metadata,
-                signing=self._signing,
-            )
-        if self.assertion_provider is None:
-            raise AuthorizationFlowError("the jwt-bearer grant needs an assertion provider")
-        # RFC 7523 §2.1: one attempt; an error is surfaced, never retried with another grant.
-        return jwt_bearer_request(
-            assertion=await self.assertion_provider(context),
-            resource=context.resource,
-            scope=scope,
-            registration=registration,
-            metadata=context.metadata,
-            signing=self._signing,
-        )
-
-    async def _code_exchange(
-        self, context: ServerContext, registration: ClientRegistration, scope: str | None
-    ) -> HttpRequest:
-        if self.callback is None:
-            raise AuthorizationFlowError(
-                "authorization is required but no interactive callback is configured"
-            )
-        redirect_uri = self.client.redirect_uris[0]
-        pending = start_authorization(
-            metadata=context.metadata,
-            client_id=registration.client_id,
-            redirect_uri=redirect_uri,
-            resource=context.resource,
-            scope=scope,
-        )
-        result = await self.callback(pending.authorization_url)
-        code = validate_callback(pending, result)
-        return authorization_code_request(
-            code=code,
-            code_verifier=pending.code_verifier,
-            redirect_uri=redirect_uri,
-            resource=context.resource,
-            registration=registration,
-            metadata=context.metadata,
-            signing=self._signing,
-        )
