@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ostiary.core.context import MetadataResolver, ServerContext
+from ostiary.core.models import Client
 from ostiary.core.users import new_user
 from ostiary.net.cimd import ClientMetadataResolver
 from ostiary.net.fetch import FetchPolicy, SafeFetcher
@@ -320,6 +321,22 @@ async def test_authorize_and_token_with_a_url_client_id(world: World) -> None:
     assert snap.grants[0].client_id == client_id
     # The document was fetched once and then served from the resolver's cache.
     assert documents.hits["/oauth/client.json"] == 1
+
+
+async def test_a_disabled_document_client_is_refused_without_a_fetch(world: World) -> None:
+    """``ostiary clients disable <url>`` stores a block entry, consulted before any fetch."""
+    server, documents = world.server, world.documents
+    client_id = documents.url("/oauth/blocked.json")
+    documents.serve_json("/oauth/blocked.json", _document(client_id))
+    tenant = server.settings.storage.tenant
+    blocked = Client(tenant, client_id, redirect_uris=(), source="cimd", disabled=True)
+    await server.ctx.storage.save_client(blocked)
+
+    url, _verifier = _authorize_url(server, client_id)
+    response = await server.http.get(url)
+
+    assert_error_page(response, "invalid_request", "unknown client_id")
+    assert documents.hits.get("/oauth/blocked.json", 0) == 0
 
 
 async def test_consent_page_names_the_document_client(world: World) -> None:

@@ -194,8 +194,32 @@ def test_client_lifecycle(env: dict[str, str]) -> None:
     assert code == 0
     assert client_id in out
     assert "native" in out
+    assert "enabled" in out
+    assert ostiary(env, "clients", "disable", client_id) == (0, f"disabled client {client_id}\n")
+    assert _storage_call(env, stored) == replace(client, disabled=True)
+    assert "disabled" in ostiary(env, "clients", "list")[1]
+    assert ostiary(env, "clients", "enable", client_id) == (0, f"enabled client {client_id}\n")
+    assert _storage_call(env, stored) == client
     assert ostiary(env, "clients", "remove", client_id) == (0, f"removed client {client_id}\n")
     assert ostiary(env, "clients", "remove", client_id) == (1, f"error: no client {client_id!r}\n")
+
+
+def test_disabling_unknown_clients(env: dict[str, str]) -> None:
+    """An unknown id is an error; a metadata-document URL gets a block entry (its client is
+    resolved from the document, never stored), and enabling it clears the flag."""
+    assert ostiary(env, "clients", "disable", "nope") == (1, "error: no client 'nope'\n")
+    assert ostiary(env, "clients", "enable", "nope") == (1, "error: no client 'nope'\n")
+    url = "https://app.example.com/oauth/client.json"
+
+    async def stored(storage: Storage, tenant: str) -> Client | None:
+        return await storage.get_client(tenant, url)
+
+    assert ostiary(env, "clients", "disable", url) == (0, f"disabled client {url}\n")
+    blocked = _storage_call(env, stored)
+    assert blocked is not None
+    assert (blocked.source, blocked.disabled, blocked.redirect_uris) == ("cimd", True, ())
+    assert ostiary(env, "clients", "enable", url) == (0, f"enabled client {url}\n")
+    assert _storage_call(env, stored) == replace(blocked, disabled=False)
 
 
 def test_client_with_an_http_logo_is_refused(env: dict[str, str]) -> None:

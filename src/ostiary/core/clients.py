@@ -1,7 +1,8 @@
 """Client lookup across registration kinds (RFC 7591, pre-registration, CIMD draft -00).
 
 A URL-shaped ``client_id`` is a Client ID Metadata Document and is resolved (fetched,
-validated, cached) through the injected resolver; any other id is looked up in storage.
+validated, cached) through the injected resolver; any other id is looked up in storage. A
+client an operator disabled is refused everywhere as if it did not exist.
 """
 
 from __future__ import annotations
@@ -21,13 +22,25 @@ async def load_client(ctx: ServerContext, client_id: str) -> Client | None:
     if is_client_id_metadata_url(client_id):
         if not features.client_id_metadata_documents or ctx.resolver is None:
             return None
-        return await ctx.resolver.resolve(
+        # A metadata-document client lives in the resolver's cache; storage holds only an
+        # operator's block entry for it (``ostiary clients disable <url>``).
+        blocked = await ctx.storage.get_client(ctx.tenant, client_id)
+        if blocked is not None and blocked.disabled:
+            ctx.audit("client.disabled_refused", client_id=client_id)
+            return None
+        client: Client | None = await ctx.resolver.resolve(
             client_id,
             tenant_id=ctx.tenant,
             now=ctx.clock(),
             supported_scopes=ctx.settings.scopes.supported,
         )
-    return await ctx.storage.get_client(ctx.tenant, client_id)
+    else:
+        client = await ctx.storage.get_client(ctx.tenant, client_id)
+    if client is not None and client.disabled:
+        # As if unknown: no authorization page, no token, no introspection for it.
+        ctx.audit("client.disabled_refused", client_id=client_id)
+        return None
+    return client
 
 
 def registered_scope_is_ceiling(client: Client) -> bool:

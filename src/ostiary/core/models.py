@@ -41,6 +41,8 @@ class Client:
     extra: dict[str, Any] = field(default_factory=dict)
     #: For CIMD clients: when the cached metadata document must be fetched again.
     metadata_expires_at: int = 0
+    #: Set by an operator (``ostiary clients disable``): no authorization, no token request.
+    disabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -61,6 +62,7 @@ clients = Table(
     Column("source", Text, nullable=False),
     Column("extra", _json(), nullable=False),
     _time("metadata_expires_at"),
+    Column("disabled", Boolean, nullable=False, server_default=false()),  # 0004
     PrimaryKeyConstraint("tenant_id", "client_id", name="pk_clients"),
 )
 

@@ -22,11 +22,11 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ostiary.core.models import ConsumeStatus, User
+from ostiary.core.models import Client, ConsumeStatus, User
 from ostiary.errors import ConfigurationError, StorageError
 from ostiary.settings import Settings
 from ostiary.storage import MemoryStorage, SqlStorage, open_storage
-from ostiary.storage.schema import VERSION_TABLE, metadata, users
+from ostiary.storage.schema import VERSION_TABLE, clients, metadata, users
 from ostiary.storage.sql import MIGRATIONS_DIR, async_url
 from tests._services import postgres_url
 
@@ -161,7 +161,7 @@ async def test_migrations_create_exactly_the_declared_schema(sql_backend_url: st
         await engine.dispose()
 
     assert drift == []
-    assert revision == "0003"
+    assert revision == "0004"
 
 
 def _migrate(conn: Connection, direction: str, revision: str) -> list[str]:
@@ -201,7 +201,8 @@ async def _upgrade_from_0001_keeps_data(url: str, tenant: str) -> None:
     try:
         async with engine.begin() as conn:
             before = await conn.run_sync(_migrate, "upgrade", "0001")
-        await store.save_client(client(tenant))
+            # This version's save_client writes `disabled` (0004): insert as 0001 would.
+            await conn.execute(clients.insert().values(_columns_of_0001(client(tenant))))
         await store.save_refresh_token(refresh(tenant))
 
         await store.initialize()
@@ -212,7 +213,10 @@ async def _upgrade_from_0001_keeps_data(url: str, tenant: str) -> None:
         async with engine.begin() as conn:
             at_head = await conn.run_sync(lambda c: inspect(c).get_table_names())
             after = await conn.run_sync(_migrate, "downgrade", "0001")
-        assert await store.get_client(tenant, "client-1") == client(tenant)
+            kept = (
+                await conn.execute(clients.select().with_only_columns(clients.c.client_id))
+            ).all()
+        assert [row.client_id for row in kept] == ["client-1"]
     finally:
         await engine.dispose()
         await store.close()
@@ -234,6 +238,59 @@ async def test_a_0001_postgres_database_upgrades_to_0002_keeping_its_data(
     fresh_postgres_url: str, tenant: str
 ) -> None:
     await _upgrade_from_0001_keeps_data(fresh_postgres_url, tenant)
+
+
+def _columns_of_0001(record: Client) -> dict[str, object]:
+    return {f.name: getattr(record, f.name) for f in fields(record) if f.name != "disabled"}
+
+
+def _client_columns(conn: Connection) -> list[str]:
+    return [column["name"] for column in inspect(conn).get_columns("clients")]
+
+
+async def _upgrade_from_0003_keeps_clients(url: str, tenant: str) -> None:
+    """A database at 0003 holding clients: initialize() adds ``clients.disabled`` (false for
+    every one of them), a client can then be disabled; going back to 0003 drops the column."""
+    store = SqlStorage(url)
+    engine = create_async_engine(store.url)
+    old_clients = [client(tenant), client(tenant, "client-2", client_name="Two")]
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate, "upgrade", "0003")
+            before = await conn.run_sync(_client_columns)
+            for old in old_clients:
+                await conn.execute(clients.insert().values(_columns_of_0001(old)))
+
+        await store.initialize()
+
+        assert await store.list_clients(tenant) == old_clients
+        assert [c.disabled for c in await store.list_clients(tenant)] == [False, False]
+        await store.save_client(replace(old_clients[1], disabled=True))
+        assert await store.get_client(tenant, "client-2") == replace(old_clients[1], disabled=True)
+        async with engine.begin() as conn:
+            at_head = await conn.run_sync(_client_columns)
+            await conn.run_sync(_migrate, "downgrade", "0003")
+            after = await conn.run_sync(_client_columns)
+    finally:
+        await engine.dispose()
+        await store.close()
+
+    assert "disabled" not in before
+    assert at_head == [*before, "disabled"]
+    assert after == before
+
+
+async def test_a_0003_sqlite_database_upgrades_to_0004_keeping_its_clients_enabled(
+    tmp_path: Path, tenant: str
+) -> None:
+    await _upgrade_from_0003_keeps_clients(f"sqlite:///{tmp_path / 'old.db'}", tenant)
+
+
+@pytest.mark.postgres
+async def test_a_0003_postgres_database_upgrades_to_0004_keeping_its_clients_enabled(
+    fresh_postgres_url: str, tenant: str
+) -> None:
+    await _upgrade_from_0003_keeps_clients(fresh_postgres_url, tenant)
 
 
 def _user_columns(conn: Connection) -> list[str]:

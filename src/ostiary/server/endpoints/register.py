@@ -76,8 +76,13 @@ async def _authorized_client(ctx: ServerContext, request: Request) -> Client:
     client = None if "\x00" in client_id else await ctx.storage.get_client(ctx.tenant, client_id)
     if scheme.lower() != "bearer" or not token.strip():
         raise RegistrationTokenError("a registration access token is required", token_sent=False)
-    if client is None or not matches_hash(token.strip(), client.registration_access_token_hash):
-        # RFC 7592 §2.1: an unknown client and a wrong token look the same.
+    if (
+        client is None
+        or client.disabled
+        or not matches_hash(token.strip(), client.registration_access_token_hash)
+    ):
+        # RFC 7592 §2.1: an unknown client and a wrong token look the same. A client an
+        # operator disabled is unknown here too: it can neither read nor undo that.
         raise RegistrationTokenError("the registration access token is invalid", token_sent=True)
     return client
 
