@@ -23,17 +23,17 @@ from mcp_types import CallToolRequestParams, ListToolsRequest, TextContent
 from starlette.applications import Starlette
 
 from ostiary.errors import InsufficientScopeError
-from ostiary.resource.mcp_sdk import (
+from ostiary.resource.mcp_sdk import protect_mcp_app
+from ostiary.resource.metadata import protected_resource_metadata_url
+from ostiary.resource.middleware import current_principal
+from ostiary.resource.scopes import ScopePolicy, ToolPolicy
+from ostiary.resource.tool_authorization import (
     SECURITY_SCHEMES_META_KEY,
     WWW_AUTHENTICATE_META_KEY,
     ToolAuthorization,
     _call_state,
     _CallState,
-    protect_mcp_app,
 )
-from ostiary.resource.metadata import protected_resource_metadata_url
-from ostiary.resource.middleware import current_principal
-from ostiary.resource.scopes import ScopePolicy, ToolPolicy
 from ostiary.resource.verifiers import TokenVerifier
 
 __all__ = ["FastMCPToolAuthorization", "protect_fastmcp_app"]
