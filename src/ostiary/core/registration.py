@@ -212,4 +212,5 @@ def apply_client_update(
         client_secret_expires_at=existing.client_secret_expires_at if uses_secret else 0,
         registration_access_token_hash=existing.registration_access_token_hash,
         metadata_expires_at=existing.metadata_expires_at,
+        disabled=existing.disabled,  # the operator's decision, not the client's metadata
     )

@@ -419,6 +419,15 @@ def test_update_replaces_metadata_and_keeps_identity() -> None:
     assert updated.source == "dcr"
 
 
+@pytest.mark.parametrize("disabled", [True, False])
+def test_update_keeps_the_operators_disabled_flag(disabled: bool) -> None:
+    """Metadata cannot carry ``disabled``: an update neither sets nor clears it."""
+    client, _ = register(NATIVE)
+    existing = replace(client, disabled=disabled)
+    metadata = {"client_id": client.client_id, **NATIVE, "disabled": not disabled}
+    assert update(existing, metadata).disabled is disabled
+
+
 def test_update_to_public_method_drops_secret() -> None:
     client, _ = register({"redirect_uris": ["http://127.0.0.1/cb"]})
     updated = update(client, {"client_id": client.client_id, **NATIVE})
