@@ -204,6 +204,21 @@ def test_client_lifecycle(env: dict[str, str]) -> None:
     assert ostiary(env, "clients", "remove", client_id) == (1, f"error: no client {client_id!r}\n")
 
 
+def test_check_config_names_the_storage_key_without_making_it(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    key_file = tmp_path / "storage.key"
+    code, out = ostiary(env, "check-config")
+    assert code == 0, out
+    assert f"secrets at rest: sealed with the key file {key_file} (created on first start)" in out
+    assert not key_file.exists()
+    assert ostiary(env, "keys", "rotate")[0] == 0  # the first key to seal makes the key file
+    assert key_file.exists()
+    assert f"sealed with the key file {key_file}\n" in ostiary(env, "check-config")[1]
+    configured = {**env, "OSTIARY_STORAGE__ENCRYPTION_KEY": "A" * 43 + "="}
+    assert "sealed with storage.encryption_key\n" in ostiary(configured, "check-config")[1]
+
+
 def test_disabling_unknown_clients(env: dict[str, str]) -> None:
     """An unknown id is an error; a metadata-document URL gets a block entry (its client is
     resolved from the document, never stored), and enabling it clears the flag."""

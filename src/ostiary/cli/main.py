@@ -30,7 +30,7 @@ from ostiary.errors import ConfigurationError, OAuthError, StorageError
 from ostiary.settings import Settings, load_settings
 from ostiary.storage import open_storage
 from ostiary.storage.base import Storage
-from ostiary.storage_key import storage_cipher
+from ostiary.storage_key import KEY_FILE_NAME, storage_cipher
 
 app = typer.Typer(no_args_is_help=True, help="OAuth 2.1 for MCP servers.")
 users_app = typer.Typer(no_args_is_help=True, help="Local user accounts.")
@@ -274,7 +274,18 @@ def check_config() -> None:
     console.print_json(settings.model_dump_json())
     for relaxed in settings.relaxed_checks():
         console.print(f"[yellow]DEV MODE:[/] {relaxed}")
+    console.print(f"secrets at rest: sealed with {_key_source(settings)}")
     console.print("[green]configuration is valid[/]")
+
+
+def _key_source(settings: Settings) -> str:
+    """Where the storage encryption key comes from, without creating anything."""
+    if settings.storage.encryption_key is not None:
+        return "storage.encryption_key"
+    if settings.storage.url.startswith("memory://"):
+        return "a key made per process (memory:// storage keeps nothing)"
+    path = settings.data_dir / KEY_FILE_NAME
+    return f"the key file {path}" + ("" if path.exists() else " (created on first start)")
 
 
 def _read_password(password: str | None) -> str:
