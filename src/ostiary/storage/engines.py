@@ -20,6 +20,9 @@ only in how a statement gets to the database:
   so it cannot fail half-way on a lock upgrade). Within the process an ``asyncio.Lock``
   hands the one connection to one operation at a time.
 
+  The periodic purge, which may delete very many rows at once, runs on a worker thread with
+  a second connection instead (:meth:`SqliteEngine.bulk`).
+
   SQLAlchemy compiles each statement once per set of parameter names; the engine then hands
   the SQL text and the processed values straight to ``sqlite3`` (SQLAlchemy's per-execution
   bookkeeping cost twice the statement itself). A statement that needs more than plain
@@ -42,7 +45,7 @@ from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, StaticPool
 from sqlalchemy.sql.compiler import Compiled, SQLCompiler
 
 from ostiary.errors import StorageError
@@ -91,6 +94,11 @@ class Engine(Protocol):
         """Run ``upgrade`` on a connection holding the cross-process migration lock."""
         ...
 
+    async def bulk(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` (many rows: the purge) in one write transaction, off the event loop
+        where the driver would otherwise block it."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -136,11 +144,30 @@ class PostgresEngine:
             await conn.run_sync(upgrade)
             await conn.commit()
 
+    async def bulk(self, work: Callable[[Connection], T]) -> T:
+        try:
+            async with self.engine.begin() as conn:
+                return await conn.run_sync(work)
+        except (SQLAlchemyError, OSError) as exc:
+            raise _storage_error(exc) from exc
+
     async def close(self) -> None:
         await self.engine.dispose()
 
 
 # -- SQLite ----------------------------------------------------------------------------------
+
+
+def _bulk_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    """The purge's own connection, on a worker thread: there, waiting for a lock is fine."""
+    cursor = dbapi_connection.cursor()
+    for pragma in (
+        f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}",
+        "PRAGMA synchronous=NORMAL",
+        "PRAGMA foreign_keys=ON",
+    ):
+        cursor.execute(pragma)
+    cursor.close()
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -281,6 +308,11 @@ class SqliteEngine:
             connect_args={"isolation_level": None, "check_same_thread": False},
         )
         event.listen(self.engine, "connect", _sqlite_pragmas)
+        # A second connection, opened per bulk operation on a worker thread (see bulk()).
+        self._bulk_engine = create_engine(
+            self.engine.url, poolclass=NullPool, connect_args={"isolation_level": None}
+        )
+        event.listen(self._bulk_engine, "connect", _bulk_pragmas)
         self._conn: Connection | None = None
         self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._plans: dict[tuple[Executable, tuple[str, ...]], _Plan | None] = {}
@@ -383,12 +415,34 @@ class SqliteEngine:
                 raise
             self._finish(commit=True)
 
+    async def bulk(self, work: Callable[[Connection], T]) -> T:
+        """``work`` in one ``BEGIN IMMEDIATE`` transaction on its own connection, in a worker
+        thread: a purge of many rows holds SQLite's write lock meanwhile (writers on the loop
+        wait for it with asyncio.sleep, as for another process), but never the event loop."""
+
+        def in_thread() -> T:
+            with self._bulk_engine.connect() as conn:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    done = work(conn)
+                except BaseException:
+                    conn.rollback()
+                    raise
+                conn.commit()
+                return done
+
+        try:
+            return await asyncio.to_thread(in_thread)
+        except (SQLAlchemyError, OSError) as exc:
+            raise _storage_error(exc) from exc
+
     async def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
         self._plans.clear()
         self.engine.dispose()
+        self._bulk_engine.dispose()
 
 
 def _begin_immediate(conn: Connection) -> Connection:

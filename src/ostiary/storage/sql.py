@@ -508,12 +508,11 @@ class SqlStorage:
         return Stats(*(int(n) for n in row))
 
     async def purge_expired(self, now: int) -> int:
-        total = 0
-        async with self._tx() as conn:
-            await conn.execute(q.LOCK_EXPIRED_GRANTS, {"now": now})
-            for purge in q.PURGE:
-                total += (await conn.execute(purge, {"now": now})).rowcount
-        return total
+        def purge(conn: Connection) -> int:
+            conn.execute(q.LOCK_EXPIRED_GRANTS, {"now": now})
+            return sum(conn.execute(statement, {"now": now}).rowcount for statement in q.PURGE)
+
+        return await self._engine.bulk(purge)
 
 
 async def _revoke_grants(conn: Runner, tenant_id: str, which: ColumnElement[bool]) -> None:
