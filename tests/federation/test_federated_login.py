@@ -31,6 +31,13 @@ async def test_consent_is_shown_before_anything_goes_upstream(fed: Fed) -> None:
     start = await browser.get(provider_button(page.text))
     assert start.status_code == 200
     assert "Federated MCP Client" in start.text
+    label = fed.ctx.settings.federation.providers[0].label or "idp"
+    assert (
+        '<p class="account-line">You are not signed in yet: after you approve, you sign in '
+        f"with <strong>{label}</strong>.</p>"
+    ) in start.text
+    assert "Signed in as" not in start.text
+    assert "Not you?" not in start.text
     assert not any(url.startswith(fed.idp.issuer) for url in browser.visited)
     assert start.headers["content-security-policy"] == (
         "default-src 'none'; style-src 'self'; img-src 'self' https: data:; "

@@ -137,7 +137,6 @@ async def _consent_page(
         client_name=found.params["client_name"],
         client_logo=found.params.get("client_logo"),
         client_host=found.params.get("client_host"),
-        username=f"your {provider.label} account (next step)",
         upstream_provider=provider.label,
         resource=req.resource or "",
         redirect_host=redirect.hostname or f"{redirect.scheme}:",
@@ -146,7 +145,6 @@ async def _consent_page(
             str(found.params.get("application_type")), req.redirect_uri
         ),
         scopes=[{"name": s, "description": descriptions.get(s, s)} for s in req.scopes],
-        logout_url=f"{ctx.issuer}/logout?interaction={found.interaction_id}",
         **page_context(ctx),
     )
 
