@@ -186,6 +186,20 @@ class FeatureSettings(_Section):
     client_credentials: bool = Field(True, description="Allow the client_credentials grant.")
 
 
+class DemoSettings(_Section):
+    """The demo MCP server ``ostiary serve`` runs at ``{issuer}/mcp``."""
+
+    read_scope: str = Field(
+        "mcp:read", min_length=1, description="Scope the demo's protected tools and resources need."
+    )
+    write_scope: str = Field(
+        "mcp:write", min_length=1, description="Scope create_secure_note needs (with read_scope)."
+    )
+    hide_unauthorized_tools: bool = Field(
+        False, description="Leave out of tools/list the demo tools a token cannot call."
+    )
+
+
 class DevSettings(_Section):
     enabled: bool = Field(False, description="Allow an http issuer on localhost; loud warning.")
 
@@ -335,6 +349,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     dev: DevSettings = Field(default_factory=DevSettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
     federation: FederationSettings = Field(default_factory=FederationSettings)
 

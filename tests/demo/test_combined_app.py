@@ -12,6 +12,7 @@ import pytest
 
 from ostiary.core.users import new_user
 from ostiary.demo.server import DemoScopes
+from ostiary.errors import ConfigurationError
 from ostiary.server.combined import CombinedApp, create_combined_app
 from ostiary.settings import Settings
 from tests.demo._support import PASSWORD, USERNAME, mcp_headers, obtain_token, rpc
@@ -169,3 +170,46 @@ async def test_tools_a_token_cannot_call_can_be_hidden(
         "list_secure_notes",
         "get_api_usage",
     ]
+
+
+async def test_demo_scope_names_come_from_settings(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """OSTIARY_DEMO__READ_SCOPE / __WRITE_SCOPE / __HIDE_UNAUTHORIZED_TOOLS, no code."""
+    settings = settings_factory(
+        issuer=ISSUER,
+        scopes={"supported": ["notes:read", "notes:write"], "default": ["notes:read"]},
+        demo={
+            "read_scope": "notes:read",
+            "write_scope": "notes:write",
+            "hide_unauthorized_tools": True,
+        },
+    )
+    async for http in start(create_combined_app(settings)):
+        prm = await http.get("/.well-known/oauth-protected-resource/mcp")
+        listed = await http.post("/mcp", json=rpc("tools/list"), headers=mcp_headers())
+        refused = await http.post("/mcp", json=call("create_secure_note"), headers=mcp_headers())
+    assert prm.json()["scopes_supported"] == ["notes:read", "notes:write"]
+    assert [t["name"] for t in listed.json()["result"]["tools"]] == [
+        "echo",
+        "get_time",
+        "public_search",
+    ]
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == (
+        f'Bearer scope="notes:read", resource_metadata="{PRM}"'
+    )
+
+
+def test_a_demo_scope_the_server_does_not_support_is_refused_at_start(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    settings = settings_factory(issuer=ISSUER, demo={"write_scope": "notes:write"})
+
+    with pytest.raises(ConfigurationError) as raised:
+        create_combined_app(settings)
+
+    assert str(raised.value) == (
+        "demo scope(s) notes:write not in scopes.supported (mcp:read, mcp:write, "
+        "offline_access): add them there (OSTIARY_SCOPES__SUPPORTED)"
+    )

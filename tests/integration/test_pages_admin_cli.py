@@ -219,6 +219,16 @@ def test_check_config_names_the_storage_key_without_making_it(
     assert "sealed with storage.encryption_key\n" in ostiary(configured, "check-config")[1]
 
 
+def test_serve_refuses_a_demo_scope_the_server_does_not_support(env: dict[str, str]) -> None:
+    """Before binding the port: one error line, exit 1."""
+    code, out = ostiary({**env, "OSTIARY_DEMO__READ_SCOPE": "notes:read"}, "serve")
+    assert code == 1
+    assert out.endswith(
+        "error: demo scope(s) notes:read not in scopes.supported (mcp:read, mcp:write, "
+        "offline_access): add them there (OSTIARY_SCOPES__SUPPORTED)\n"
+    )
+
+
 def test_disabling_unknown_clients(env: dict[str, str]) -> None:
     """An unknown id is an error; a metadata-document URL gets a block entry (its client is
     resolved from the document, never stored), and enabling it clears the flag."""

@@ -88,15 +88,19 @@ def serve(
     demo: Annotated[
         bool, typer.Option(help="Serve the demo MCP server at {issuer}/mcp next to the AS.")
     ] = True,
-    read_scope: Annotated[str, typer.Option(help="Scope the demo's read tools need.")] = (
-        "mcp:read"
-    ),
-    write_scope: Annotated[str, typer.Option(help="Scope create_secure_note needs.")] = (
-        "mcp:write"
-    ),
+    read_scope: Annotated[
+        str | None, typer.Option(help="Scope the demo's read tools need [demo.read_scope].")
+    ] = None,
+    write_scope: Annotated[
+        str | None, typer.Option(help="Scope create_secure_note needs [demo.write_scope].")
+    ] = None,
     hide_unauthorized_tools: Annotated[
-        bool, typer.Option(help="Hide from tools/list the demo tools a token cannot call.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            help="Hide from tools/list the demo tools a token cannot call "
+            "[demo.hide_unauthorized_tools]."
+        ),
+    ] = None,
     access_log: Annotated[
         bool, typer.Option(help="Log every HTTP request (uvicorn access log).")
     ] = True,
@@ -124,11 +128,17 @@ def serve(
     if not demo:
         application = create_authorization_server(settings)
     else:
-        application = create_combined_app(
-            settings,
-            scopes=DemoScopes(read=read_scope, write=write_scope),
-            hide_unauthorized_tools=hide_unauthorized_tools,
-        )
+        try:
+            application = create_combined_app(
+                settings,
+                scopes=DemoScopes(
+                    read=read_scope or settings.demo.read_scope,
+                    write=write_scope or settings.demo.write_scope,
+                ),
+                hide_unauthorized_tools=hide_unauthorized_tools,
+            )
+        except ConfigurationError as exc:
+            raise _fail(str(exc)) from None
         console.print(
             f"demo MCP server [bold]{settings.issuer}/mcp[/] (PRM "
             f"{settings.issuer}/.well-known/oauth-protected-resource/mcp)"

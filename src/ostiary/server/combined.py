@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ostiary.core.context import ServerContext
 from ostiary.demo.app import create_demo_app
 from ostiary.demo.server import DemoScopes
-from ostiary.errors import InvalidTokenError
+from ostiary.errors import ConfigurationError, InvalidTokenError
 from ostiary.resource.verifiers import JWTVerifier, Principal, TokenVerifier
 from ostiary.server.app import create_authorization_server
 from ostiary.settings import Settings
@@ -150,17 +150,32 @@ def create_combined_app(
     storage: Storage | None = None,
     *,
     scopes: DemoScopes | None = None,
-    hide_unauthorized_tools: bool = False,
+    hide_unauthorized_tools: bool | None = None,
     count_usage: bool = True,
     **as_options: Any,
 ) -> CombinedApp:
     """The AS and the demo MCP server at ``{issuer}/mcp``, sharing storage and lifespan.
 
-    ``app.state.ctx`` is the AS's :class:`ServerContext`.
+    ``app.state.ctx`` is the AS's :class:`ServerContext`. ``scopes`` and
+    ``hide_unauthorized_tools`` default to ``settings.demo``.
+
+    Raises:
+        ConfigurationError: A demo scope is not one the authorization server supports, so
+            no token could ever carry it.
 
     Example:
         >>> # uvicorn.run(create_combined_app(load_settings()), port=8000)
     """
+    demo = settings.demo
+    scopes = scopes or DemoScopes(read=demo.read_scope, write=demo.write_scope)
+    unknown = [s for s in (scopes.read, scopes.write) if s not in settings.scopes.supported]
+    if unknown:
+        raise ConfigurationError(
+            f"demo scope(s) {', '.join(unknown)} not in scopes.supported "
+            f"({', '.join(settings.scopes.supported)}): add them there (OSTIARY_SCOPES__SUPPORTED)"
+        )
+    if hide_unauthorized_tools is None:
+        hide_unauthorized_tools = demo.hide_unauthorized_tools
     authorization_server = create_authorization_server(settings, storage, **as_options)
     ctx: ServerContext = authorization_server.state.ctx
     resource = f"{settings.issuer}/mcp"
