@@ -8,7 +8,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -18,6 +18,7 @@ from ostiary.core.users import new_user
 from ostiary.server.app import create_authorization_server, startup
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
+from tests.helpers.browserless import authorize
 
 ISSUER = "http://127.0.0.1:8000"
 RESOURCE = f"{ISSUER}/mcp"
@@ -59,6 +60,30 @@ class AS:
             **extra,
         }
         return f"{ISSUER}/authorize?{urlencode(params)}"
+
+    async def tokens(
+        self, client_id: str, *, scope: str = "mcp:read", auth: tuple[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Sign in and approve through the pages, then exchange the code (PKCE S256)."""
+        verifier, challenge = pkce_pair()
+        url = self.authorize_url(client_id, challenge, scope=scope)
+        location = await authorize(self.http, url, username=USERNAME, password=PASSWORD)
+        code = parse_qs(urlsplit(location).query)["code"][0]
+        response = await self.http.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": REDIRECT,
+                "code_verifier": verifier,
+                "client_id": client_id,
+                "resource": RESOURCE,
+            },
+            auth=httpx.USE_CLIENT_DEFAULT if auth is None else auth,
+        )
+        assert response.status_code == 200, response.text
+        tokens: dict[str, Any] = response.json()
+        return tokens
 
     async def register(self, **metadata: Any) -> dict[str, Any]:
         body = {

@@ -7,12 +7,9 @@ it holds is spent or lost meanwhile, so enabling it again lets its refresh token
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from ostiary.core.models import Client
-from tests.helpers.browserless import authorize
-from tests.integration.conftest import AS, PASSWORD, REDIRECT, RESOURCE, USERNAME, pkce_pair
+from tests.integration.conftest import AS, REDIRECT, pkce_pair
 from tests.integration.test_hostile_helpers import assert_error_page, snapshot
 
 
@@ -25,39 +22,13 @@ async def _set_disabled(server: AS, client_id: str, disabled: bool) -> Client:
     return changed
 
 
-async def _tokens(server: AS, client_id: str, **auth: Any) -> dict[str, Any]:
-    verifier, challenge = pkce_pair()
-    location = await authorize(
-        server.http,
-        server.authorize_url(client_id, challenge),
-        username=USERNAME,
-        password=PASSWORD,
-    )
-    code = parse_qs(urlsplit(location).query)["code"][0]
-    response = await server.http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "code_verifier": verifier,
-            "client_id": client_id,
-            "resource": RESOURCE,
-        },
-        **auth,
-    )
-    assert response.status_code == 200, response.text
-    tokens: dict[str, Any] = response.json()
-    return tokens
-
-
 def _refresh(client_id: str, refresh_token: str) -> dict[str, str]:
     return {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}
 
 
 async def test_a_disabled_client_gets_no_page_and_no_token_until_enabled(auth_server: AS) -> None:
     client_id = (await auth_server.register())["client_id"]
-    tokens = await _tokens(auth_server, client_id)
+    tokens = await auth_server.tokens(client_id)
     await _set_disabled(auth_server, client_id, True)
     before = await snapshot(auth_server)
 
@@ -80,7 +51,7 @@ async def test_a_disabled_client_gets_no_page_and_no_token_until_enabled(auth_se
 async def test_a_disabled_confidential_client_cannot_introspect_or_revoke(auth_server: AS) -> None:
     registered = await auth_server.register(token_endpoint_auth_method="client_secret_basic")
     basic = (registered["client_id"], registered["client_secret"])
-    tokens = await _tokens(auth_server, registered["client_id"], auth=basic)
+    tokens = await auth_server.tokens(registered["client_id"], auth=basic)
     await _set_disabled(auth_server, registered["client_id"], True)
 
     introspected = await auth_server.http.post(

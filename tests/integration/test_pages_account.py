@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -12,7 +11,7 @@ from ostiary.core.models import User
 from ostiary.core.users import new_user
 from ostiary.server.endpoints.account import connected_apps
 from tests.helpers.browserless import authorize, parse_form
-from tests.integration.conftest import AS, ISSUER, PASSWORD, REDIRECT, RESOURCE, USERNAME, pkce_pair
+from tests.integration.conftest import AS, ISSUER, PASSWORD, RESOURCE, USERNAME, pkce_pair
 from tests.integration.test_hostile_helpers import guard
 
 
@@ -26,31 +25,6 @@ _REVOKE_FORM = re.compile(
     r'<input type="hidden" name="csrf_token" value="([^"]+)">\s*'
     r'<input type="hidden" name="client_id" value="([^"]+)">'
 )
-
-
-async def _tokens(server: AS, client: dict[str, str], scope: str = "mcp:read") -> dict[str, str]:
-    verifier, challenge = pkce_pair()
-    location = await authorize(
-        server.http,
-        server.authorize_url(client["client_id"], challenge, scope=scope),
-        username=USERNAME,
-        password=PASSWORD,
-    )
-    code = parse_qs(urlsplit(location).query)["code"][0]
-    response = await server.http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "code_verifier": verifier,
-            "client_id": client["client_id"],
-            "resource": RESOURCE,
-        },
-    )
-    assert response.status_code == 200, response.text
-    tokens: dict[str, str] = response.json()
-    return tokens
 
 
 async def test_signed_out_visitor_signs_in_then_lands_on_the_account_page(server: AS) -> None:
@@ -82,9 +56,9 @@ async def test_signed_out_visitor_signs_in_then_lands_on_the_account_page(server
 
 async def test_apps_are_grouped_per_client_with_scopes_and_resource(server: AS) -> None:
     client = await server.register(client_name="Notebook")
-    await _tokens(server, client)
+    await server.tokens(client["client_id"])
     server.clock.now += 60
-    await _tokens(server, client, scope="mcp:read mcp:write")
+    await server.tokens(client["client_id"], scope="mcp:read mcp:write")
     apps = await connected_apps(server.ctx, (await _alice(server)).user_id)
     assert len(apps) == 1
     app = apps[0]
@@ -107,7 +81,7 @@ async def _alice(server: AS) -> User:
 
 async def test_disconnect_revokes_refresh_and_introspection_at_once(server: AS) -> None:
     client = await server.register(client_name="Notebook")
-    tokens = await _tokens(server, client)
+    tokens = await server.tokens(client["client_id"])
     page = await server.http.get("/account")
     match = _REVOKE_FORM.search(page.text)
     assert match is not None, page.text
@@ -139,7 +113,7 @@ async def test_disconnect_revokes_refresh_and_introspection_at_once(server: AS) 
 
 async def test_disconnect_refuses_a_missing_or_forged_csrf_token(server: AS) -> None:
     client = await server.register()
-    await _tokens(server, client)
+    await server.tokens(client["client_id"])
     for data in (
         {"client_id": client["client_id"]},
         {"client_id": client["client_id"], "csrf_token": "x" * 64},
@@ -155,7 +129,7 @@ async def test_disconnect_refuses_a_missing_or_forged_csrf_token(server: AS) -> 
 
 async def test_disconnect_touches_only_the_signed_in_users_grants(server: AS) -> None:
     client = await server.register()
-    await _tokens(server, client)
+    await server.tokens(client["client_id"])
     other = await new_user(server.settings.storage.tenant, "bob", "bob's long password", 0)
     await server.ctx.storage.save_user(other)
     async with httpx.AsyncClient(transport=server.http._transport, base_url=ISSUER) as bob_http:
@@ -178,7 +152,7 @@ async def test_disconnect_touches_only_the_signed_in_users_grants(server: AS) ->
 
 async def test_revoke_without_a_session_is_refused(server: AS) -> None:
     client = await server.register()
-    await _tokens(server, client)
+    await server.tokens(client["client_id"])
     page = await server.http.get("/account")
     match = _REVOKE_FORM.search(page.text)
     assert match is not None
