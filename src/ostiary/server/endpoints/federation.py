@@ -14,7 +14,6 @@ consent page, now signed in: consent is never inferred across subjects.
 from __future__ import annotations
 
 import functools
-import re
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -23,7 +22,6 @@ from starlette.responses import RedirectResponse, Response
 from ostiary.core import authorization as authz
 from ostiary.core.context import ServerContext
 from ostiary.core.models import Interaction
-from ostiary.core.secrets import hash_secret, secrets_equal
 from ostiary.errors import InvalidRequestError, OAuthError
 from ostiary.federation import login
 from ostiary.federation.providers import Provider
@@ -31,14 +29,12 @@ from ostiary.federation.service import federation_of, login_providers
 from ostiary.server import sessions
 from ostiary.server.endpoints.authorize import error_page, native_redirect_warning, page_context
 from ostiary.server.http import query_params, rate_limit, read_form
+from ostiary.server.interactions import load_any_interaction
 from ostiary.server.responses import Endpoint, unexpected
 from ostiary.server.ui.render import render_page
 from ostiary.settings import is_loopback_host
 
 HINT_COOKIE = "ostiary_federated"
-#: Shape of interaction ids (new_secret(16)); anything else is not looked up at all.
-_INTERACTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
 
 #: ``ctx.extra`` key the login page reads its provider buttons from (see authorize.py).
 LOGIN_PROVIDERS = "login_providers"
@@ -60,27 +56,6 @@ def _provider(ctx: ServerContext, request: Request) -> Provider:
     return found
 
 
-async def _load_interaction(
-    ctx: ServerContext, request: Request
-) -> tuple[Interaction, authz.AuthorizationRequest | None, str]:
-    """The interaction in the path when it exists and belongs to this browser.
-
-    Its request is None for a sign-in to the connected-apps page (no client involved).
-    """
-    interaction_id = str(request.path_params["interaction_id"])
-    found = None
-    if _INTERACTION_ID.match(interaction_id):
-        found = await ctx.storage.get_interaction(ctx.tenant, interaction_id, ctx.clock())
-    browser = sessions.browser_id(ctx, request)
-    if found is None:
-        raise InvalidRequestError("This sign-in request expired or was already completed.")
-    if browser is None or not secrets_equal(hash_secret(browser), str(found.params["browser"])):
-        raise InvalidRequestError("This sign-in request was started in another browser.")
-    stored = found.params.get("request")
-    req = authz.AuthorizationRequest.from_dict(stored) if stored else None
-    return found, req, browser
-
-
 def _hint_cookie(ctx: ServerContext) -> str:
     return ("__Host-" if ctx.issuer.startswith("https://") else "") + HINT_COOKIE
 
@@ -89,7 +64,7 @@ def start_endpoint(ctx: ServerContext) -> Endpoint:
     async def start(request: Request) -> Response:
         try:
             provider = _provider(ctx, request)
-            found, req, browser = await _load_interaction(ctx, request)
+            found, req, browser = await load_any_interaction(ctx, request)
             session = await sessions.current_session(ctx, request)
             subject = session.subject if session is not None else None
             if subject is None:
@@ -154,7 +129,7 @@ def decision_endpoint(ctx: ServerContext) -> Endpoint:
         try:
             await rate_limit(ctx, request, "login")
             provider = _provider(ctx, request)
-            found, req, browser = await _load_interaction(ctx, request)
+            found, req, browser = await load_any_interaction(ctx, request)
             form = await read_form(request, ctx.settings.server.max_body_bytes)
             if not sessions.csrf_ok(browser, found.interaction_id, form.get("csrf_token")):
                 ctx.audit("csrf.rejected", page="federation.consent")
