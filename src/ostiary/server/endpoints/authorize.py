@@ -10,6 +10,7 @@ once. The connected-apps page signs in through the same interaction, without a r
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -147,6 +148,30 @@ def native_redirect_warning(application_type: str, redirect_uri: str) -> str | N
     )
 
 
+def consent_context(
+    ctx: ServerContext, found: Interaction, req: authz.AuthorizationRequest, browser: str
+) -> tuple[str, dict[str, Any]]:
+    """What ``consent.html`` shows of the client and request, whoever asks for the decision;
+    and the client's origin, where Deny sends the browser (a form-action target)."""
+    descriptions = ctx.settings.scopes.descriptions
+    redirect = urlsplit(req.redirect_uri)
+    origin = f"{redirect.scheme}://{redirect.netloc}" if redirect.netloc else f"{redirect.scheme}:"
+    return origin, {
+        "csrf_token": sessions.csrf_token(browser, found.interaction_id),
+        "client_name": found.params["client_name"],
+        "client_logo": found.params.get("client_logo"),
+        "client_host": found.params.get("client_host"),
+        "resource": req.resource or "",
+        "redirect_host": redirect.hostname or f"{redirect.scheme}:",
+        "redirect_local": bool(redirect.hostname and is_loopback_host(redirect.hostname)),
+        "warning": native_redirect_warning(
+            str(found.params.get("application_type")), req.redirect_uri
+        ),
+        "scopes": [{"name": s, "description": descriptions.get(s, s)} for s in req.scopes],
+        **page_context(ctx),
+    }
+
+
 def _consent_page(
     ctx: ServerContext,
     found: Interaction,
@@ -154,27 +179,14 @@ def _consent_page(
     browser: str,
     user: User,
 ) -> Response:
-    descriptions = ctx.settings.scopes.descriptions
-    redirect = urlsplit(req.redirect_uri)
-    origin = f"{redirect.scheme}://{redirect.netloc}" if redirect.netloc else f"{redirect.scheme}:"
+    origin, context = consent_context(ctx, found, req, browser)
     return render_page(
         "consent.html",
         form_targets=(origin,),
         action=f"{ctx.issuer}/interaction/{found.interaction_id}/consent",
-        csrf_token=sessions.csrf_token(browser, found.interaction_id),
-        client_name=found.params["client_name"],
-        client_logo=found.params.get("client_logo"),
-        client_host=found.params.get("client_host"),
         username=user.display_name or user.username,
-        resource=req.resource or "",
-        redirect_host=redirect.hostname or f"{redirect.scheme}:",
-        redirect_local=bool(redirect.hostname and is_loopback_host(redirect.hostname)),
-        warning=native_redirect_warning(
-            str(found.params.get("application_type")), req.redirect_uri
-        ),
-        scopes=[{"name": s, "description": descriptions.get(s, s)} for s in req.scopes],
         logout_url=f"{ctx.issuer}/logout?interaction={found.interaction_id}",
-        **page_context(ctx),
+        **context,
     )
 
 

@@ -27,12 +27,11 @@ from ostiary.federation import login
 from ostiary.federation.providers import Provider
 from ostiary.federation.service import federation_of, login_providers
 from ostiary.server import sessions
-from ostiary.server.endpoints.authorize import error_page, native_redirect_warning, page_context
+from ostiary.server.endpoints.authorize import consent_context, error_page
 from ostiary.server.http import query_params, rate_limit, read_form
 from ostiary.server.interactions import load_any_interaction
 from ostiary.server.responses import Endpoint, unexpected
 from ostiary.server.ui.render import render_page
-from ostiary.settings import is_loopback_host
 
 HINT_COOKIE = "ostiary_federated"
 
@@ -96,31 +95,15 @@ async def _consent_page(
     browser: str,
     provider: Provider,
 ) -> Response:
-    descriptions = ctx.settings.scopes.descriptions
-    redirect = urlsplit(req.redirect_uri)
-    client_origin = (
-        f"{redirect.scheme}://{redirect.netloc}" if redirect.netloc else f"{redirect.scheme}:"
-    )
+    client_origin, context = consent_context(ctx, found, req, browser)
     upstream = urlsplit(await provider.authorization_endpoint())
-    # The same context the authorize endpoint gives consent.html, plus where approval goes.
     return render_page(
         "consent.html",
         # Approve redirects upstream, deny to the client: both are form-action targets.
         form_targets=(client_origin, f"{upstream.scheme}://{upstream.netloc}"),
         action=f"{ctx.issuer}/interaction/{found.interaction_id}/federation/{provider.name}",
-        csrf_token=sessions.csrf_token(browser, found.interaction_id),
-        client_name=found.params["client_name"],
-        client_logo=found.params.get("client_logo"),
-        client_host=found.params.get("client_host"),
         upstream_provider=provider.label,
-        resource=req.resource or "",
-        redirect_host=redirect.hostname or f"{redirect.scheme}:",
-        redirect_local=bool(redirect.hostname and is_loopback_host(redirect.hostname)),
-        warning=native_redirect_warning(
-            str(found.params.get("application_type")), req.redirect_uri
-        ),
-        scopes=[{"name": s, "description": descriptions.get(s, s)} for s in req.scopes],
-        **page_context(ctx),
+        **context,
     )
 
 
