@@ -48,8 +48,11 @@ class RunningServer:
 
 
 @contextmanager
-def running_server(data_dir: Path, **env_overrides: str) -> Iterator[RunningServer]:
-    port = free_port()
+def running_server(
+    data_dir: Path, port: int | None = None, **env_overrides: str
+) -> Iterator[RunningServer]:
+    """Serve from ``data_dir``; pass the ``port`` of an earlier run to restart the same issuer."""
+    port = port or free_port()
     issuer = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
