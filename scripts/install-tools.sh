@@ -19,3 +19,5 @@ npm install --silent --no-audit --no-fund \
 # panva's oidc-provider: the real upstream OpenID provider the federation tests log in through
 # (tests/federation/idp/idp.mjs, run with the Node 22 above).
 npm install --silent --no-audit --no-fund oidc-provider@9
+# The MCP clients people use, driven headlessly against `ostiary serve` (tests/clients_real).
+npm install --silent --no-audit --no-fund mcp-remote@0.15.1
