@@ -23,6 +23,9 @@ from ostiary.errors import ConfigurationError
 log = logging.getLogger("ostiary.settings")
 
 CIMD_DRAFT = "draft-ietf-oauth-client-id-metadata-document-00"
+#: The longest allowed ``tokens.refresh_grace_seconds``: storage keeps a rotated token's sealed
+#: successor no longer than this (``Storage.purge_expired``), whatever a process is set to.
+MAX_REFRESH_GRACE_SECONDS = 300
 DEFAULT_SCOPE_DESCRIPTIONS = {
     "mcp:read": "Read your data through the MCP server's tools and resources.",
     "mcp:write": "Create and change data through the MCP server's tools.",
@@ -60,9 +63,10 @@ class TokenSettings(_Section):
     refresh_grace_seconds: int = Field(
         30,
         ge=0,
-        le=300,
-        description="A just-rotated refresh token may be presented again this long "
-        "(concurrent refresh) without being treated as reuse.",
+        le=MAX_REFRESH_GRACE_SECONDS,
+        description="A just-rotated refresh token presented again this long after its "
+        "rotation (a lost response, a concurrent refresh) returns the same successor, as "
+        "long as that successor is unused; 0 treats every second presentation as reuse.",
     )
     issue_refresh_tokens: Literal["always", "offline_access"] = Field(
         "always",

@@ -105,6 +105,13 @@ class RefreshToken:
     idle_expires_at: int
     rotated_at: int | None = None
     revoked_at: int | None = None
+    #: Set by rotation: the hash of the one token that replaced this one.
+    successor_hash: str | None = None
+    #: The raw successor sealed with the storage key (``core/grants/refresh_token.py``), so a
+    #: retry within the grace window gets that same token back. The one raw secret kept at
+    #: rest, and only until the window ends (purge), the successor rotates or the grant is
+    #: revoked.
+    sealed_successor: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,14 +194,26 @@ class RotateStatus(Enum):
     NOT_FOUND = "not_found"
     EXPIRED = "expired"
     REVOKED = "revoked"
-    #: Presented again after rotation, outside the grace window: the grant must be revoked.
+    #: Presented again after rotation, outside the grace window, or after its successor was
+    #: rotated in turn (the client moved on): the grant must be revoked.
     REUSED = "reused"
+    #: The immediately previous token, presented again within the grace window while its
+    #: successor is still unused (a lost response, a concurrent refresh): answer with that
+    #: same successor, never a new one, so a grant never has two live refresh tokens.
+    SUPERSEDED = "superseded"
 
 
 @dataclass(frozen=True, slots=True)
 class RotateResult:
+    """Outcome of an atomic refresh-token rotation.
+
+    ``old`` is the presented token's record (set for every status but NOT_FOUND);
+    ``successor`` is the live token that replaced it, set only for SUPERSEDED.
+    """
+
     status: RotateStatus
     old: RefreshToken | None = None
+    successor: RefreshToken | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,15 @@ The security-critical semantics are part of the contract and are checked by
 ``tests/contract/storage`` on every backend:
 
 * ``consume_authorization_code`` is atomic and single-use, even across processes.
-* ``rotate_refresh_token`` is atomic; a second presentation of a rotated token outside the
-  grace window is reported as ``REUSED`` (the caller then revokes the grant).
+* ``rotate_refresh_token`` is atomic and never forks a grant: every grant has at most one
+  live (unrotated, unrevoked) refresh token. The immediately previous token presented again
+  within the grace window is ``SUPERSEDED`` (the caller answers with the successor already
+  issued); any other second presentation is ``REUSED`` (the caller revokes the grant).
 * ``revoke_grant`` cascades to every code, refresh token and access-token record of the grant
   and deletes its upstream tokens.
 * Every method is scoped to a tenant; one tenant never sees another's records.
-* Secrets arrive already hashed; a backend never sees a raw code, token or secret.
+* Secrets arrive already hashed; a backend never sees a raw code, token or secret. The one
+  raw value kept, a rotated token's successor, arrives sealed by the core and is opaque here.
 """
 
 from __future__ import annotations
@@ -79,7 +82,8 @@ class GrantStore(Protocol):
     async def revoke_grant(self, tenant_id: str, grant_id: str, now: int) -> bool:
         """Revoke the grant and, in the same transaction, its codes and tokens.
 
-        Upstream tokens kept for the grant are deleted with it.
+        Upstream tokens kept for the grant are deleted with it, and the sealed successors
+        of its refresh tokens are forgotten.
 
         Returns True if the grant existed and was live.
         """
@@ -106,14 +110,29 @@ class RefreshTokenStore(Protocol):
     async def get_refresh_token(self, tenant_id: str, token_hash: str) -> RefreshToken | None: ...
 
     async def rotate_refresh_token(
-        self, tenant_id: str, old_hash: str, new: RefreshToken, now: int, grace_seconds: int
+        self,
+        tenant_id: str,
+        old_hash: str,
+        new: RefreshToken,
+        now: int,
+        grace_seconds: int,
+        *,
+        sealed_successor: str | None = None,
     ) -> RotateResult:
-        """Atomically retire ``old_hash`` and store ``new``.
+        """Atomically retire ``old_hash`` for ``new``, or say why not (RFC 9700 §4.14.2).
 
-        OK when the old token is live and either unrotated, or rotated no more than
-        ``grace_seconds`` ago (concurrent refresh). With ``grace_seconds=0`` exactly one of
-        N concurrent callers gets OK. REUSED when it was rotated earlier than the grace window
-        (the store does NOT revoke: the caller does, so it can audit). EXPIRED when past its
+        OK when the old token is live and unrotated: it gets ``rotated_at = now``,
+        ``successor_hash = new.token_hash`` and ``sealed_successor`` (the raw ``new`` sealed
+        by the caller; kept only when ``grace_seconds > 0``), and ``new`` is stored. Exactly
+        one of N concurrent callers, in any number of processes, gets OK. The token this
+        one replaced loses its own sealed successor in the same step: only the immediately
+        previous token of a grant keeps one.
+
+        SUPERSEDED, with ``successor`` set, when the old token is the immediately previous
+        one (see ``rules.rotation_status``): rotated no more than ``grace_seconds`` ago with
+        a sealed successor that is still unrotated and unrevoked. Every loser of a race
+        gets this, with the winner's successor. REUSED for any other rotated token (the
+        store does NOT revoke: the caller does, so it can audit). EXPIRED when past its
         absolute or idle expiry, REVOKED when revoked, NOT_FOUND when unknown. ``new`` is
         stored only on OK.
         """
@@ -256,6 +275,9 @@ class Storage(
 
     async def purge_expired(self, now: int) -> int:
         """Delete expired records of every kind; returns how many went.
+
+        Also forgets (without counting) every sealed successor of a token rotated more than
+        ``MAX_REFRESH_GRACE_SECONDS`` ago: no grace window reaches back that far.
 
         Upstream tokens go with their expired grant, and those of a ``pending:`` grant id
         an hour after their last update (a login abandoned before consent). Notes, usage

@@ -39,6 +39,7 @@ from ostiary.core.models import (
     User,
 )
 from ostiary.errors import StorageError
+from ostiary.settings import MAX_REFRESH_GRACE_SECONDS
 from ostiary.storage.rules import consume_status, rotation_status
 from ostiary.storage.statements import PENDING_UPSTREAM_TTL
 
@@ -66,6 +67,9 @@ class MemoryStorage:
         self._grants: dict[tuple[str, str], Grant] = {}
         self._codes: dict[tuple[str, str], AuthorizationCode] = {}
         self._refresh: dict[tuple[str, str], RefreshToken] = {}
+        #: (tenant, token hash) -> the hash of the token it replaced, to forget that one's
+        #: sealed successor when this one rotates in turn (SQL finds it by successor_hash).
+        self._previous: dict[tuple[str, str], str] = {}
         self._access: dict[tuple[str, str], AccessTokenRecord] = {}
         self._consents: dict[tuple[str, str, str, str | None], Consent] = {}
         self._keys: dict[tuple[str, str], SigningKey] = {}
@@ -200,7 +204,7 @@ class MemoryStorage:
                 self._codes[key] = replace(code, consumed_at=now)
         for key, token in self._refresh.items():
             if key[0] == tenant_id and token.grant_id == grant_id and token.revoked_at is None:
-                self._refresh[key] = replace(token, revoked_at=now)
+                self._refresh[key] = _revoked(token, now)
         for key, record in self._access.items():
             if key[0] == tenant_id and record.grant_id == grant_id and record.revoked_at is None:
                 self._access[key] = replace(record, revoked_at=now)
@@ -234,26 +238,52 @@ class MemoryStorage:
         return self._refresh.get((tenant_id, token_hash))
 
     async def rotate_refresh_token(
-        self, tenant_id: str, old_hash: str, new: RefreshToken, now: int, grace_seconds: int
+        self,
+        tenant_id: str,
+        old_hash: str,
+        new: RefreshToken,
+        now: int,
+        grace_seconds: int,
+        *,
+        sealed_successor: str | None = None,
     ) -> RotateResult:
         async with self._lock:
             old = self._refresh.get((tenant_id, old_hash))
             if old is None:
                 return RotateResult(RotateStatus.NOT_FOUND)
-            status = rotation_status(old, now, grace_seconds)
-            if status is RotateStatus.OK:
-                if old.rotated_at is None:
-                    old = replace(old, rotated_at=now)
-                    self._refresh[(tenant_id, old_hash)] = old
-                self._refresh[(new.tenant_id, new.token_hash)] = self._under_grant(new)
+            successor = None
+            if old.successor_hash is not None:
+                successor = self._refresh.get((tenant_id, old.successor_hash))
+            status = rotation_status(old, now, grace_seconds, successor)
+            if status is RotateStatus.SUPERSEDED:
+                return RotateResult(status, old, successor)
+            if status is not RotateStatus.OK:
+                return RotateResult(status, old)
+            old = replace(
+                old,
+                rotated_at=now,
+                successor_hash=new.token_hash,
+                sealed_successor=sealed_successor if grace_seconds > 0 else None,
+            )
+            self._refresh[(tenant_id, old_hash)] = old
+            self._forget_previous(tenant_id, old_hash)
+            self._previous[(new.tenant_id, new.token_hash)] = old_hash
+            self._refresh[(new.tenant_id, new.token_hash)] = self._under_grant(new)
             return RotateResult(status, old)
+
+    def _forget_previous(self, tenant_id: str, token_hash: str) -> None:
+        """Clear the sealed successor of the token ``token_hash`` replaced (lock held)."""
+        previous = self._previous.pop((tenant_id, token_hash), None)
+        token = self._refresh.get((tenant_id, previous)) if previous is not None else None
+        if token is not None and token.successor_hash == token_hash:
+            self._refresh[(tenant_id, token.token_hash)] = replace(token, sealed_successor=None)
 
     async def revoke_refresh_token(self, tenant_id: str, token_hash: str, now: int) -> bool:
         async with self._lock:
             token = self._refresh.get((tenant_id, token_hash))
             if token is None or token.revoked_at is not None:
                 return False
-            self._refresh[(tenant_id, token_hash)] = replace(token, revoked_at=now)
+            self._refresh[(tenant_id, token_hash)] = _revoked(token, now)
             return True
 
     # -- access-token records ----------------------------------------------------------------
@@ -447,7 +477,7 @@ class MemoryStorage:
 
     async def purge_expired(self, now: int) -> int:
         async with self._lock:
-            return (
+            removed = (
                 _drop(self._upstream, lambda u: self._upstream_dead(u, now))
                 + _drop(self._codes, lambda c: c.expires_at <= now)
                 + _drop(self._refresh, lambda r: r.expires_at <= now or r.idle_expires_at <= now)
@@ -459,6 +489,27 @@ class MemoryStorage:
                 + _drop(self._jtis, lambda expires_at: expires_at <= now)
                 + _drop(self._rates, lambda rate: rate[2] <= now)
             )
+            self._forget_old_successors(now)
+            return removed
+
+    def _forget_old_successors(self, now: int) -> None:
+        """Clear sealed successors past any grace window; drop stale links (lock held)."""
+        since = now - MAX_REFRESH_GRACE_SECONDS
+        for key, token in self._refresh.items():
+            rotated_at = token.rotated_at
+            if (
+                token.sealed_successor is not None
+                and rotated_at is not None
+                and rotated_at <= since
+            ):
+                self._refresh[key] = replace(token, sealed_successor=None)
+        for key in [key for key in self._previous if key not in self._refresh]:
+            del self._previous[key]
+
+
+def _revoked(token: RefreshToken, now: int) -> RefreshToken:
+    """A revoked token keeps no sealed successor."""
+    return replace(token, revoked_at=now, sealed_successor=None)
 
 
 def _pending_abandoned(token: UpstreamToken, now: int) -> bool:

@@ -132,6 +132,8 @@ refresh_tokens = Table(
     _time("idle_expires_at"),
     _time("rotated_at", nullable=True),
     _time("revoked_at", nullable=True),
+    Column("successor_hash", Text),  # 0005: the token that replaced this one
+    Column("sealed_successor", Text),  # 0005: that token, sealed, for the grace window only
     PrimaryKeyConstraint("tenant_id", "token_hash", name="pk_refresh_tokens"),
     Index("ix_refresh_tokens_grant", "tenant_id", "grant_id"),
 )

@@ -5,8 +5,9 @@ statements, so the database itself decides who wins a race, across tasks *and* p
 
 * code consumption is ``UPDATE … SET consumed_at WHERE consumed_at IS NULL AND expires_at >
   now RETURNING …``; only when no row came back is the row read to say why;
-* refresh rotation is the same kind of ``UPDATE`` (grace window in the ``WHERE``) followed,
-  in the same transaction and only on success, by the ``INSERT`` of the new token;
+* refresh rotation is the same kind of ``UPDATE`` (``rotated_at IS NULL``, recording the
+  successor) followed, in the same transaction and only on success, by the ``INSERT`` of the
+  new token; a loser reads, in that transaction, the winner's row and successor;
 * ``revoke_grant`` and the deletions of clients and users cascade in one transaction.
 
 On PostgreSQL, single statements run in autocommit; multi-statement operations use a READ
@@ -319,10 +320,20 @@ class SqlStorage:
         )
 
     async def rotate_refresh_token(
-        self, tenant_id: str, old_hash: str, new: RefreshToken, now: int, grace_seconds: int
+        self,
+        tenant_id: str,
+        old_hash: str,
+        new: RefreshToken,
+        now: int,
+        grace_seconds: int,
+        *,
+        sealed_successor: str | None = None,
     ) -> RotateResult:
         key = _key(tenant_id=tenant_id, token_hash=old_hash)
-        rotate = q.ROTATE_WITHIN_GRACE if grace_seconds > 0 else q.ROTATE
+        successor = {
+            "successor_hash": new.token_hash,
+            "sealed_successor": sealed_successor if grace_seconds > 0 else None,
+        }
         async with self._tx() as conn:
             # PostgreSQL: lock order grant → token, as in revoke_grant: a revocation running
             # now either finishes first (we then see the old token revoked) or waits for our
@@ -330,19 +341,29 @@ class SqlStorage:
             # holds the database's one write lock.
             if not self._sqlite:
                 await conn.execute(q.LOCK_GRANT, _key(tenant_id=tenant_id, grant_id=new.grant_id))
-            won = (
-                await conn.execute(rotate, {**key, "now": now, "since": now - grace_seconds})
-            ).first()
+            won = (await conn.execute(q.ROTATE, {**key, "now": now, **successor})).first()
             if won is not None:
+                old = _record(RefreshToken, won)
+                await conn.execute(q.FORGET_PREVIOUS, {**key, "k_grant_id": old.grant_id})
                 await conn.execute(self._up.insert_refresh, _values(new))
-                return RotateResult(RotateStatus.OK, _record(RefreshToken, won))
+                return RotateResult(RotateStatus.OK, old)
+            # Lost, or nothing to win. On PostgreSQL our UPDATE waited for a concurrent winner
+            # to commit, so these reads (a fresh snapshot each, READ COMMITTED) see its row
+            # and the successor it inserted.
             row = (await conn.execute(q.GET[t.refresh_tokens], key)).first()
-        if row is None:
-            return RotateResult(RotateStatus.NOT_FOUND)
-        old = _record(RefreshToken, row)
-        status = rotation_status(old, now, grace_seconds)
+            if row is None:
+                return RotateResult(RotateStatus.NOT_FOUND)
+            old = _record(RefreshToken, row)
+            current = None
+            if old.successor_hash is not None:
+                next_key = _key(tenant_id=tenant_id, token_hash=old.successor_hash)
+                following = (await conn.execute(q.GET[t.refresh_tokens], next_key)).first()
+                current = None if following is None else _record(RefreshToken, following)
+        status = rotation_status(old, now, grace_seconds, current)
         if status is RotateStatus.OK:  # inserted after our UPDATE looked: unknown then
             return RotateResult(RotateStatus.NOT_FOUND)
+        if status is RotateStatus.SUPERSEDED:
+            return RotateResult(status, old, current)
         return RotateResult(status, old)
 
     async def revoke_refresh_token(self, tenant_id: str, token_hash: str, now: int) -> bool:
@@ -510,7 +531,9 @@ class SqlStorage:
     async def purge_expired(self, now: int) -> int:
         def purge(conn: Connection) -> int:
             conn.execute(q.LOCK_EXPIRED_GRANTS, {"now": now})
-            return sum(conn.execute(statement, {"now": now}).rowcount for statement in q.PURGE)
+            removed = sum(conn.execute(statement, {"now": now}).rowcount for statement in q.PURGE)
+            conn.execute(q.FORGET_OLD_SUCCESSORS, {"now": now})  # cleared, not counted
+            return removed
 
         return await self._engine.bulk(purge)
 
@@ -534,12 +557,14 @@ async def _revoke_grants(conn: Runner, tenant_id: str, which: ColumnElement[bool
         (t.refresh_tokens, "revoked_at"),
         (t.access_tokens, "revoked_at"),
     ):
+        # A revoked refresh token keeps no sealed successor (as in q.CASCADE).
+        extra = {"sealed_successor": None} if table is t.refresh_tokens else {}
         await conn.execute(
             update(table)
             .where(
                 table.c.tenant_id == tenant_id, table.c.grant_id.in_(ids), table.c[column].is_(None)
             )
-            .values({column: now})
+            .values({column: now, **extra})
         )
     up = t.upstream_tokens.c
     await conn.execute(

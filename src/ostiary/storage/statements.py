@@ -3,7 +3,7 @@
 Every statement is constructed at import with named bind parameters, so a call only binds
 values: no statement construction or cache-key computation on the token endpoint's path.
 Key parameters are named ``k_<column>`` (SQLAlchemy reserves bare column names for the
-SET clause of an UPDATE); ``now`` and ``since`` are times. Upserts depend on the dialect's
+SET clause of an UPDATE); ``now`` is the time. Upserts depend on the dialect's
 ``INSERT … ON CONFLICT`` construct and are built per backend by :func:`upserts`.
 """
 
@@ -34,6 +34,7 @@ from sqlalchemy import (
     update,
 )
 
+from ostiary.settings import MAX_REFRESH_GRACE_SECONDS
 from ostiary.storage import schema as t
 
 NOW: BindParameter[int] = bindparam("now", type_=BigInteger)
@@ -95,10 +96,12 @@ DELETE_CONSENTS = delete(t.consents).where(
 )
 TOUCH_GRANT = update(grants).where(key_of(grants)).values(last_used_at=NOW)
 REVOKE_GRANT = _retire(grants, "revoked_at", grants.c.grant_id == k("grant_id"))
-#: The cascade of one grant: codes consumed, refresh tokens and access-token records revoked.
-CASCADE = tuple(
-    _retire(table, column, table.c.grant_id == k("grant_id"))
-    for table, column in ((codes, "consumed_at"), (rts, "revoked_at"), (ats, "revoked_at"))
+#: The cascade of one grant: codes consumed, refresh tokens and access-token records revoked
+#: (a revoked refresh token keeps no sealed successor).
+CASCADE = (
+    _retire(codes, "consumed_at", codes.c.grant_id == k("grant_id")),
+    _retire(rts, "revoked_at", rts.c.grant_id == k("grant_id")).values(sealed_successor=None),
+    _retire(ats, "revoked_at", ats.c.grant_id == k("grant_id")),
 )
 #: Upstream tokens are deleted, not stamped: nothing may use them after a revocation.
 DELETE_UPSTREAM = delete(ups).where(
@@ -112,7 +115,9 @@ LIST_USAGE = select(usage.c.name, usage.c["count"]).where(
     usage.c.tenant_id == k("tenant_id"), usage.c.subject == k("subject")
 )
 LIST_LINKS = _of_tenant(links, links.c.subject == k("subject"))
-REVOKE_REFRESH = _retire(rts, "revoked_at", rts.c.token_hash == k("token_hash"))
+REVOKE_REFRESH = _retire(rts, "revoked_at", rts.c.token_hash == k("token_hash")).values(
+    sealed_successor=None
+)
 REVOKE_ACCESS = _retire(ats, "revoked_at", ats.c.jti == k("jti"))
 
 #: Single use: only one caller's UPDATE finds ``consumed_at IS NULL``.
@@ -127,26 +132,47 @@ CONSUME_CODE = (
 LOCK_GRANT = select(literal(1)).select_from(grants).where(key_of(grants)).with_for_update(read=True)
 
 
-def _rotate(*, grace: bool) -> Update:
-    unrotated: ColumnElement[bool] = rts.c.rotated_at.is_(None)
-    if grace:  # without grace, exactly one of N concurrent callers wins
-        unrotated = or_(unrotated, rts.c.rotated_at >= bindparam("since", type_=BigInteger))
-    return (
-        update(rts)
-        .where(
-            key_of(rts),
-            rts.c.revoked_at.is_(None),
-            rts.c.expires_at > NOW,
-            rts.c.idle_expires_at > NOW,
-            unrotated,
-        )
-        .values(rotated_at=func.coalesce(rts.c.rotated_at, NOW))
-        .returning(*rts.c)
+#: Exactly one caller, in any process, finds the token unrotated; it records the successor.
+#: There is no grace arm: a replay inside the window is answered with that successor instead.
+ROTATE = (
+    update(rts)
+    .where(
+        key_of(rts),
+        rts.c.revoked_at.is_(None),
+        rts.c.expires_at > NOW,
+        rts.c.idle_expires_at > NOW,
+        rts.c.rotated_at.is_(None),
     )
+    .values(
+        rotated_at=NOW,
+        successor_hash=bindparam("successor_hash"),
+        sealed_successor=bindparam("sealed_successor"),
+    )
+    .returning(*rts.c)
+)
 
+#: When a token rotates, the one it replaced (already rotated, same grant) forgets its sealed
+#: successor: presenting it now is reuse, so nothing may open that value again.
+FORGET_PREVIOUS = (
+    update(rts)
+    .where(
+        rts.c.tenant_id == k("tenant_id"),
+        rts.c.grant_id == k("grant_id"),
+        rts.c.successor_hash == k("token_hash"),
+        rts.c.sealed_successor.is_not(None),
+    )
+    .values(sealed_successor=None)
+)
 
-ROTATE = _rotate(grace=False)
-ROTATE_WITHIN_GRACE = _rotate(grace=True)
+#: Run by purge_expired: no grace window reaches back further than the largest allowed one.
+FORGET_OLD_SUCCESSORS = (
+    update(rts)
+    .where(
+        rts.c.sealed_successor.is_not(None),
+        rts.c.rotated_at <= NOW - MAX_REFRESH_GRACE_SECONDS,
+    )
+    .values(sealed_successor=None)
+)
 
 
 def _count(table: Table, *live: ColumnElement[bool]) -> Any:

@@ -181,9 +181,18 @@ class TieredStorage:
         return await self.durable.get_refresh_token(tenant_id, token_hash)
 
     async def rotate_refresh_token(
-        self, tenant_id: str, old_hash: str, new: RefreshToken, now: int, grace_seconds: int
+        self,
+        tenant_id: str,
+        old_hash: str,
+        new: RefreshToken,
+        now: int,
+        grace_seconds: int,
+        *,
+        sealed_successor: str | None = None,
     ) -> RotateResult:
-        return await self.durable.rotate_refresh_token(tenant_id, old_hash, new, now, grace_seconds)
+        return await self.durable.rotate_refresh_token(
+            tenant_id, old_hash, new, now, grace_seconds, sealed_successor=sealed_successor
+        )
 
     async def revoke_refresh_token(self, tenant_id: str, token_hash: str, now: int) -> bool:
         return await self.durable.revoke_refresh_token(tenant_id, token_hash, now)

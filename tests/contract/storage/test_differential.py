@@ -1,9 +1,9 @@
 """Differential check: random operation sequences give identical answers on memory and SQLite.
 
 The contract tests pin each rule by example; this drives both backends through the same
-random sequences (codes, refresh rotation with and without grace, revocation cascades,
-replay cache, rate limits, stats, purge, notes, usage, upstream tokens) and compares every
-answer.
+random sequences (codes, refresh rotation with and without grace and its superseded
+replays, revocation cascades, replay cache, rate limits, stats, purge, notes, usage, upstream
+tokens) and compares every answer.
 """
 
 from __future__ import annotations
@@ -93,7 +93,10 @@ async def _apply(storage: Storage, op: tuple[Any, ...], step: int) -> object:
     if name == "rotate":
         old, new, now, grace = args
         successor = refresh(TENANT, f"{old}>{step}", grant_id=new)
-        return await storage.rotate_refresh_token(TENANT, old, successor, now, grace)
+        sealed = f"v1.{successor.token_hash}"
+        return await storage.rotate_refresh_token(
+            TENANT, old, successor, now, grace, sealed_successor=sealed
+        )
     if name == "revoke_refresh":
         return await storage.revoke_refresh_token(TENANT, *args)
     if name == "save_access":

@@ -22,11 +22,18 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ostiary.core.models import Client, ConsumeStatus, User
+from ostiary.core.models import (
+    Client,
+    ConsumeStatus,
+    RefreshToken,
+    RotateResult,
+    RotateStatus,
+    User,
+)
 from ostiary.errors import ConfigurationError, StorageError
 from ostiary.settings import Settings
 from ostiary.storage import MemoryStorage, SqlStorage, open_storage
-from ostiary.storage.schema import VERSION_TABLE, clients, metadata, users
+from ostiary.storage.schema import VERSION_TABLE, clients, metadata, refresh_tokens, users
 from ostiary.storage.sql import MIGRATIONS_DIR, async_url
 from tests._services import postgres_url
 
@@ -161,7 +168,7 @@ async def test_migrations_create_exactly_the_declared_schema(sql_backend_url: st
         await engine.dispose()
 
     assert drift == []
-    assert revision == "0004"
+    assert revision == "0005"
 
 
 def _migrate(conn: Connection, direction: str, revision: str) -> list[str]:
@@ -201,9 +208,10 @@ async def _upgrade_from_0001_keeps_data(url: str, tenant: str) -> None:
     try:
         async with engine.begin() as conn:
             before = await conn.run_sync(_migrate, "upgrade", "0001")
-            # This version's save_client writes `disabled` (0004): insert as 0001 would.
+            # This version's save_client writes `disabled` (0004) and save_refresh_token the
+            # successor columns (0005): insert as 0001 would.
             await conn.execute(clients.insert().values(_columns_of_0001(client(tenant))))
-        await store.save_refresh_token(refresh(tenant))
+            await conn.execute(refresh_tokens.insert().values(_columns_of_0004(refresh(tenant))))
 
         await store.initialize()
 
@@ -242,6 +250,70 @@ async def test_a_0001_postgres_database_upgrades_to_0002_keeping_its_data(
 
 def _columns_of_0001(record: Client) -> dict[str, object]:
     return {f.name: getattr(record, f.name) for f in fields(record) if f.name != "disabled"}
+
+
+def _columns_of_0004(record: RefreshToken) -> dict[str, object]:
+    added = {"successor_hash", "sealed_successor"}
+    return {f.name: getattr(record, f.name) for f in fields(record) if f.name not in added}
+
+
+def _refresh_columns(conn: Connection) -> list[str]:
+    return [column["name"] for column in inspect(conn).get_columns("refresh_tokens")]
+
+
+async def _upgrade_from_0004_keeps_refresh_tokens(url: str, tenant: str) -> None:
+    """A database at 0004 holding a live and a rotated refresh token: initialize() adds
+    ``successor_hash`` and ``sealed_successor`` (NULL for both). The token rotated before the
+    upgrade has no sealed successor, so presenting it again, even within the window, is
+    REUSED (never a second chain); the live one rotates and its retry gets the successor.
+    Going back to 0004 drops exactly the two columns."""
+    store = SqlStorage(url)
+    engine = create_async_engine(store.url)
+    live, rotated = refresh(tenant, "live"), refresh(tenant, "rotated", rotated_at=NOW)
+    new = refresh(tenant, "new", issued_at=NOW + 1)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate, "upgrade", "0004")
+            before = await conn.run_sync(_refresh_columns)
+            for old in (live, rotated):
+                await conn.execute(refresh_tokens.insert().values(_columns_of_0004(old)))
+
+        await store.initialize()
+
+        assert await store.get_refresh_token(tenant, "live") == live
+        reused = await store.rotate_refresh_token(tenant, "rotated", new, NOW + 1, 30)
+        assert reused == RotateResult(RotateStatus.REUSED, rotated)
+        ok = await store.rotate_refresh_token(
+            tenant, "live", new, NOW + 1, 30, sealed_successor="v1.sealed"
+        )
+        assert ok.status is RotateStatus.OK
+        again = await store.rotate_refresh_token(
+            tenant, "live", refresh(tenant, "other"), NOW + 2, 30, sealed_successor="v1.other"
+        )
+        assert (again.status, again.successor) == (RotateStatus.SUPERSEDED, new)
+        async with engine.begin() as conn:
+            at_head = await conn.run_sync(_refresh_columns)
+            await conn.run_sync(_migrate, "downgrade", "0004")
+            after = await conn.run_sync(_refresh_columns)
+    finally:
+        await engine.dispose()
+        await store.close()
+
+    assert at_head == [*before, "successor_hash", "sealed_successor"]
+    assert after == before
+
+
+async def test_a_0004_sqlite_database_upgrades_to_0005_keeping_its_refresh_tokens(
+    tmp_path: Path, tenant: str
+) -> None:
+    await _upgrade_from_0004_keeps_refresh_tokens(f"sqlite:///{tmp_path / 'old.db'}", tenant)
+
+
+@pytest.mark.postgres
+async def test_a_0004_postgres_database_upgrades_to_0005_keeping_its_refresh_tokens(
+    fresh_postgres_url: str, tenant: str
+) -> None:
+    await _upgrade_from_0004_keeps_refresh_tokens(fresh_postgres_url, tenant)
 
 
 def _client_columns(conn: Connection) -> list[str]:
