@@ -202,6 +202,13 @@ class DemoSettings(_Section):
     hide_unauthorized_tools: bool = Field(
         False, description="Leave out of tools/list the demo tools a token cannot call."
     )
+    mixed_auth: bool = Field(
+        False,
+        description="Let clients connect, list tools and call the public tools (echo, get_time, "
+        "public_search) without a token, with a challenge per protected tool call. Off: every "
+        "tokenless request gets the 401 challenge, which clients that decide at connect time "
+        "whether to log in (Claude Code, Codex, mcp-remote) need.",
+    )
 
 
 class DevSettings(_Section):

@@ -117,14 +117,63 @@ async def test_tokens_signed_after_a_key_rotation_are_accepted(
         assert response.json()["result"]["structuredContent"]["username"] == USERNAME
 
 
-async def test_public_calls_are_counted_for_anonymous(
-    app: CombinedApp, http: httpx.AsyncClient
+async def test_public_calls_are_counted_for_anonymous_in_mixed_auth(
+    settings_factory: Callable[..., Settings],
 ) -> None:
-    for text in ("a", "b"):
-        response = await http.post("/mcp", json=call("echo", text=text), headers=mcp_headers())
-        assert response.json()["result"]["structuredContent"] == {"result": text}
+    app = create_combined_app(settings_factory(issuer=ISSUER), mixed_auth=True)
+    async for http in start(app):
+        for text in ("a", "b"):
+            response = await http.post("/mcp", json=call("echo", text=text), headers=mcp_headers())
+            assert response.json()["result"]["structuredContent"] == {"result": text}
+        ctx = app.state.ctx
+        assert await ctx.storage.get_usage(ctx.tenant, "anonymous") == {"echo": 2}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}}),
+        rpc("tools/list"),
+        call("echo", text="a"),
+        call("get_user_info"),
+    ],
+    ids=["initialize", "tools/list", "public tool", "protected tool"],
+)
+async def test_every_tokenless_request_is_challenged_by_default(
+    app: CombinedApp, http: httpx.AsyncClient, message: dict[str, Any]
+) -> None:
+    response = await http.post("/mcp", json=message, headers=mcp_headers())
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == (
+        f'Bearer scope="mcp:read", resource_metadata="{PRM}"'
+    )
+    assert response.json() == {
+        "error": "invalid_token",
+        "error_description": "An access token is required.",
+    }
     ctx = app.state.ctx
-    assert await ctx.storage.get_usage(ctx.tenant, "anonymous") == {"echo": 2}
+    assert await ctx.storage.get_usage(ctx.tenant, "anonymous") == {}
+
+
+@pytest.mark.parametrize("mixed", [False, True], ids=["default", "mixed auth"])
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+async def test_get_and_delete_on_the_stateless_endpoint_are_405_with_or_without_a_token(
+    settings_factory: Callable[..., Settings], method: str, mixed: bool
+) -> None:
+    app = create_combined_app(settings_factory(issuer=ISSUER), mixed_auth=mixed)
+    async for http in start(app):
+        issued = await obtain_token(ISSUER, f"{ISSUER}/mcp", http=http)
+        sse = {"Accept": "text/event-stream", "MCP-Protocol-Version": "2025-06-18"}
+        anonymous = await http.request(method, "/mcp", headers=sse)
+        with_token = await http.request(
+            method, "/mcp", headers={**sse, "Authorization": f"Bearer {issued.access_token}"}
+        )
+    for response in (anonymous, with_token):
+        assert response.status_code == 405
+        assert response.headers["allow"] == "POST"
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["error"]["code"] == -32000
+        assert "www-authenticate" not in response.headers
 
 
 async def test_scope_names_are_configurable(settings_factory: Callable[..., Settings]) -> None:
@@ -150,7 +199,9 @@ async def test_scope_names_are_configurable(settings_factory: Callable[..., Sett
 async def test_tools_a_token_cannot_call_can_be_hidden(
     settings_factory: Callable[..., Settings],
 ) -> None:
-    app = create_combined_app(settings_factory(issuer=ISSUER), hide_unauthorized_tools=True)
+    app = create_combined_app(
+        settings_factory(issuer=ISSUER), hide_unauthorized_tools=True, mixed_auth=True
+    )
     async for http in start(app):
         anonymous = await http.post("/mcp", json=rpc("tools/list"), headers=mcp_headers())
         issued = await obtain_token(ISSUER, f"{ISSUER}/mcp", http=http)
@@ -175,7 +226,7 @@ async def test_tools_a_token_cannot_call_can_be_hidden(
 async def test_demo_scope_names_come_from_settings(
     settings_factory: Callable[..., Settings],
 ) -> None:
-    """OSTIARY_DEMO__READ_SCOPE / __WRITE_SCOPE / __HIDE_UNAUTHORIZED_TOOLS, no code."""
+    """OSTIARY_DEMO__READ_SCOPE / __WRITE_SCOPE / __HIDE_UNAUTHORIZED_TOOLS / __MIXED_AUTH."""
     settings = settings_factory(
         issuer=ISSUER,
         scopes={"supported": ["notes:read", "notes:write"], "default": ["notes:read"]},
@@ -183,6 +234,7 @@ async def test_demo_scope_names_come_from_settings(
             "read_scope": "notes:read",
             "write_scope": "notes:write",
             "hide_unauthorized_tools": True,
+            "mixed_auth": True,
         },
     )
     async for http in start(create_combined_app(settings)):

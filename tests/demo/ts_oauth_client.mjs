@@ -59,8 +59,25 @@ const provider = {
   },
 };
 
-const transport = new StreamableHTTPClientTransport(new URL(url), { authProvider: provider });
-const client = new Client({ name: "ostiary-ts-oauth-e2e", version: "0.0.0" });
+let transport = new StreamableHTTPClientTransport(new URL(url), { authProvider: provider });
+let client = new Client({ name: "ostiary-ts-oauth-e2e", version: "0.0.0" });
+
+// A server that challenges at connect refuses initialize: finish the authorization on the
+// transport that saw the 401, then connect again on a fresh one (a transport starts once).
+async function connect() {
+  try {
+    await client.connect(transport);
+  } catch (error) {
+    if (!(error instanceof UnauthorizedError) || !state.callback) throw error;
+    const code = state.callback.searchParams.get("code");
+    state.callback = undefined;
+    if (!code) throw new Error("authorization refused");
+    await transport.finishAuth(code);
+    transport = new StreamableHTTPClientTransport(new URL(url), { authProvider: provider });
+    client = new Client({ name: "ostiary-ts-oauth-e2e", version: "0.0.0" });
+    await client.connect(transport);
+  }
+}
 
 async function withAuth(operation) {
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -78,7 +95,7 @@ async function withAuth(operation) {
 }
 
 try {
-  await withAuth(() => client.connect(transport));
+  await connect();
   const listing = await withAuth(() => client.listTools());
   const results = [];
   for (const [tool, args] of JSON.parse(plan)) {

@@ -62,8 +62,9 @@ async def test_sdk_client_discovers_registers_logs_in_and_calls_tools(
     resource = f"{server.issuer}/mcp"
     storage, login = MemoryTokenStorage(), FormLogin()
     async with sdk_session(resource, auth=sdk_provider(resource, storage, login)) as session:
-        listing = await session.list_tools()  # public listing: no login yet
-        assert login.authorize_urls == []
+        # Challenge at connect: initialize got the 401, so the client logged in right away.
+        assert len(login.authorize_urls) == 1
+        listing = await session.list_tools()
         info = structured(await session.call_tool("get_user_info", {}))
         notes = structured(await session.call_tool("list_secure_notes", {}))
         profile = await session.read_resource("user://profile")
@@ -99,7 +100,7 @@ async def test_sdk_client_discovers_registers_logs_in_and_calls_tools(
         "scopes": ["mcp:read"],
         "notes": 0,
     }
-    # The first get_user_info was refused with 401 in front of the SDK: it counts once.
+    assert len(login.authorize_urls) == 1
     assert usage == {
         "sub": subject,
         "total_calls": 3,
@@ -185,12 +186,26 @@ async def test_sdk_client_registered_by_dcr_can_step_up(server: RunningServer) -
     assert note["content"] == "x"
 
 
-async def test_public_tools_work_without_any_login(server: RunningServer) -> None:
-    resource = f"{server.issuer}/mcp"
-    async with sdk_session(resource) as session:
-        echoed = await session.call_tool("echo", {"text": "hi"})
-        found = structured(await session.call_tool("public_search", {"query": "pkce"}))
-        clock = structured(await session.call_tool("get_time", {}))
+async def test_in_mixed_auth_public_tools_work_without_any_login(tmp_path: Path) -> None:
+    with running_server(tmp_path / "srv", OSTIARY_DEMO__MIXED_AUTH="true") as server:
+        add_user(server)
+        resource = f"{server.issuer}/mcp"
+        async with sdk_session(resource) as session:
+            echoed = await session.call_tool("echo", {"text": "hi"})
+            found = structured(await session.call_tool("public_search", {"query": "pkce"}))
+            clock = structured(await session.call_tool("get_time", {}))
+        storage, login = MemoryTokenStorage(), FormLogin()
+        provider = sdk_provider(resource, storage, login)
+        async with sdk_session(resource, auth=provider) as session:
+            listing = await session.list_tools()  # public listing: no login yet
+            logged_out = len(login.authorize_urls)
+            info = structured(await session.call_tool("get_user_info", {}))  # 401: logs in
+    assert logged_out == 0
+    assert len(login.authorize_urls) == 1
+    assert info["username"] == USERNAME
+    schemes = {t.name: (t.meta or {})["securitySchemes"] for t in listing.tools}
+    assert schemes["echo"] == [{"type": "noauth"}, {"type": "oauth2", "scopes": ["mcp:read"]}]
+    assert schemes["get_user_info"] == [{"type": "oauth2", "scopes": ["mcp:read"]}]
     assert echoed.structured_content == {"result": "hi"}
     assert found == {
         "query": "pkce",

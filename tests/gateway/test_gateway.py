@@ -135,6 +135,7 @@ async def register(issuer: str) -> OAuthClientInformationFull:
 def stdio_gateway(tmp_path: Path) -> Iterator[Gateway]:
     with running_gateway(
         tmp_path / "gw",
+        "--mixed-auth",
         "--public-tool",
         "echo",
         "--tool-scope",
@@ -270,6 +271,24 @@ async def test_http_upstream_sees_the_subject_and_never_the_token(
         "x-client",
     ) as gateway:
         subject = gateway.add_user()
+        # By default nothing reaches the upstream without a token: not initialize, not GET.
+        async with httpx.AsyncClient() as http:
+            tokenless_init = await http.post(
+                gateway.resource,
+                json=rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}}),
+                headers=mcp_headers(),
+            )
+            tokenless_get = await http.get(
+                gateway.resource, headers={"Accept": "text/event-stream"}
+            )
+        assert recorder.seen == []
+        challenge = (
+            f'Bearer scope="mcp:read", resource_metadata="{gateway.issuer}'
+            '/.well-known/oauth-protected-resource/mcp"'
+        )
+        for refused in (tokenless_init, tokenless_get):
+            assert refused.status_code == 401
+            assert refused.headers["www-authenticate"] == challenge
         storage, login = MemoryTokenStorage(), FormLogin()
         storage.client = await register(gateway.issuer)
         provider = sdk_provider(gateway.resource, storage, login)
@@ -309,6 +328,20 @@ async def test_http_upstream_sees_the_subject_and_never_the_token(
     }
     scopes: set[Any] = {h.get("x-ostiary-scopes") for h in recorder.seen}
     assert scopes == {"mcp:read", "mcp:read mcp:write"}
+
+
+def test_public_tools_without_mixed_auth_stop_the_gateway_before_it_binds(
+    tmp_path: Path,
+) -> None:
+    result = subprocess.run(
+        [*OSTIARY, "gateway", "--public-tool", "echo", "--", sys.executable, "-m", "ostiary.demo"],
+        env={**os.environ, "OSTIARY_DEV__ENABLED": "true", "OSTIARY_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "--public-tool needs --mixed-auth" in result.stderr + result.stdout
 
 
 # --- remote authorization server ------------------------------------------------------------

@@ -71,6 +71,7 @@ async def resource() -> AsyncIterator[str]:
             required_scopes=["mcp:read"],
             hide_unauthorized_tools=True,
             public_tools=["public_search"],
+            mixed_auth=True,
         )
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
         task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -26,6 +26,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from starlette.responses import PlainTextResponse
 
+from ostiary.errors import ConfigurationError
 from ostiary.resource.mcp_sdk import protect_mcp_app, require_scopes
 from ostiary.resource.middleware import current_principal
 from ostiary.resource.verifiers import JWTVerifier
@@ -110,6 +111,7 @@ async def _serve(hide: bool, public: tuple[str, ...] = ()) -> AsyncIterator[Runn
             hide_unauthorized_tools=hide,
             resource_name="ostiary test server",
             public_tools=public,
+            mixed_auth=bool(public),
             resource_scopes={"user://notes/{note_id}": ["notes:read"]},
         )
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
@@ -167,6 +169,35 @@ async def test_no_token_is_401_with_exact_bare_challenge(running: Running) -> No
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == (
         f'Bearer scope="mcp:read", resource_metadata="{running.prm}"'
+    )
+
+
+@pytest.mark.parametrize("mode", ["connect", "mixed"])
+async def test_a_tokenless_get_stream_is_challenged_on_a_stateful_endpoint(
+    running: Running, running_public: Running, mode: str
+) -> None:
+    server = running if mode == "connect" else running_public
+    async with httpx.AsyncClient() as client:
+        response = await client.get(server.resource, headers={"Accept": "text/event-stream"})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == (
+        f'Bearer scope="mcp:read", resource_metadata="{server.prm}"'
+    )
+
+
+def test_public_tools_without_mixed_auth_are_a_configuration_error() -> None:
+    resource = "https://mcp.example.com/mcp"
+    with pytest.raises(ConfigurationError) as info:
+        protect_mcp_app(
+            build_server(),
+            resource=resource,
+            issuer=ISSUER,
+            verifier=JWTVerifier(ISSUER, resource, JWKS_URI),
+            public_tools=["public_search"],
+        )
+    assert str(info.value) == (
+        "public_tools are callable without a token only in mixed auth: pass "
+        "mixed_auth=True (clients then connect without a token), or drop public_tools"
     )
 
 
@@ -345,8 +376,6 @@ async def test_another_users_token_cannot_use_a_session(running: Running) -> Non
 
 def test_sdk_server_with_its_own_auth_is_refused() -> None:
     from mcp.server.auth.settings import AuthSettings
-
-    from ostiary.errors import ConfigurationError
 
     class Verifier:
         async def verify_token(self, token: str) -> None:

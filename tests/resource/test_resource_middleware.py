@@ -448,12 +448,18 @@ async def test_public_access_checks_routing_headers(verifier: JWTVerifier) -> No
     assert response.json()["error"]["code"] == -32020
 
 
-async def test_public_access_lets_get_through_but_not_put(verifier: JWTVerifier) -> None:
+async def test_public_access_lets_delete_through_but_not_get_or_put(
+    verifier: JWTVerifier,
+) -> None:
     async with client_for(public_app(verifier)) as client:
         get = await client.get("/mcp")
         put = await client.put("/mcp")
-    assert get.status_code == 405  # reached the app, which only serves POST there
+        delete = await client.delete("/mcp")
+    # A server-to-client stream is only for an authenticated caller: the bare challenge.
+    assert get.status_code == 401
+    assert get.headers["www-authenticate"] == f'Bearer resource_metadata="{PRM}"'
     assert put.status_code == 401
+    assert delete.status_code == 405  # reached the app, which only serves POST there
 
 
 async def test_tool_check_does_not_depend_on_content_type(verifier: JWTVerifier) -> None:

@@ -101,6 +101,13 @@ def serve(
             "[demo.hide_unauthorized_tools]."
         ),
     ] = None,
+    mixed_auth: Annotated[
+        bool | None,
+        typer.Option(
+            help="Let clients connect to the demo and call its public tools without a token "
+            "[demo.mixed_auth]."
+        ),
+    ] = None,
     access_log: Annotated[
         bool, typer.Option(help="Log every HTTP request (uvicorn access log).")
     ] = True,
@@ -136,6 +143,7 @@ def serve(
                     write=write_scope or settings.demo.write_scope,
                 ),
                 hide_unauthorized_tools=hide_unauthorized_tools,
+                mixed_auth=mixed_auth,
             )
         except ConfigurationError as exc:
             raise _fail(str(exc)) from None
@@ -179,8 +187,15 @@ def gateway(
         list[str] | None, typer.Option(help="NAME=SCOPE[,SCOPE]: scopes one tool needs.")
     ] = None,
     public_tool: Annotated[
-        list[str] | None, typer.Option(help="Tool callable without a token (repeat).")
+        list[str] | None,
+        typer.Option(help="Tool callable without a token (repeat; needs --mixed-auth)."),
     ] = None,
+    mixed_auth: Annotated[
+        bool,
+        typer.Option(
+            help="Let clients connect and list tools without a token (per-tool challenges)."
+        ),
+    ] = False,
     hide_unauthorized_tools: Annotated[
         bool, typer.Option(help="Hide tools the token cannot call (stdio upstreams).")
     ] = False,
@@ -211,10 +226,13 @@ def gateway(
         if not sep or not name or not scopes:
             raise _fail(f"--tool-scope {item!r}: expected NAME=SCOPE[,SCOPE]")
         tools[name] = [s for s in scopes.split(",") if s]
+    if public_tool and not mixed_auth:
+        raise _fail("--public-tool needs --mixed-auth: tools answer without a token only there")
     options = GatewayOptions(
         required_scopes=tuple(scope) if scope is not None else ("mcp:read",),
         tool_scopes=tools,
         public_tools=tuple(public_tool or ()),
+        mixed_auth=mixed_auth,
         hide_unauthorized_tools=hide_unauthorized_tools,
         subject_header=subject_header,
         client_id_header=client_id_header,

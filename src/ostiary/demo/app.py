@@ -3,8 +3,9 @@
 :func:`create_demo_app` wraps :func:`~ostiary.demo.server.build_demo_server` with
 :func:`~ostiary.resource.mcp_sdk.protect_mcp_app`: PRM at the path-inserted well-known URL,
 bearer checks with the given verifier (audience = the demo's resource URL), per-tool and
-per-resource scopes enforced as HTTP 403 step-up challenges before the SDK runs, public tools
-callable without a token.
+per-resource scopes enforced as HTTP 403 step-up challenges before the SDK runs. Every
+tokenless request gets the 401 challenge unless ``mixed_auth`` is on; then the public tools
+answer without a token.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def create_demo_app(
     clock: Callable[[], int],
     scopes: DemoScopes | None = None,
     hide_unauthorized_tools: bool = False,
+    mixed_auth: bool = False,
     cors_origins: Sequence[str] = (),
     count_usage: bool = True,
 ) -> Starlette:
@@ -50,6 +52,7 @@ def create_demo_app(
         clock: Seconds since the epoch.
         scopes: Read/write scope names (default ``mcp:read`` / ``mcp:write``).
         hide_unauthorized_tools: Drop from ``tools/list`` what the caller cannot call.
+        mixed_auth: Tokenless clients may connect, list tools and call the public tools.
         cors_origins: Browser origins allowed to call the MCP endpoint.
         count_usage: Count each ``tools/call`` per subject.
 
@@ -67,7 +70,8 @@ def create_demo_app(
         tool_scopes=scopes.tool_scopes(),
         resource_scopes=scopes.resource_scopes(),
         scopes_supported=[scopes.read, scopes.write],
-        public_tools=PUBLIC_TOOLS,
+        public_tools=PUBLIC_TOOLS if mixed_auth else (),
+        mixed_auth=mixed_auth,
         hide_unauthorized_tools=hide_unauthorized_tools,
         resource_name="ostiary demo MCP server",
         include_root_metadata=True,

@@ -2,8 +2,9 @@
 
 Built with the official ``mcp`` SDK (``MCPServer``), served stateless over streamable HTTP (MCP
 2026-07-28 has no sessions) behind :func:`ostiary.resource.mcp_sdk.protect_mcp_app`. Its tools
-are the ones the reference servers describe: ``echo``, ``get_time`` and ``public_search`` work
-without a token (advertised ``noauth``); ``get_user_info``, ``list_secure_notes`` and
+are the ones the reference servers describe: ``echo``, ``get_time`` and ``public_search`` need
+no scope beyond the endpoint's (and, in mixed auth, no token: advertised ``noauth``);
+``get_user_info``, ``list_secure_notes`` and
 ``get_api_usage`` need the read scope, ``create_secure_note`` the write scope. Notes and usage
 counters live in the same :class:`~ostiary.storage.base.Storage` as the authorization server,
 per subject, so they survive restarts and are shared by every ``ostiary serve`` process.
@@ -40,7 +41,7 @@ __all__ = [
 
 #: Usage-counter subject for tokenless calls of public tools.
 ANONYMOUS: Final = "anonymous"
-#: Tools callable without a token (advertised ``noauth``).
+#: Tools callable without a token in mixed auth (advertised ``noauth``).
 PUBLIC_TOOLS: Final = ("echo", "get_time", "public_search")
 MAX_NOTE_CHARS: Final = 10_000
 MAX_TITLE_CHARS: Final = 200

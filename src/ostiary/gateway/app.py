@@ -51,7 +51,9 @@ class GatewayOptions:
     Attributes:
         required_scopes: Scopes every request needs (named in 401 challenges).
         tool_scopes: Tool name → scopes it needs (403 ``insufficient_scope`` when missing).
-        public_tools: Tools callable without a token.
+        public_tools: Tools callable without a token (needs ``mixed_auth``).
+        mixed_auth: Let tokenless clients connect and call ``public_tools``; default: every
+            tokenless request gets the 401 challenge.
         hide_unauthorized_tools: Hide from ``tools/list`` what the caller cannot call
             (stdio upstreams only: an HTTP upstream's answers are passed through untouched).
         subject_header: Header carrying the verified subject to an HTTP upstream.
@@ -64,6 +66,7 @@ class GatewayOptions:
     required_scopes: Sequence[str] = ("mcp:read",)
     tool_scopes: Mapping[str, Sequence[str]] = field(default_factory=dict)
     public_tools: Sequence[str] = ()
+    mixed_auth: bool = False
     hide_unauthorized_tools: bool = False
     subject_header: str = DEFAULT_SUBJECT_HEADER
     client_id_header: str | None = None
@@ -155,6 +158,7 @@ def create_gateway_app(
         "required_scopes": list(options.required_scopes),
         "tool_scopes": {k: list(v) for k, v in options.tool_scopes.items()},
         "public_tools": list(options.public_tools),
+        "mixed_auth": options.mixed_auth,
         "cors_origins": list(options.cors_origins),
         "resource_name": "ostiary gateway",
     }

@@ -33,6 +33,7 @@ from ostiary.resource.tool_authorization import (
     ToolAuthorization,
     _call_state,
     _CallState,
+    check_public_tools,
 )
 from ostiary.resource.verifiers import TokenVerifier
 
@@ -109,6 +110,7 @@ def protect_fastmcp_app(
     scope_hierarchy: Mapping[str, Sequence[str]] | None = None,
     hide_unauthorized_tools: bool = False,
     public_tools: Sequence[str] = (),
+    mixed_auth: bool = False,
     http_app_options: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> Starlette:
@@ -123,7 +125,10 @@ def protect_fastmcp_app(
         required_scopes: Scopes every request needs.
         scope_hierarchy: Broader scope → narrower scopes it implies.
         hide_unauthorized_tools: Hide from ``tools/list`` what the caller cannot call.
-        public_tools: Tools callable without a token.
+        public_tools: Tools callable without a token (needs ``mixed_auth``).
+        mixed_auth: Let tokenless clients connect, list tools and call ``public_tools``;
+            default: every tokenless request gets the 401 challenge (see
+            :func:`~ostiary.resource.mcp_sdk.protect_mcp_app`).
         http_app_options: Passed to ``FastMCP.http_app``.
         **options: Passed to :func:`~ostiary.resource.mcp_sdk.protect_mcp_app` (CORS, PRM
             names, exempt paths, ...).
@@ -142,6 +147,7 @@ def protect_fastmcp_app(
         ...                          "https://auth.example.com/.well-known/jwks.json"),
         ... )
     """
+    check_public_tools(public_tools, mixed_auth=mixed_auth)
     authorization = ToolAuthorization(
         ToolPolicy(dict(tool_scopes or {})),
         ScopePolicy(dict(scope_hierarchy or {})),
@@ -163,5 +169,7 @@ def protect_fastmcp_app(
         required_scopes=required_scopes,
         scope_hierarchy=scope_hierarchy,
         public_tools=public_tools,
+        mixed_auth=mixed_auth,
+        stateless=bool(http_options.get("stateless_http", False)),
         **options,
     )

@@ -7,6 +7,20 @@ returns one Starlette app that serves:
 * the streamable-HTTP MCP endpoint behind :class:`BearerAuthMiddleware`, with per-tool scope
   requirements enforced as HTTP 403 step-up challenges *before* the SDK sees the request.
 
+**Challenge at connect** is the default: every MCP request without a token, ``initialize``
+and ``tools/list`` included, gets the 401 challenge (``resource_metadata`` and ``scope``).
+Most MCP clients (Claude Code, Codex, ``mcp-remote``, CLIs built on the TypeScript SDK)
+decide at connect time whether a server needs OAuth; a server that lets them connect without
+a token is taken as one that needs none, and they never log in or keep their tokens.
+**Mixed auth** (``mixed_auth=True``) is the explicit mode for connectors that call some tools
+without a token (ChatGPT-style ``securitySchemes`` with ``noauth``): a tokenless client may
+initialize, list tools and call ``public_tools``; every other call gets a per-tool challenge.
+
+A stateless endpoint (the SDK's ``stateless_http``, the 2026-07-28 wire) answers ``GET`` and
+``DELETE`` with 405 and ``Allow: POST`` whatever the credentials (MCP streamable HTTP: a
+server that offers no stream "MUST" answer 405): a stream that can never carry a message is
+never opened.
+
 For SDK servers it also installs a server middleware
 (:class:`~ostiary.resource.tool_authorization.ToolAuthorization`, re-exported here) that
 
@@ -54,10 +68,12 @@ from ostiary.resource.scopes import (
     ScopePolicy,
     ToolPolicy,
 )
+from ostiary.resource.stateless import StatelessMethods
 from ostiary.resource.tool_authorization import (
     SECURITY_SCHEMES_META_KEY,
     WWW_AUTHENTICATE_META_KEY,
     ToolAuthorization,
+    check_public_tools,
     require_scopes,
 )
 from ostiary.resource.verifiers import Principal, TokenVerifier
@@ -146,6 +162,8 @@ def protect_mcp_app(
     public_tools: Sequence[str] = (),
     resource_scopes: Mapping[str, Sequence[str]] | None = None,
     prompt_scopes: Mapping[str, Sequence[str]] | None = None,
+    mixed_auth: bool = False,
+    stateless: bool | None = None,
 ) -> Starlette:
     """Serve an MCP SDK server over streamable HTTP as an OAuth-protected resource.
 
@@ -171,19 +189,25 @@ def protect_mcp_app(
         allowed_hosts: ``Host`` values accepted; default: the resource's host (and every
             loopback name for a loopback resource).
         dns_rebinding_protection: Check ``Host`` and ``Origin`` (403 on a foreign Origin).
-        public_tools: Tools callable without a token (advertised ``noauth``). A tokenless
-            client may then initialize, list tools and call these; anything else still gets
-            the 401 challenge.
+        public_tools: Tools callable without a token (advertised ``noauth``); needs
+            ``mixed_auth=True``.
         resource_scopes: Resource URI or template (``user://notes/{id}``) → scopes needed
             to read it (403 ``insufficient_scope`` when missing).
         prompt_scopes: Prompt name → scopes needed to get it.
+        mixed_auth: Let a tokenless client initialize, list tools and call ``public_tools``
+            (anything else gets the challenge). Choose it only for clients that handle a
+            per-tool challenge after connecting without a token; the default challenges
+            every tokenless request, which is what clients deciding at connect time need.
+        stateless: The endpoint keeps no sessions, so ``GET``/``DELETE`` answer 405.
+            Default: ``stateless_http`` in ``streamable_http_options`` for an SDK server;
+            False for any other ASGI app.
 
     Returns:
         A Starlette app whose lifespan runs the SDK's session manager.
 
     Raises:
-        ConfigurationError: The ``MCPServer`` has SDK auth configured, or the metadata is
-            invalid (no issuer, bad ``resource``).
+        ConfigurationError: The ``MCPServer`` has SDK auth configured, ``public_tools``
+            without ``mixed_auth``, or the metadata is invalid (no issuer, bad ``resource``).
 
     Example:
         >>> from mcp.server.mcpserver import MCPServer
@@ -201,6 +225,7 @@ def protect_mcp_app(
     if isinstance(mcp_server_or_app, MCPServer) and mcp_server_or_app.settings.auth is not None:
         # Two bearer layers would disagree on challenges and audience rules.
         raise ConfigurationError("create the MCPServer without auth=; ostiary protects it")
+    check_public_tools(public_tools, mixed_auth=mixed_auth)
     issuers = [issuer] if isinstance(issuer, str) else list(issuer)
     tools = ToolPolicy(dict(tool_scopes or {}))
     policy = ScopePolicy(dict(scope_hierarchy or {}))
@@ -224,9 +249,11 @@ def protect_mcp_app(
                 required,
                 metadata_url,
                 hide_unauthorized_tools,
-                public_tools=frozenset(public_tools),
+                public_tools=frozenset(public_tools) if mixed_auth else frozenset(),
             )
         )
+    if stateless is None:
+        stateless = _sdk_stateless(mcp_server_or_app, streamable_http_options or {})
     inner = _inner_app(
         mcp_server_or_app, urlsplit(resource).path or "/", resource, streamable_http_options or {}
     )
@@ -241,7 +268,7 @@ def protect_mcp_app(
         if tools or resources or prompts
         else []
     )
-    anonymous = McpPublicAccess(public_tools) if public_tools else None
+    anonymous = McpPublicAccess(public_tools) if mixed_auth else None
     origins = _default_origins(resource, cors_origins)
     hosts = default_allowed_hosts(resource) if allowed_hosts is None else allowed_hosts
 
@@ -258,6 +285,8 @@ def protect_mcp_app(
             user_factory=McpPrincipalUser,
             anonymous=anonymous,
         )
+        if stateless:
+            endpoint = StatelessMethods(endpoint)
         if cors_origins:
             endpoint = mcp_cors(endpoint, cors_origins)
         if dns_rebinding_protection:
@@ -287,6 +316,11 @@ def _protected_routes(inner: ASGIApp, protect: Callable[[ASGIApp], ASGIApp]) -> 
             for r in routes
         ]
     return [Mount("", app=protect(inner))]
+
+
+def _sdk_stateless(server_or_app: Any, options: Mapping[str, Any]) -> bool:
+    """Whether the SDK app built for ``server_or_app`` keeps no sessions."""
+    return _is_sdk_server(server_or_app) and bool(options.get("stateless_http", False))
 
 
 def _default_origins(resource: str, cors_origins: Sequence[str]) -> list[str]:

@@ -383,10 +383,12 @@ class McpPublicAccess:
     """Let tokenless MCP requests through when they only touch public tools.
 
     Used by :class:`~ostiary.resource.middleware.BearerAuthMiddleware` (``anonymous=``) when
-    a request has no credentials. A POST passes when every JSON-RPC message in it is a
-    notification, a response, one of ``public_methods``, or a ``tools/call`` of a public tool;
-    GET (the SSE stream) and DELETE (session end) pass as they run no tool. Anything else gets
-    the normal 401 challenge, so standard MCP clients start OAuth exactly when they need to.
+    a request has no credentials, in mixed auth only. A POST passes when every JSON-RPC
+    message in it is a notification, a response, one of ``public_methods``, or a
+    ``tools/call`` of a public tool; DELETE (ending a session) passes as it runs no tool. GET
+    does not: a server-to-client stream is only for an authenticated caller, and an anonymous
+    one could be held open by anyone at no cost. Anything else gets the normal 401 challenge,
+    so standard MCP clients start OAuth exactly when they need to.
 
     Args:
         public_tools: Tools callable without a token (advertised ``noauth``).
@@ -407,7 +409,7 @@ class McpPublicAccess:
 
     async def __call__(self, scope: Scope, receive: Receive) -> tuple[bool, Receive]:
         """Decide whether this tokenless request may proceed; return the receive to use."""
-        if scope["method"] in ("GET", "DELETE"):
+        if scope["method"] == "DELETE":
             return True, receive
         if scope["method"] != "POST":
             return False, receive

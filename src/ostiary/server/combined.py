@@ -151,13 +151,14 @@ def create_combined_app(
     *,
     scopes: DemoScopes | None = None,
     hide_unauthorized_tools: bool | None = None,
+    mixed_auth: bool | None = None,
     count_usage: bool = True,
     **as_options: Any,
 ) -> CombinedApp:
     """The AS and the demo MCP server at ``{issuer}/mcp``, sharing storage and lifespan.
 
-    ``app.state.ctx`` is the AS's :class:`ServerContext`. ``scopes`` and
-    ``hide_unauthorized_tools`` default to ``settings.demo``.
+    ``app.state.ctx`` is the AS's :class:`ServerContext`. ``scopes``,
+    ``hide_unauthorized_tools`` and ``mixed_auth`` default to ``settings.demo``.
 
     Raises:
         ConfigurationError: A demo scope is not one the authorization server supports, so
@@ -176,6 +177,8 @@ def create_combined_app(
         )
     if hide_unauthorized_tools is None:
         hide_unauthorized_tools = demo.hide_unauthorized_tools
+    if mixed_auth is None:
+        mixed_auth = demo.mixed_auth
     authorization_server = create_authorization_server(settings, storage, **as_options)
     ctx: ServerContext = authorization_server.state.ctx
     resource = f"{settings.issuer}/mcp"
@@ -188,6 +191,7 @@ def create_combined_app(
         clock=ctx.clock,
         scopes=scopes,
         hide_unauthorized_tools=hide_unauthorized_tools,
+        mixed_auth=mixed_auth,
         cors_origins=settings.server.cors_origins,
         count_usage=count_usage,
     )
