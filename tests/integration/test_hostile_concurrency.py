@@ -140,7 +140,8 @@ async def test_concurrent_refresh_without_grace(make_server: Callable[..., Any])
 
 
 async def test_concurrent_refresh_within_grace(make_server: Callable[..., Any]) -> None:
-    """The grace window exists for exactly this: a client refreshing twice at once."""
+    """A client refreshing several times at once: one rotation, and every response carries
+    that same successor (RFC 9700 §4.14.2: the grant never forks into two live chains)."""
     async with make_server() as server:
         client = await server.register()
         tokens = await tokens_for(server, client["client_id"])
@@ -151,8 +152,15 @@ async def test_concurrent_refresh_within_grace(make_server: Callable[..., Any]) 
         }
         responses = await _race(server, form)
         assert [r.status_code for r in responses] == [200] * RACERS
-        assert len({r.json()["refresh_token"] for r in responses}) == RACERS
-        assert (await snapshot(server)).stats.live_grants == 1
+        [successor] = {r.json()["refresh_token"] for r in responses}
+        assert successor != tokens["refresh_token"]
+        assert len({r.json()["access_token"] for r in responses}) == RACERS
+        stats = (await snapshot(server)).stats
+        assert (stats.live_grants, stats.live_refresh_tokens) == (1, 1)
+        # The successor is the live token: it rotates, once.
+        form["refresh_token"] = successor
+        assert [r.status_code for r in await _race(server, form)] == [200] * RACERS
+        assert (await snapshot(server)).stats.live_refresh_tokens == 1
 
 
 async def test_concurrent_consent_submissions(make_server: Callable[..., Any]) -> None:

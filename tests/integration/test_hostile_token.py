@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from ostiary.core.cipher import SecretCipher
 from ostiary.core.secrets import hash_secret
 from ostiary.settings import Settings
 from tests.integration.conftest import AS, REDIRECT, RESOURCE
@@ -483,8 +484,21 @@ async def test_missing_refresh_token(server: AS) -> None:
     assert_oauth_error(response, 400, "invalid_request", "refresh_token is required")
 
 
+def _audited(server: AS) -> list[tuple[str, dict[str, Any]]]:
+    """Every audit event the server emits from now on, in order."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    server.ctx.audit.subscribe(lambda event, record: events.append((event, record)))
+    return events
+
+
+async def _stored_refresh(server: AS, raw: str) -> Any:
+    return await server.ctx.storage.get_refresh_token(
+        server.settings.storage.tenant, hash_secret(raw)
+    )
+
+
 async def test_reused_refresh_token_after_grace_revokes_the_grant(server: AS) -> None:
-    """RFC 9700 §4.14.2: a rotated refresh token presented again means theft."""
+    """RFC 9700 §4.14.2: the previous token presented after the window means theft."""
     client = await server.register()
     tokens = await tokens_for(server, client["client_id"])
     rotated = await server.http.post(
@@ -492,6 +506,7 @@ async def test_reused_refresh_token_after_grace_revokes_the_grant(server: AS) ->
     )
     assert rotated.status_code == 200
     successor = rotated.json()["refresh_token"]
+    events = _audited(server)
 
     server.clock.now += server.settings.tokens.refresh_grace_seconds + 1
     reuse = await server.http.post(
@@ -501,30 +516,139 @@ async def test_reused_refresh_token_after_grace_revokes_the_grant(server: AS) ->
         reuse, 400, "invalid_grant", "refresh token was already used; the grant is revoked"
     )
     await _grant_revoked(server)
+    assert [event for event, _ in events] == ["refresh_token.reused"]
+    assert events[0][1]["client_id"] == client["client_id"]
     dead = await server.http.post("/token", data=_refresh(successor, client["client_id"]))
     assert_oauth_error(dead, 400, "invalid_grant", "refresh token was revoked")
 
 
-async def test_reused_refresh_token_within_grace_is_allowed(server: AS) -> None:
-    """Concurrent refreshes (a lost response) within the grace window are not theft."""
+@pytest.mark.parametrize("later", [0, 1, 29, 30])
+async def test_previous_refresh_token_within_grace_returns_the_same_successor(
+    server: AS, later: int
+) -> None:
+    """A lost response or a concurrent refresh: the retry gets the successor already issued
+    (and a fresh access token), never a second chain; the grant keeps one live token."""
+    assert server.settings.tokens.refresh_grace_seconds == 30
     client = await server.register()
     tokens = await tokens_for(server, client["client_id"])
     first = await server.http.post(
         "/token", data=_refresh(tokens["refresh_token"], client["client_id"])
     )
     assert first.status_code == 200
-    server.clock.now += server.settings.tokens.refresh_grace_seconds - 1
+    events = _audited(server)
+
+    server.clock.now += later
     second = await server.http.post(
         "/token", data=_refresh(tokens["refresh_token"], client["client_id"])
     )
+
     assert second.status_code == 200, second.text
-    assert second.json()["refresh_token"] not in (
-        tokens["refresh_token"],
-        first.json()["refresh_token"],
-    )
+    assert second.headers["cache-control"] == "no-store"
+    assert second.json()["refresh_token"] == first.json()["refresh_token"]
+    assert second.json()["access_token"] != first.json()["access_token"]
+    assert second.json()["scope"] == first.json()["scope"]
+    assert [event for event, _ in events] == ["refresh_token.superseded", "token.refreshed"]
     snap = await snapshot(server)
     assert snap.grants[0].revoked_at is None
-    assert snap.stats.live_grants == 1
+    assert (snap.stats.live_grants, snap.stats.live_refresh_tokens) == (1, 1)
+    old = await _stored_refresh(server, tokens["refresh_token"])
+    assert old.successor_hash == hash_secret(first.json()["refresh_token"])
+    assert old.sealed_successor.startswith("v1.")
+    assert first.json()["refresh_token"] not in old.sealed_successor
+    # The successor works, once; then the token before it is two rotations old.
+    third = await server.http.post(
+        "/token", data=_refresh(first.json()["refresh_token"], client["client_id"])
+    )
+    assert third.status_code == 200, third.text
+    assert third.json()["refresh_token"] != first.json()["refresh_token"]
+    assert (await _stored_refresh(server, tokens["refresh_token"])).sealed_successor is None
+    assert (await snapshot(server)).stats.live_refresh_tokens == 1
+
+
+async def test_previous_refresh_token_after_its_successor_rotated_revokes_the_grant(
+    server: AS,
+) -> None:
+    """Within the window but the client moved on: the successor was itself rotated."""
+    client = await server.register()
+    tokens = await tokens_for(server, client["client_id"])
+    first = await server.http.post(
+        "/token", data=_refresh(tokens["refresh_token"], client["client_id"])
+    )
+    second = await server.http.post(
+        "/token", data=_refresh(first.json()["refresh_token"], client["client_id"])
+    )
+    assert (first.status_code, second.status_code) == (200, 200)
+    events = _audited(server)
+
+    server.clock.now += 1
+    reuse = await server.http.post(
+        "/token", data=_refresh(tokens["refresh_token"], client["client_id"])
+    )
+
+    assert_oauth_error(
+        reuse, 400, "invalid_grant", "refresh token was already used; the grant is revoked"
+    )
+    assert [event for event, _ in events] == ["refresh_token.reused"]
+    await _grant_revoked(server)
+    for raw in (first.json()["refresh_token"], second.json()["refresh_token"]):
+        dead = await server.http.post("/token", data=_refresh(raw, client["client_id"]))
+        assert_oauth_error(dead, 400, "invalid_grant", "refresh token was revoked")
+
+
+@pytest.mark.as_settings(tokens={"refresh_grace_seconds": 0})
+async def test_without_grace_a_replay_in_the_same_second_revokes_the_grant(server: AS) -> None:
+    client = await server.register()
+    tokens = await tokens_for(server, client["client_id"])
+    first = await server.http.post(
+        "/token", data=_refresh(tokens["refresh_token"], client["client_id"])
+    )
+    assert first.status_code == 200
+    old = await _stored_refresh(server, tokens["refresh_token"])
+    assert (old.successor_hash, old.sealed_successor) == (
+        hash_secret(first.json()["refresh_token"]),
+        None,
+    )
+
+    replay = await server.http.post(
+        "/token", data=_refresh(tokens["refresh_token"], client["client_id"])
+    )
+
+    assert_oauth_error(
+        replay, 400, "invalid_grant", "refresh token was already used; the grant is revoked"
+    )
+    await _grant_revoked(server)
+
+
+async def test_a_successor_sealed_with_another_storage_key_is_a_503_not_a_new_chain(
+    server: AS,
+) -> None:
+    """A node with the wrong storage key cannot open the successor: it must not mint one."""
+    client = await server.register()
+    tokens = await tokens_for(server, client["client_id"])
+    first = await server.http.post(
+        "/token", data=_refresh(tokens["refresh_token"], client["client_id"])
+    )
+    assert first.status_code == 200
+    server.ctx.cipher = SecretCipher(bytes(range(100, 132)), source="another key")
+    events = _audited(server)
+
+    retry = await server.http.post(
+        "/token", data=_refresh(tokens["refresh_token"], client["client_id"])
+    )
+
+    assert_oauth_error(
+        retry,
+        503,
+        "temporarily_unavailable",
+        "the refresh token's successor cannot be read; try again later",
+    )
+    assert retry.headers["retry-after"] == "1"
+    assert [event for event, _ in events] == [
+        "refresh_token.superseded",
+        "refresh_token.successor_unavailable",
+    ]
+    snap = await snapshot(server)
+    assert (snap.stats.live_grants, snap.stats.live_refresh_tokens) == (1, 1)
 
 
 async def test_refresh_cannot_widen_scope(server: AS) -> None:

@@ -1,10 +1,12 @@
 """A separate OS process racing for one code or refresh token (cross-process atomicity).
 
-Usage: ``python race_worker.py URL TENANT consume|rotate|consume-and-hang HASH NOW
-[REDIS_URL PREFIX]``. Opens its own SqlStorage (tiered with Redis under PREFIX when a
+Usage: ``python race_worker.py URL TENANT consume|rotate|rotate-grace|consume-and-hang HASH
+NOW [REDIS_URL PREFIX]``. Opens its own SqlStorage (tiered with Redis under PREFIX when a
 REDIS_URL is given), initialises it, prints ``ready``, waits for a line on stdin, then makes
-one attempt and prints the resulting status value. ``consume-and-hang`` then sleeps, to be
-killed with SIGKILL by the test (durability of what was committed).
+one attempt and prints the resulting status value. ``rotate`` (no grace) and
+``rotate-grace`` (a 30 s grace window) add the hash of the successor the process holds: its
+own on OK, the winner's on SUPERSEDED. ``consume-and-hang`` then sleeps, to be killed with
+SIGKILL by the test (durability of what was committed).
 """
 
 from __future__ import annotations
@@ -51,8 +53,12 @@ async def attempt(
             expires_at=now + 3600,
             idle_expires_at=now + 3600,
         )
-        rotated = await storage.rotate_refresh_token(tenant, secret_hash, new, now, 0)
-        return f"{rotated.status.value} {new.token_hash}"
+        grace = 30 if op == "rotate-grace" else 0
+        rotated = await storage.rotate_refresh_token(
+            tenant, secret_hash, new, now, grace, sealed_successor=f"v1.{new.token_hash}"
+        )
+        held = rotated.successor.token_hash if rotated.successor else new.token_hash
+        return f"{rotated.status.value} {held}"
     finally:
         await storage.close()
 

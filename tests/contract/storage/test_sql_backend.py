@@ -522,6 +522,33 @@ async def test_four_processes_rotating_one_token_without_grace_have_one_winner(
         await store.close()
 
 
+@pytest.mark.slow
+async def test_four_processes_rotating_one_token_within_grace_agree_on_one_successor(
+    race_backend: tuple[str, str, str], tenant: str
+) -> None:
+    """One process rotates; the three others, in the same instant, get its successor."""
+    url, redis = race_backend[0], _redis_args(race_backend)
+    store = await open_sql(url)
+    await store.save_refresh_token(refresh(tenant, "old"))
+    try:
+        outcomes = await asyncio.to_thread(
+            _race, url, tenant, "rotate-grace", "old", lambda: None, redis
+        )
+        statuses = Counter(line.split()[0] for line in outcomes)
+        assert statuses == {"ok": 1, "superseded": 3}
+        [held] = {line.split()[1] for line in outcomes}
+        winner = await store.get_refresh_token(tenant, held)
+        assert winner is not None
+        assert (winner.rotated_at, winner.revoked_at) == (None, None)
+        old = await store.get_refresh_token(tenant, "old")
+        assert old is not None
+        assert (old.successor_hash, old.sealed_successor) == (held, f"v1.{held}")
+        # No loser's own candidate was stored: the grant has one live token.
+        assert (await store.stats(tenant, NOW)).live_refresh_tokens == 1
+    finally:
+        await store.close()
+
+
 @pytest.fixture
 async def fresh_postgres_url() -> AsyncIterator[str]:
     """A new, empty PostgreSQL database for this test only, dropped afterwards."""

@@ -1,15 +1,21 @@
-"""The refresh_token grant: rotation with reuse detection (OAuth 2.1 §4.3; RFC 9700 §4.14.2).
+"""The refresh_token grant: rotation with reuse detection (OAuth 2.1 §4.3.1; RFC 9700 §4.14.2).
 
-Every refresh rotates the token. A rotated token presented again within the configured grace
-window (two requests racing, a lost response) gets a fresh successor; presented later, it is
-treated as stolen and the whole grant is revoked. Scopes may only narrow, and the resource of
-the grant is kept (RFC 8707 §2.2).
+Every refresh rotates the token, and a grant never has two live refresh tokens. The
+immediately previous token presented again within the configured grace window (two requests
+racing, a response lost after the rotation committed) gets the *same* successor already
+issued, plus a fresh access token: that successor is kept sealed with the storage key
+(:mod:`ostiary.core.cipher`) on the old token's row, so the answer is the same after a restart
+and on every node. Any older token, the previous one once its successor was itself rotated,
+or the previous one after the window, is treated as stolen and the whole grant is revoked.
+With a grace window of 0 every second presentation is reuse. Scopes may only narrow, and the
+resource of the grant is kept (RFC 8707 §2.2).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
+from ostiary.core.cipher import DecryptionError, SecretCipher
 from ostiary.core.context import ServerContext
 from ostiary.core.issuance import issue_access_token, new_refresh_token
 from ostiary.core.models import Client, RefreshToken, RotateStatus
@@ -18,7 +24,7 @@ from ostiary.core.resource import validate_resource_for_grant
 from ostiary.core.scopes import narrow_scopes, parse_scope
 from ostiary.core.secrets import hash_secret, secrets_equal
 from ostiary.core.tokens import TokenResponse
-from ostiary.errors import InvalidGrantError
+from ostiary.errors import ConfigurationError, InvalidGrantError, TemporarilyUnavailableError
 
 GRANT_TYPE: Final = "refresh_token"
 PARAMETERS: Final = frozenset({"refresh_token", "scope", "resource"})
@@ -48,7 +54,7 @@ async def handle(ctx: ServerContext, client: Client, params: Params) -> TokenRes
         raise InvalidGrantError(_FAILURES[RotateStatus.REVOKED])
 
     raw, successor = new_refresh_token(ctx, grant)
-    await _rotate(ctx, client, presented, successor)
+    raw = await _rotate(ctx, client, presented, raw, successor)
     now = ctx.clock()
     await ctx.storage.touch_grant(ctx.tenant, grant.grant_id, now)
     access_token, expires_in = await issue_access_token(ctx, grant, scopes)
@@ -59,15 +65,66 @@ async def handle(ctx: ServerContext, client: Client, params: Params) -> TokenRes
 
 
 async def _rotate(
-    ctx: ServerContext, client: Client, presented: str, successor: RefreshToken
-) -> None:
+    ctx: ServerContext, client: Client, presented: str, raw: str, successor: RefreshToken
+) -> str:
+    """Rotate ``presented`` to ``successor``; the raw refresh token to answer with."""
     now = ctx.clock()
     grace = ctx.settings.tokens.refresh_grace_seconds
-    result = await ctx.storage.rotate_refresh_token(ctx.tenant, presented, successor, now, grace)
+    sealed = seal_successor(ctx.cipher, presented, successor, raw) if grace > 0 else None
+    result = await ctx.storage.rotate_refresh_token(
+        ctx.tenant, presented, successor, now, grace, sealed_successor=sealed
+    )
     if result.status is RotateStatus.OK:
-        return
+        return raw
+    if result.status is RotateStatus.SUPERSEDED:
+        assert result.old is not None  # set for every status but NOT_FOUND
+        ctx.audit("refresh_token.superseded", client_id=client.client_id, grant=successor.grant_id)
+        try:
+            return open_successor(ctx.cipher, result.old)
+        except ConfigurationError as exc:
+            # Never a new chain instead: that would fork the grant. The client may retry
+            # once every node shares the storage key.
+            ctx.audit("refresh_token.successor_unavailable", grant=successor.grant_id)
+            raise TemporarilyUnavailableError(
+                "the refresh token's successor cannot be read; try again later",
+                detail=str(exc),
+            ) from None
     if result.status is RotateStatus.REUSED:
         await ctx.storage.revoke_grant(ctx.tenant, successor.grant_id, now)
         ctx.audit("refresh_token.reused", client_id=client.client_id, grant=successor.grant_id)
         raise InvalidGrantError("refresh token was already used; the grant is revoked")
     raise InvalidGrantError(_FAILURES[result.status])
+
+
+def _successor_associated(tenant_id: str, old_hash: str, successor_hash: str) -> str:
+    # Binds the sealed value to the row it sits on and to the successor it must hash to: a
+    # copy moved to another token, tenant or successor does not open.
+    return f"ostiary-refresh-successor|{tenant_id}|{old_hash}|{successor_hash}"
+
+
+def seal_successor(cipher: SecretCipher, old_hash: str, successor: RefreshToken, raw: str) -> str:
+    """``raw`` (the successor of ``old_hash``) sealed for the old token's row."""
+    associated = _successor_associated(successor.tenant_id, old_hash, successor.token_hash)
+    return cipher.encrypt(raw, associated)
+
+
+def open_successor(cipher: SecretCipher, old: RefreshToken) -> str:
+    """The raw successor a rotated token's row keeps for its grace window.
+
+    Raises:
+        ConfigurationError: The storage encryption key is not the one that sealed it (a
+            node configured with another key), or the row holds no sealed successor.
+    """
+    if old.sealed_successor is None or old.successor_hash is None:
+        raise ConfigurationError("the rotated refresh token keeps no sealed successor")
+    associated = _successor_associated(old.tenant_id, old.token_hash, old.successor_hash)
+    try:
+        raw = cipher.decrypt(old.sealed_successor, associated)
+    except DecryptionError as exc:
+        raise ConfigurationError(
+            f"a refresh token's successor does not decrypt with {cipher.source}: every node "
+            "must share one storage.encryption_key"
+        ) from exc
+    if not secrets_equal(hash_secret(raw), old.successor_hash):
+        raise ConfigurationError("a refresh token's sealed successor does not match its hash")
+    return raw
