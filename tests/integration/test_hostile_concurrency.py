@@ -8,22 +8,39 @@ HTTP requests at the endpoints on memory, SQLite and PostgreSQL, each also with 
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 
 from ostiary.core.context import ServerContext
+from ostiary.core.secrets import hash_secret
 from ostiary.core.users import new_user
 from ostiary.server.app import create_authorization_server, startup
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
 from tests._services import postgres_url, redis_url
-from tests.helpers.browserless import parse_form
-from tests.integration.conftest import AS, ISSUER, PASSWORD, REDIRECT, USERNAME, Clock
+from tests.e2e.server import free_port, running_server
+from tests.helpers.browserless import authorize, parse_form
+from tests.integration.conftest import (
+    AS,
+    ISSUER,
+    PASSWORD,
+    REDIRECT,
+    USERNAME,
+    Clock,
+    pkce_pair,
+)
 from tests.integration.test_hostile_helpers import code_for, guard, snapshot, tokens_for
 
 RACERS = 8
@@ -183,3 +200,186 @@ async def test_concurrent_consent_submissions(make_server: Callable[..., Any]) -
         stats = (await snapshot(server)).stats
         assert stats.live_grants == 1
         assert stats.live_authorization_codes == 1
+
+
+# --- across processes: no node, and no crash, forks a grant ---------------------------------
+
+KILL_WORKER = Path(__file__).with_name("refresh_kill_worker.py")
+STORAGE_KEY = base64.b64encode(bytes(range(32, 64))).decode()
+
+
+def _shared_storage(kind: str, tmp_path: Path) -> dict[str, str]:
+    """SQLite file or PostgreSQL, a tenant of its own, one storage key for every process."""
+    return {**_storage(kind, tmp_path), "encryption_key": STORAGE_KEY}
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    """The OSTIARY_* variables that make a child process use ``settings``' storage."""
+    storage = settings.storage
+    return {
+        **os.environ,
+        "OSTIARY_ISSUER": settings.issuer,
+        "OSTIARY_DEV__ENABLED": "true",
+        "OSTIARY_DATA_DIR": str(settings.data_dir),
+        "OSTIARY_STORAGE__URL": storage.url,
+        "OSTIARY_STORAGE__TENANT": storage.tenant,
+        "OSTIARY_STORAGE__ENCRYPTION_KEY": STORAGE_KEY,
+    }
+
+
+async def _restarted(settings: Settings, now: int) -> tuple[AS, ServerContext]:
+    """A fresh server on the same storage (no new user: alice is already stored)."""
+    clock = Clock(now)
+    ctx = ServerContext.build(settings, open_storage(settings), clock=clock)
+    app = create_authorization_server(settings, context=ctx)
+    await startup(ctx)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER)
+    return guard(AS(http, ctx, clock, settings)), ctx
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_a_rotation_committed_by_a_killed_server_is_answered_after_a_restart(
+    kind: str, settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """kill -9 after the rotation commits and before the response; restart; the client's
+    retry within the window gets the successor the dead process committed."""
+    settings = settings_factory(issuer=ISSUER, storage=_shared_storage(kind, tmp_path))
+    async with _Running(settings) as server:
+        client = await server.register()
+        tokens = await tokens_for(server, client["client_id"])
+        now = server.clock.now
+    argv = [sys.executable, str(KILL_WORKER), client["client_id"], tokens["refresh_token"]]
+
+    killed = await asyncio.to_thread(
+        subprocess.run,
+        [*argv, str(now + 1)],
+        env=_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    status, committed = killed.stdout.split()
+    assert status == "ok"
+    server, ctx = await _restarted(settings, now + 1 + settings.tokens.refresh_grace_seconds)
+    try:
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": client["client_id"],
+        }
+        retry = await server.http.post("/token", data=form)
+        assert retry.status_code == 200, retry.text
+        assert hash_secret(retry.json()["refresh_token"]) == committed
+        stats = (await snapshot(server)).stats
+        assert (stats.live_grants, stats.live_refresh_tokens) == (1, 1)
+        # One second past the window, the same retry is reuse: the grant goes.
+        server.clock.now += 1
+        late = await server.http.post("/token", data=form)
+        assert late.status_code == 400
+        assert late.json() == {
+            "error": "invalid_grant",
+            "error_description": "refresh token was already used; the grant is revoked",
+        }
+        stats = (await snapshot(server)).stats
+        assert (stats.live_grants, stats.live_refresh_tokens) == (0, 0)
+    finally:
+        await server.http.aclose()
+        await ctx.storage.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_two_servers_racing_one_refresh_token_hand_out_one_successor(
+    kind: str, settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Two ``ostiary serve`` processes on one database, RACERS requests split between them
+    with the same refresh token: every answer is a 200 holding the same successor."""
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    settings = settings_factory(issuer=issuer, storage=_shared_storage(kind, tmp_path))
+    env = {
+        key: value
+        for key, value in _env(settings).items()
+        if key.startswith("OSTIARY_STORAGE__") or key == "OSTIARY_ISSUER"
+    }
+    with (
+        running_server(tmp_path / "a", port, **env) as first,
+        running_server(tmp_path / "b", **env) as second,
+    ):
+        first.add_user(USERNAME, PASSWORD)
+        async with (
+            httpx.AsyncClient(base_url=issuer, timeout=30) as http_a,
+            httpx.AsyncClient(base_url=second.issuer, timeout=30) as http_b,
+        ):
+            registered = await http_a.post(
+                "/register",
+                json={
+                    "client_name": "Racer",
+                    "redirect_uris": [REDIRECT],
+                    "token_endpoint_auth_method": "none",
+                    "application_type": "native",
+                },
+            )
+            assert registered.status_code == 201, registered.text
+            client_id = registered.json()["client_id"]
+            tokens = await _tokens_over_http(http_a, issuer, client_id)
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": tokens["refresh_token"],
+                "client_id": client_id,
+            }
+
+            responses = await asyncio.gather(
+                *((http_a if i % 2 else http_b).post("/token", data=form) for i in range(RACERS))
+            )
+
+        assert [r.status_code for r in responses] == [200] * RACERS, [r.text for r in responses]
+        [successor] = {r.json()["refresh_token"] for r in responses}
+        assert successor != tokens["refresh_token"]
+    storage = open_storage(settings)
+    try:
+        stats = await storage.stats(settings.storage.tenant, int(time.time()))
+        assert (stats.live_grants, stats.live_refresh_tokens) == (1, 1)
+        old = await storage.get_refresh_token(
+            settings.storage.tenant, hash_secret(tokens["refresh_token"])
+        )
+        assert old is not None
+        assert old.successor_hash == hash_secret(successor)
+    finally:
+        await storage.close()
+
+
+async def _tokens_over_http(http: httpx.AsyncClient, issuer: str, client_id: str) -> Any:
+    """Log in, approve and redeem the code against a running server."""
+    verifier, challenge = pkce_pair()
+    query = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "state": "st4te",
+        "scope": "mcp:read",
+        "resource": f"{issuer}/mcp",
+    }
+    location = await authorize(
+        http, f"{issuer}/authorize?{urlencode(query)}", username=USERNAME, password=PASSWORD
+    )
+    code = parse_qs(urlsplit(location).query)["code"][0]
+    response = await http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+            "client_id": client_id,
+            "resource": f"{issuer}/mcp",
+        },
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
