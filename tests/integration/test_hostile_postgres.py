@@ -3,7 +3,8 @@
 PostgreSQL refuses a NUL character in text, so an identifier carrying one (``%00`` in a query,
 a form, a path, a Basic header or a JSON string) must be turned away as bad input before it
 reaches storage, not surface as a storage failure (500/503). The main replay and reuse rules
-are checked here on PostgreSQL too, alone and with Redis for the ephemeral records. Each test
+(and the same-successor answer to a refresh retried within the grace window) are checked
+here on PostgreSQL too, alone and with Redis for the ephemeral records. Each test
 works in its own tenant of the shared database.
 """
 
@@ -193,6 +194,35 @@ async def test_refresh_reuse_on_postgres(server: AS) -> None:
     }
     assert (await server.http.post("/token", data=form)).status_code == 200
     server.clock.now += server.settings.tokens.refresh_grace_seconds + 1
+    reuse = await server.http.post("/token", data=form)
+    assert_oauth_error(
+        reuse, 400, "invalid_grant", "refresh token was already used; the grant is revoked"
+    )
+    assert (await snapshot(server)).stats.live_grants == 0
+
+
+async def test_refresh_retry_within_grace_gets_the_same_successor_on_postgres(
+    server: AS,
+) -> None:
+    client = await server.register()
+    tokens = await tokens_for(server, client["client_id"])
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": tokens["refresh_token"],
+        "client_id": client["client_id"],
+    }
+    first = await server.http.post("/token", data=form)
+    assert first.status_code == 200
+    server.clock.now += server.settings.tokens.refresh_grace_seconds
+    retry = await server.http.post("/token", data=form)
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["refresh_token"] == first.json()["refresh_token"]
+    stats = (await snapshot(server)).stats
+    assert (stats.live_grants, stats.live_refresh_tokens) == (1, 1)
+    # The client moved on: now the first token is two rotations old.
+    form["refresh_token"] = first.json()["refresh_token"]
+    assert (await server.http.post("/token", data=form)).status_code == 200
+    form["refresh_token"] = tokens["refresh_token"]
     reuse = await server.http.post("/token", data=form)
     assert_oauth_error(
         reuse, 400, "invalid_grant", "refresh token was already used; the grant is revoked"

@@ -1,7 +1,9 @@
-"""Signing keys and TOTP secrets at rest, read straight from SQLite and PostgreSQL.
+"""Signing keys, TOTP secrets and refresh tokens at rest, read straight from SQLite and
+PostgreSQL.
 
 What the database holds is checked with the database's own client (sqlite3, asyncpg), not
-through ``Storage``: no private key member and no base32 secret in the row. Each PostgreSQL
+through ``Storage``: no private key member, no base32 secret and no raw refresh token in the
+row (only the grace window's sealed successor). Each PostgreSQL
 test works in a tenant of its own (the database is shared with the other suites).
 """
 
@@ -30,8 +32,10 @@ from ostiary.cli.main import app as cli_app
 from ostiary.core import totp
 from ostiary.core.cipher import SecretCipher
 from ostiary.core.context import ServerContext
+from ostiary.core.grants.refresh_token import open_successor
 from ostiary.core.keys import open_private_jwk
 from ostiary.core.models import SigningKey, User
+from ostiary.core.secrets import hash_secret
 from ostiary.core.tokens import AccessTokenClaims, decode_access_token, mint_access_token
 from ostiary.core.users import new_user, open_totp_secret, with_totp_secret
 from ostiary.errors import ConfigurationError
@@ -40,7 +44,7 @@ from ostiary.settings import Settings
 from ostiary.storage import open_storage
 from tests._services import postgres_url
 from tests.helpers.browserless import parse_form
-from tests.integration.conftest import AS, ISSUER, PASSWORD, USERNAME, pkce_pair
+from tests.integration.conftest import AS, ISSUER, PASSWORD, USERNAME, Clock, pkce_pair
 
 KEY_1 = base64.b64encode(bytes(range(32))).decode()
 KEY_2 = base64.b64encode(bytes(range(100, 132))).decode()
@@ -331,3 +335,47 @@ async def test_totp_secret_sealed_with_another_key_is_a_503_page_not_a_500(
         "Set storage.encryption_key (OSTIARY_STORAGE__ENCRYPTION_KEY) to that key, or restore "
         "the storage.key file in data_dir it came from"
     )
+
+
+async def test_refresh_tokens_rest_as_hashes_but_the_previous_ones_successor_sealed(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """No raw refresh token in any column, except the one successor the grace window needs,
+    sealed on the previous token's row and bound to it: a copy on another row does not open."""
+    settings = make_settings(encryption_key=KEY_1)
+    ctx = await started(settings)
+    await ctx.storage.save_user(
+        await new_user(settings.storage.tenant, USERNAME, PASSWORD, ctx.clock())
+    )
+    app = create_authorization_server(settings, context=ctx)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as http:
+        server = AS(http, ctx, Clock(), settings)
+        client = await server.register()
+        raws = [(await server.tokens(client["client_id"]))["refresh_token"]]
+        for _ in range(2):
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": raws[-1],
+                "client_id": client["client_id"],
+            }
+            response = await http.post("/token", data=form)
+            assert response.status_code == 200, response.text
+            raws.append(response.json()["refresh_token"])
+
+    columns = ("token_hash", "successor_hash", "sealed_successor")
+    rows = [await raw_column(settings, "refresh_tokens", column) for column in columns]
+    assert all(raw not in (value or "") for raw in raws for column in rows for value in column)
+    [sealed] = [value for value in rows[2] if value is not None]
+    assert sealed.startswith("v1.")
+    tenant = settings.storage.tenant
+    previous = await ctx.storage.get_refresh_token(tenant, hash_secret(raws[1]))
+    assert previous is not None
+    assert previous.sealed_successor == sealed
+    assert open_successor(SecretCipher(base64.b64decode(KEY_1)), previous) == raws[2]
+    oldest = await ctx.storage.get_refresh_token(tenant, hash_secret(raws[0]))
+    assert oldest is not None
+    assert oldest.sealed_successor is None  # forgotten when its successor rotated
+    moved = replace(oldest, sealed_successor=sealed, successor_hash=previous.successor_hash)
+    with pytest.raises(ConfigurationError, match="does not decrypt"):
+        open_successor(ctx.cipher, moved)
+    await ctx.storage.close()
