@@ -20,5 +20,9 @@ npm install --silent --no-audit --no-fund \
 # (tests/federation/idp/idp.mjs, run with the Node 22 above).
 npm install --silent --no-audit --no-fund oidc-provider@9
 # The MCP clients people use, driven headlessly against `ostiary serve` (tests/clients_real).
-npm install --silent --no-audit --no-fund mcp-remote@0.15.1 @openai/codex@0.171.0 \
-  @anthropic-ai/claude-code@2.1.337
+# Exact versions: the README's table says which versions were tested.
+npm install --silent --no-audit --no-fund --save-exact \
+  mcp-remote@0.15.1 \
+  @openai/codex@0.171.0 \
+  @anthropic-ai/claude-code@2.1.337 \
+  @modelcontextprotocol/inspector@2.12.0
