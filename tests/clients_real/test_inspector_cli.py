@@ -128,3 +128,25 @@ async def test_inspector_cli_logs_in_lists_and_calls_tools_then_reuses_the_token
         assert note["structuredContent"]["content"] == "from the inspector"
     assert len(inspector.logins) == 1  # the token was stored and reused
     assert len(browser.opened()) == 1
+
+
+async def test_inspector_cli_against_mixed_auth_logs_in_only_for_a_protected_tool(
+    tmp_path: Path,
+) -> None:
+    browser = RecordingBrowser(tmp_path / "browser")
+    inspector = InspectorCli(tmp_path / "home", browser)
+    with running_server(tmp_path / "srv", OSTIARY_DEMO__MIXED_AUTH="true") as server:
+        subject = add_user(server)
+        url = f"{server.issuer}/mcp"
+        echo = await inspector.run(
+            url,
+            "--method", "tools/call", "--tool-name", "echo", "--tool-arg", "text=public",
+            "--stored-auth-only",
+        )  # fmt: skip
+        assert echo["structuredContent"] == {"result": "public"}
+        assert inspector.logins == []
+
+        info = await inspector.run(url, "--method", "tools/call", "--tool-name", "get_user_info")
+        assert info["structuredContent"]["sub"] == subject
+        assert len(inspector.logins) == 1
+    assert len(browser.opened()) == 1

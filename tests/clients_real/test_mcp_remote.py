@@ -175,3 +175,23 @@ async def test_mcp_remote_logs_in_steps_up_and_keeps_its_tokens_across_restarts(
             assert info["structuredContent"]["sub"] == subject
             assert after_restart.logins == [], after_restart.stderr
     assert len(browser.opened()) == 2
+
+
+async def test_mcp_remote_against_mixed_auth_logs_in_only_for_a_protected_tool(
+    tmp_path: Path,
+) -> None:
+    browser = RecordingBrowser(tmp_path / "browser")
+    with running_server(tmp_path / "srv", OSTIARY_DEMO__MIXED_AUTH="true") as server:
+        subject = add_user(server)
+        async with mcp_remote(f"{server.issuer}/mcp", tmp_path / "home", browser) as remote:
+            await remote.initialize()
+            echo = await remote.call("echo", {"text": "no token"})
+            assert echo["structuredContent"] == {"result": "no token"}
+            assert remote.logins == [], remote.stderr  # public tools: no login
+            assert browser.opened() == []
+
+            info = await remote.call("get_user_info")
+            assert info.get("isError") is not True, info
+            assert info["structuredContent"]["sub"] == subject
+            assert len(remote.logins) == 1, remote.stderr  # the per-tool challenge
+            assert "mcp:read" in scope_of(remote.logins[0])
