@@ -16,6 +16,7 @@ from ostiary.core import pkce
 from ostiary.core.clients import load_client, registered_scope_is_ceiling
 from ostiary.core.context import ServerContext
 from ostiary.core.models import AuthorizationCode, Client, Consent, Grant
+from ostiary.core.prompt import parse_prompt
 from ostiary.core.redirect_uris import is_loopback_redirect, match_redirect_uri
 from ostiary.core.requests import Params
 from ostiary.core.resource import validate_resources
@@ -56,15 +57,35 @@ class AuthorizationRequest:
     scopes: tuple[str, ...]
     code_challenge: str
     resource: str | None
+    #: OpenID Connect ``prompt`` values (``none``, ``login``, ``consent``, ``select_account``).
+    prompt: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["scopes"] = list(self.scopes)
+        data["prompt"] = list(self.prompt)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AuthorizationRequest:
-        return cls(**{**data, "scopes": tuple(data["scopes"])})
+        return cls(
+            **{**data, "scopes": tuple(data["scopes"]), "prompt": tuple(data.get("prompt", ()))}
+        )
+
+    @property
+    def silent(self) -> bool:
+        """``prompt=none``: no page may be shown."""
+        return "none" in self.prompt
+
+    @property
+    def forces_login(self) -> bool:
+        """``prompt=login`` or ``select_account``: an existing session does not count."""
+        return "login" in self.prompt or "select_account" in self.prompt
+
+    @property
+    def forces_consent(self) -> bool:
+        """``prompt=consent``: ask even when a remembered consent covers the request."""
+        return "consent" in self.prompt
 
 
 async def validate_client_and_redirect(
@@ -115,6 +136,7 @@ def validate_authorization_request(
         params.get("code_challenge"), params.get("code_challenge_method")
     )
     resource = validate_resources(params.all("resource"), allowed=settings.allowed_resources)
+    prompt = parse_prompt(params.get("prompt"))
     return AuthorizationRequest(
         client_id=client.client_id,
         redirect_uri=target.redirect_uri,
@@ -123,6 +145,7 @@ def validate_authorization_request(
         scopes=scopes,
         code_challenge=challenge,
         resource=resource or settings.default_resource,
+        prompt=prompt,
     )
 
 
@@ -147,10 +170,10 @@ async def has_consent(ctx: ServerContext, subject: str, request: AuthorizationRe
     """True when a remembered consent covers these scopes for this client and resource.
 
     With ``security.remember_consent_for_unverified_clients`` off, a client whose identity
-    nothing proves is asked again every time (RFC 8252 §8.6).
+    nothing proves is asked again every time (RFC 8252 §8.6); ``prompt=consent`` asks again.
     """
     security = ctx.settings.security
-    if not security.remember_consent:
+    if not security.remember_consent or request.forces_consent:
         return False
     if not security.remember_consent_for_unverified_clients and not await _identity_assured(
         ctx, request

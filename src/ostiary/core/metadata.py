@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ostiary.core.prompt import SUPPORTED as PROMPT_VALUES
 from ostiary.settings import Settings
 
 AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_key_jwt")
@@ -41,6 +42,7 @@ def build_metadata(settings: Settings) -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS[1:]),
         "authorization_response_iss_parameter_supported": True,
+        "prompt_values_supported": list(PROMPT_VALUES),
         "client_id_metadata_document_supported": settings.features.client_id_metadata_documents,
     }
     if settings.features.dynamic_registration:

@@ -18,8 +18,13 @@ from starlette.responses import Response
 
 from ostiary.core import authorization as authz
 from ostiary.core.context import ServerContext
-from ostiary.core.models import Client, Interaction, User
-from ostiary.errors import InvalidRequestError, OAuthError
+from ostiary.core.models import BrowserSession, Client, Interaction, User
+from ostiary.errors import (
+    ConsentRequiredError,
+    InvalidRequestError,
+    LoginRequiredError,
+    OAuthError,
+)
 from ostiary.server import sessions
 from ostiary.server.endpoints.login import LOGIN_PROVIDERS, ProviderButton, code_page, login_page
 from ostiary.server.http import query_params, read_form
@@ -79,6 +84,10 @@ def authorize_endpoint(ctx: ServerContext) -> Endpoint:
     return authorize
 
 
+def _target(req: authz.AuthorizationRequest) -> authz.RedirectTarget:
+    return authz.RedirectTarget(req.redirect_uri, req.state)
+
+
 def _https_or_none(url: str | None) -> str | None:
     """Client-supplied URLs are shown only over https (no mixed content, no javascript:)."""
     return url if url and url.startswith("https://") and len(url) <= 2048 else None
@@ -88,16 +97,26 @@ async def _start_interaction(
     ctx: ServerContext, request: Request, client: Client | None, req: authz.AuthorizationRequest
 ) -> Response:
     signed_in = await signed_in_user(ctx, request)
-    if signed_in is not None and await authz.has_consent(ctx, signed_in[0].subject, req):
+    # prompt=login: the session this browser has now does not count, here or later.
+    stale = signed_in[0].session_hash if signed_in is not None and req.forces_login else None
+    if req.forces_login:
+        signed_in = None
+    consented = signed_in is not None and await authz.has_consent(ctx, signed_in[0].subject, req)
+    if signed_in is not None and consented:
         # Signed in and a remembered consent covers this request: no page to show, so no
         # interaction to park; redirect with the code at once.
         return see_other(await authz.approve(ctx, signed_in[0].subject, req, remembered=True))
+    if req.silent:  # prompt=none: the page we would show is the error (OIDC Core §3.1.2.6)
+        error = LoginRequiredError() if signed_in is None else ConsentRequiredError()
+        ctx.audit("authorization.error", client_id=req.client_id, error=error.error)
+        return see_other(authz.error_redirect(ctx, _target(req), error))
     client_uri = _https_or_none(client.client_uri) if client else None
     if client is not None and client.source == "cimd":
         # A metadata-document client is identified by its https URL: show that host.
         client_uri = client.client_id
     details = {
         "request": req.to_dict(),
+        "stale_session": stale,
         "client_name": (client.client_name or client.client_id) if client else req.client_id,
         "application_type": client.application_type if client else "web",
         "client_logo": _https_or_none(client.logo_uri) if client else None,
@@ -110,7 +129,7 @@ def interaction_endpoint(ctx: ServerContext) -> Endpoint:
     async def interaction(request: Request) -> Response:
         try:
             found, req, browser = await load_any_interaction(ctx, request)
-            signed_in = await signed_in_user(ctx, request)
+            signed_in = await _signed_in_for(ctx, request, found)
             if signed_in is None:
                 if found.subject is not None:
                     return code_page(ctx, found, browser)
@@ -129,6 +148,17 @@ def interaction_endpoint(ctx: ServerContext) -> Endpoint:
             return error_page(ctx, unexpected(exc, "interaction"), 500)
 
     return interaction
+
+
+async def _signed_in_for(
+    ctx: ServerContext, request: Request, found: Interaction
+) -> tuple[BrowserSession, User] | None:
+    """The signed-in user, unless it is the session a ``prompt=login`` request set aside."""
+    signed_in = await signed_in_user(ctx, request)
+    stale = found.params.get("stale_session")
+    if signed_in is not None and stale is not None and signed_in[0].session_hash == stale:
+        return None
+    return signed_in
 
 
 async def _account_url(ctx: ServerContext) -> str:
@@ -198,7 +228,7 @@ def consent_endpoint(ctx: ServerContext) -> Endpoint:
             if not sessions.csrf_ok(browser, found.interaction_id, form.get("csrf_token")):
                 ctx.audit("csrf.rejected", page="consent")
                 raise InvalidRequestError(FORM_EXPIRED)
-            signed_in = await signed_in_user(ctx, request)
+            signed_in = await _signed_in_for(ctx, request, found)
             if signed_in is None:
                 return login_page(ctx, found, browser)
             if req is None:
