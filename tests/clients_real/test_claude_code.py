@@ -167,3 +167,16 @@ def test_claude_code_defaults_to_its_claude_ai_client_metadata_document(tmp_path
         authorize_url, _ = claude.login("demo", paste=False)
     client_id = parse_qs(urlsplit(authorize_url).query)["client_id"][0]
     assert client_id == "https://claude.ai/oauth/claude-code-client-metadata"
+
+
+def test_claude_code_connects_to_mixed_auth_without_a_login(tmp_path: Path) -> None:
+    """Mixed auth: no challenge at connect, so Claude Code connects with no login at all.
+
+    Calling a tool from Claude Code needs a model (an Anthropic account), so whether it starts
+    a login on get_user_info's per-tool challenge is not tested here.
+    """
+    claude = Claude(tmp_path / "home")
+    with running_server(tmp_path / "srv", OSTIARY_DEMO__MIXED_AUTH="true") as server:
+        url = f"{server.issuer}/mcp"
+        claude.run("mcp", "add", "--transport", "http", "--scope", "user", "demo", url)
+        assert "Connected" in status_line(claude.run("mcp", "list"), "demo")

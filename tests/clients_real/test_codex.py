@@ -240,3 +240,38 @@ def test_codex_defaults_to_the_chatgpt_client_metadata_document(tmp_path: Path) 
             finally:
                 process.kill()
     assert query(match.group(1))["client_id"] == "https://chatgpt.com/oauth/codex/client.json"
+
+
+async def test_codex_against_mixed_auth_calls_public_tools_before_any_login(
+    tmp_path: Path,
+) -> None:
+    """A public tool works with no login; a protected one reports the challenge, not a login.
+
+    Codex does not start a login from a tool call: it returns the challenge as an error result
+    (``_meta["mcp/www_authenticate"]``) and the user runs ``codex mcp login``.
+    """
+    codex = Codex(tmp_path / "home", RecordingBrowser(tmp_path / "browser"))
+    with running_server(tmp_path / "srv", OSTIARY_DEMO__MIXED_AUTH="true") as server:
+        subject = add_user(server)
+        url = f"{server.issuer}/mcp"
+        (codex.home / "config.toml").write_text(
+            f'mcp_oauth_credentials_store = "file"\n\n[mcp_servers.demo]\nurl = "{url}"\n'
+        )
+        echo = await call_tool(codex, "demo", "echo", {"text": "public"})
+        assert echo["isError"] is False
+        assert echo["structuredContent"] == {"result": "public"}
+
+        refused = await call_tool(codex, "demo", "get_user_info", {})
+        assert refused["isError"] is True
+        [challenge] = refused["_meta"]["mcp/www_authenticate"]
+        assert challenge.startswith("Bearer ")
+        assert 'scope="mcp:read"' in challenge
+        assert f'resource_metadata="{server.issuer}/.well-known/oauth-protected-resource/mcp"' in (
+            challenge
+        )
+
+        await codex.logging_in(
+            "mcp", "login", "demo", "--no-browser", "--oauth-client-registration", "dcr", paste=True
+        )
+        info = await call_tool(codex, "demo", "get_user_info", {})
+        assert info["structuredContent"]["sub"] == subject
