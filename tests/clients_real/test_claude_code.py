@@ -180,3 +180,18 @@ def test_claude_code_connects_to_mixed_auth_without_a_login(tmp_path: Path) -> N
         url = f"{server.issuer}/mcp"
         claude.run("mcp", "add", "--transport", "http", "--scope", "user", "demo", url)
         assert "Connected" in status_line(claude.run("mcp", "list"), "demo")
+
+
+def test_claude_code_registers_by_dcr_when_the_server_offers_no_cimd(tmp_path: Path) -> None:
+    """With ``features.client_id_metadata_documents`` off, Claude Code registers (RFC 7591)."""
+    claude = Claude(tmp_path / "home")
+    with running_server(
+        tmp_path / "srv", OSTIARY_FEATURES__CLIENT_ID_METADATA_DOCUMENTS="false"
+    ) as server:
+        add_user(server)
+        url = f"{server.issuer}/mcp"
+        claude.run("mcp", "add", "--transport", "http", "--scope", "user", "demo", url)
+        authorize_url, _ = claude.login("demo")
+        client_id = parse_qs(urlsplit(authorize_url).query)["client_id"][0]
+        assert not client_id.startswith("https://")  # issued by our /register
+        assert "Connected" in status_line(claude.run("mcp", "list"), "demo")
