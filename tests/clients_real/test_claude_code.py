@@ -6,8 +6,9 @@ run without a terminal, so the test gives it a pseudo-terminal. ``claude mcp lis
 health-checks the server with the stored token. None of this needs an Anthropic account.
 
 Claude Code's own client_id is a Client ID Metadata Document on claude.ai, which the server
-must fetch from the internet. The tests have no internet, so the login test pre-registers a
-client (``ostiary clients add``) and hands it over with ``--client-id`` and ``--callback-port``.
+must fetch from the internet. The tests have no internet, so one login test pre-registers a
+client (``ostiary clients add``) and hands it over with ``--client-id`` and ``--callback-port``,
+and another turns CIMD off on the server, after which Claude Code registers by DCR.
 """
 
 from __future__ import annotations
