@@ -12,7 +12,7 @@ import binascii
 import ipaddress
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -211,6 +211,10 @@ class DemoSettings(_Section):
     )
 
 
+#: Marker file ``ostiary serve`` leaves in a data directory it ran in dev mode.
+DEV_MARKER: Final = "dev-mode"
+
+
 class DevSettings(_Section):
     enabled: bool = Field(False, description="Allow an http issuer on localhost; loud warning.")
 
@@ -364,6 +368,24 @@ class Settings(BaseSettings):
     ui: UiSettings = Field(default_factory=UiSettings)
     federation: FederationSettings = Field(default_factory=FederationSettings)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _dev_mode_remembered(cls, data: Any) -> Any:
+        """Dev mode stays on for a data directory ``ostiary serve`` made in dev mode.
+
+        ``make serve`` turns dev mode on for the server only; the marker file it leaves in
+        the data directory lets every later command on that directory (``ostiary users add``,
+        ``check-config``) agree, unless ``dev.enabled`` is set explicitly either way.
+        """
+        if not isinstance(data, dict):
+            return data
+        dev = data.get("dev")
+        if isinstance(dev, DevSettings) or (isinstance(dev, dict) and "enabled" in dev):
+            return data
+        if (Path(data.get("data_dir") or ".ostiary") / DEV_MARKER).is_file():
+            return {**data, "dev": {**(dev or {}), "enabled": True}}
+        return data
+
     @model_validator(mode="after")
     def _default_database_in_data_dir(self) -> Settings:
         if "url" not in self.storage.model_fields_set:
@@ -408,7 +430,44 @@ class Settings(BaseSettings):
         if self.issuer.startswith("http://"):
             relaxed.append(f"issuer {self.issuer} is plain http (allowed on loopback in dev mode)")
         relaxed.append("session cookies are not marked Secure on an http issuer")
+        if (self.data_dir / DEV_MARKER).is_file():
+            relaxed.append(
+                f"dev mode is remembered in {self.data_dir / DEV_MARKER} "
+                "(delete it, or set OSTIARY_DEV__ENABLED=false, to turn dev mode off)"
+            )
         return relaxed
+
+    def issuer_source(self) -> str:
+        """Where :attr:`issuer` came from, as start-up and ``check-config`` print it."""
+        if "issuer" in self.model_fields_set:
+            return "set explicitly: OSTIARY_ISSUER, .env or --issuer"
+        return "the default"
+
+
+def resolve_issuer(settings: Settings, overrides: dict[str, Any]) -> tuple[Settings, str]:
+    """The one issuer rule for ``serve``, ``gateway`` and ``check-config``.
+
+    An explicit issuer (environment, ``.env``, ``--issuer``) always wins. Otherwise, in dev
+    mode, the issuer is derived from the bind address (``--host``/``--port`` or
+    ``server.host``/``server.port``), so ``ostiary serve --port 9000`` is reachable at the URL
+    it names. Every command resolves it the same way and prints where it came from.
+
+    Args:
+        settings: Settings loaded from the environment (and ``overrides``).
+        overrides: The command line's overrides (``server``, maybe ``issuer``), applied again
+            if the issuer is derived.
+
+    Returns:
+        The settings to use and a description of the issuer's source.
+    """
+    if "issuer" in settings.model_fields_set or not settings.dev.enabled:
+        return settings, settings.issuer_source()
+    host, port = settings.server.host, settings.server.port
+    shown = f"[{host}]" if ":" in host else host
+    derived = f"http://{shown}:{port}"
+    if derived != settings.issuer:
+        settings = load_settings(**overrides, issuer=derived)
+    return settings, f"derived from the bind address {shown}:{port} in dev mode"
 
 
 def issuer_problem(issuer: str, *, dev: bool) -> str | None:

@@ -27,7 +27,7 @@ from ostiary.core.models import Client, User
 from ostiary.core.registration import build_registered_client
 from ostiary.core.users import hash_password, new_user, validate_password, with_totp_secret
 from ostiary.errors import ConfigurationError, OAuthError, StorageError
-from ostiary.settings import Settings, load_settings
+from ostiary.settings import DEV_MARKER, Settings, load_settings, resolve_issuer
 from ostiary.storage import open_storage
 from ostiary.storage.base import Storage
 from ostiary.storage_key import KEY_FILE_NAME, storage_cipher
@@ -119,18 +119,14 @@ def serve(
     from ostiary.server.app import create_authorization_server
     from ostiary.server.combined import create_combined_app
 
-    current = _settings()
-    server = current.server.model_copy(
-        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    )
-    if issuer is None and (host or port) and current.dev.enabled:
-        issuer = f"http://{server.host}:{server.port}"
-    settings = _settings(
-        server=server.model_dump(), **({"issuer": issuer} if issuer is not None else {})
-    )
+    settings, source = _serving_settings(host, port, issuer)
+    server = settings.server
     _configure_logging()
+    _remember_dev_mode(settings)
     _preflight(settings)
-    console.print(f"ostiary issuer [bold]{settings.issuer}[/] on {server.host}:{server.port}")
+    console.print(
+        f"ostiary issuer [bold]{settings.issuer}[/] ({source}) on {server.host}:{server.port}"
+    )
     application: Any
     if not demo:
         application = create_authorization_server(settings)
@@ -238,13 +234,12 @@ def gateway(
         client_id_header=client_id_header,
         scopes_header=scopes_header or None,
     )
-    current = _settings()
-    server = current.server.model_copy(
-        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    )
     _configure_logging()
     application: Any
     if issuer is not None:
+        server = _settings().server.model_copy(
+            update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+        )
         resource = resource or f"http://{server.host}:{server.port}/mcp"
         application = create_remote_gateway(
             issuer=issuer,
@@ -254,12 +249,9 @@ def gateway(
             options=options,
         )
     else:
-        embedded = None
-        if (host or port) and current.dev.enabled:
-            embedded = f"http://{server.host}:{server.port}"
-        settings = _settings(
-            server=server.model_dump(), **({"issuer": embedded} if embedded else {})
-        )
+        settings, source = _serving_settings(host, port, None)
+        server = settings.server
+        console.print(f"ostiary issuer [bold]{settings.issuer}[/] ({source})")
         _preflight(settings)
         resource = f"{settings.issuer}/mcp"
         application = create_embedded_gateway(
@@ -295,11 +287,48 @@ def _preflight(settings: Settings) -> None:
         )
 
 
+def _serving_settings(
+    host: str | None, port: int | None, issuer: str | None
+) -> tuple[Settings, str]:
+    """Settings for a command that binds ``host``/``port``, with the one issuer rule applied
+    (:func:`~ostiary.settings.resolve_issuer`); and where the issuer came from."""
+    bind = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    current = _settings()
+    overrides: dict[str, Any] = {"server": current.server.model_copy(update=bind).model_dump()}
+    if issuer is not None:
+        overrides["issuer"] = issuer
+    try:
+        return resolve_issuer(_settings(**overrides), overrides)
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _remember_dev_mode(settings: Settings) -> None:
+    """Leave the dev-mode marker in the data directory, so later commands on it agree."""
+    if not settings.dev.enabled:
+        return
+    marker = settings.data_dir / DEV_MARKER
+    if marker.exists():
+        return
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(
+        "This data directory was made by `ostiary serve` in dev mode (make serve): every\n"
+        "ostiary command using it runs in dev mode (plain-http loopback issuer allowed).\n"
+        "Delete this file, or set OSTIARY_DEV__ENABLED=false, to turn dev mode off.\n"
+    )
+    console.print(f"dev mode remembered in {marker}")
+
+
 @app.command("check-config")
-def check_config() -> None:
+def check_config(
+    host: Annotated[str | None, typer.Option(help="Bind address, as given to serve.")] = None,
+    port: Annotated[int | None, typer.Option(help="Bind port, as given to serve.")] = None,
+    issuer: Annotated[str | None, typer.Option(help="Issuer URL, as given to serve.")] = None,
+) -> None:
     """Validate the settings from the environment and print them (secrets hidden)."""
-    settings = _settings()
+    settings, source = _serving_settings(host, port, issuer)
     console.print_json(settings.model_dump_json())
+    console.print(f"issuer {settings.issuer} ({source})")
     for relaxed in settings.relaxed_checks():
         console.print(f"[yellow]DEV MODE:[/] {relaxed}")
     console.print(f"secrets at rest: sealed with {_key_source(settings)}")
