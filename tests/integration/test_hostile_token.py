@@ -620,9 +620,13 @@ async def test_without_grace_a_replay_in_the_same_second_revokes_the_grant(serve
 
 
 async def test_a_successor_sealed_with_another_storage_key_is_a_503_not_a_new_chain(
-    server: AS,
+    auth_server: AS,
 ) -> None:
-    """A node with the wrong storage key cannot open the successor: it must not mint one."""
+    """A node with the wrong storage key cannot open the successor: it must not mint one.
+
+    Unguarded (``auth_server``): the 503 is the expected answer here.
+    """
+    server = auth_server
     client = await server.register()
     tokens = await tokens_for(server, client["client_id"])
     first = await server.http.post(
