@@ -125,7 +125,8 @@ def serve(
     _remember_dev_mode(settings)
     _preflight(settings)
     console.print(
-        f"ostiary issuer [bold]{settings.issuer}[/] ({source}) on {server.host}:{server.port}"
+        f"ostiary issuer [bold]{settings.issuer}[/] ({source}) on {server.host}:{server.port}",
+        soft_wrap=True,
     )
     application: Any
     if not demo:
@@ -251,7 +252,7 @@ def gateway(
     else:
         settings, source = _serving_settings(host, port, None)
         server = settings.server
-        console.print(f"ostiary issuer [bold]{settings.issuer}[/] ({source})")
+        console.print(f"ostiary issuer [bold]{settings.issuer}[/] ({source})", soft_wrap=True)
         _preflight(settings)
         resource = f"{settings.issuer}/mcp"
         application = create_embedded_gateway(
@@ -328,7 +329,7 @@ def check_config(
     """Validate the settings from the environment and print them (secrets hidden)."""
     settings, source = _serving_settings(host, port, issuer)
     console.print_json(settings.model_dump_json())
-    console.print(f"issuer {settings.issuer} ({source})")
+    console.print(f"issuer {settings.issuer} ({source})", soft_wrap=True)
     for relaxed in settings.relaxed_checks():
         console.print(f"[yellow]DEV MODE:[/] {relaxed}")
     console.print(f"secrets at rest: sealed with {_key_source(settings)}")
