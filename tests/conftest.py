@@ -1,14 +1,30 @@
-"""Shared fixtures: settings built per test, never from a global."""
+"""Shared fixtures: settings built per test, never from a global; the Hypothesis profiles."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from ostiary.settings import Settings
+
+# CI and `make test` on a loaded 2-core machine: the same properties with the same example
+# counts, but derandomized (a failure reproduces exactly) and judged on the property, not on
+# how fast the machine generated inputs while other work ran. HYPOTHESIS_PROFILE=dev keeps
+# Hypothesis' defaults for exploring locally.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+settings.register_profile("dev")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

@@ -67,9 +67,7 @@ async def test_prompt_none_with_another_value_is_invalid_request(auth_server: AS
     client = await auth_server.register()
     query = _query(await _start(auth_server, client["client_id"], prompt="none consent"))
     assert query["error"] == ["invalid_request"]
-    assert query["error_description"] == [
-        "prompt=none cannot be combined with other prompt values"
-    ]
+    assert query["error_description"] == ["prompt=none cannot be combined with other prompt values"]
 
 
 @pytest.mark.parametrize("value", ["consent", "login consent"])
