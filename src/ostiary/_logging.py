@@ -33,3 +33,16 @@ class Audit:
             audit_log.info(json.dumps(record, sort_keys=True, default=str))
         for sink in self._sinks:
             sink(event, record)
+
+
+def configure_logging() -> None:
+    """Send ostiary's own logs, audit events included, to stderr at INFO (once per process)."""
+    logger = logging.getLogger("ostiary")
+    if any(getattr(h, "ostiary", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.ostiary = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

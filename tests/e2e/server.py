@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +49,16 @@ class RunningServer:
 
 @contextmanager
 def running_server(
-    data_dir: Path, port: int | None = None, **env_overrides: str
+    data_dir: Path,
+    port: int | None = None,
+    *,
+    serve_args: Sequence[str] = (),
+    **env_overrides: str,
 ) -> Iterator[RunningServer]:
-    """Serve from ``data_dir``; pass the ``port`` of an earlier run to restart the same issuer."""
+    """Serve from ``data_dir``; pass the ``port`` of an earlier run to restart the same issuer.
+
+    ``serve_args`` are added to ``ostiary serve`` (``--workers 2``, ``--mixed-auth``).
+    """
     port = port or free_port()
     issuer = f"http://127.0.0.1:{port}"
     env = {
@@ -65,7 +72,9 @@ def running_server(
     }
     data_dir.mkdir(parents=True, exist_ok=True)
     log = (data_dir / "server.log").open("wb")
-    process = subprocess.Popen([*OSTIARY, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [*OSTIARY, "serve", *serve_args], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         _wait_ready(issuer, process, data_dir)
         yield RunningServer(issuer, env, process)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ostiary._logging import configure_logging
 from ostiary.client.cli import client_app
 from ostiary.core import totp
 from ostiary.core.client_id_metadata import is_client_id_metadata_url
@@ -111,51 +112,58 @@ def serve(
     access_log: Annotated[
         bool, typer.Option(help="Log every HTTP request (uvicorn access log).")
     ] = True,
+    workers: Annotated[
+        int,
+        typer.Option(help="Processes accepting on the port (SQLite or PostgreSQL storage)."),
+    ] = 1,
 ) -> None:
     """Run the authorization server and the demo MCP server (one port) with uvicorn."""
     import uvicorn
 
-    from ostiary.demo.server import DemoScopes
-    from ostiary.server.app import create_authorization_server
-    from ostiary.server.combined import create_combined_app
+    from ostiary.server import serving
 
     settings, source = _serving_settings(host, port, issuer)
     server = settings.server
-    _configure_logging()
+    options = serving.ServeOptions(
+        demo=demo,
+        read_scope=read_scope,
+        write_scope=write_scope,
+        hide_unauthorized_tools=hide_unauthorized_tools,
+        mixed_auth=mixed_auth,
+    )
+    try:
+        serving.check_workers(settings, workers)
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+    configure_logging()
     _remember_dev_mode(settings)
     _preflight(settings)
     console.print(
         f"ostiary issuer [bold]{settings.issuer}[/] ({source}) on {server.host}:{server.port}",
         soft_wrap=True,
     )
-    application: Any
-    if not demo:
-        application = create_authorization_server(settings)
-    else:
-        try:
-            application = create_combined_app(
-                settings,
-                scopes=DemoScopes(
-                    read=read_scope or settings.demo.read_scope,
-                    write=write_scope or settings.demo.write_scope,
-                ),
-                hide_unauthorized_tools=hide_unauthorized_tools,
-                mixed_auth=mixed_auth,
-            )
-        except ConfigurationError as exc:
-            raise _fail(str(exc)) from None
+    try:  # built here even with workers: a bad demo scope stops serve before it binds
+        application: Any = serving.build_app(settings, options)
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+    if demo:
         console.print(
             f"demo MCP server [bold]{settings.issuer}/mcp[/] (PRM "
             f"{settings.issuer}/.well-known/oauth-protected-resource/mcp)"
         )
-    uvicorn.run(
-        application,
-        host=server.host,
-        port=server.port,
-        log_level="info",
-        access_log=access_log,
-        proxy_headers=settings.server.trust_forwarded_for,
-    )
+    run: dict[str, Any] = {
+        "host": server.host,
+        "port": server.port,
+        "log_level": "info",
+        "access_log": access_log,
+        "proxy_headers": settings.server.trust_forwarded_for,
+    }
+    if workers == 1:
+        uvicorn.run(application, **run)
+        return
+    os.environ[serving.OPTIONS_ENV] = serving.worker_environment(settings, options)
+    console.print(f"{workers} worker processes")
+    uvicorn.run("ostiary.server.serving:worker_app", factory=True, workers=workers, **run)
 
 
 @app.command(
@@ -235,7 +243,7 @@ def gateway(
         client_id_header=client_id_header,
         scopes_header=scopes_header or None,
     )
-    _configure_logging()
+    configure_logging()
     application: Any
     if issuer is not None:
         server = _settings().server.model_copy(
@@ -261,16 +269,6 @@ def gateway(
     target = upstream or " ".join(command or [])
     console.print(f"ostiary gateway [bold]{resource}[/] -> {target}")
     uvicorn.run(application, host=server.host, port=server.port, log_level="info")
-
-
-def _configure_logging() -> None:
-    """Send ostiary's own logs, audit events included, to stderr at INFO."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logger = logging.getLogger("ostiary")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
 
 
 def _preflight(settings: Settings) -> None:

@@ -1,0 +1,96 @@
+"""What ``ostiary serve`` runs: one app, in one process or in each of ``--workers N``.
+
+With several workers uvicorn starts N processes that accept on one socket; each builds its own
+app through :func:`worker_app` (a uvicorn factory). Everything they must agree on lives outside
+the process: the settings come from the same environment plus the issuer and bind address the
+parent resolved (passed in :data:`OPTIONS_ENV`, so every worker has the same issuer), the
+storage key from the key file or setting the parent's pre-flight made sure of, the signing keys,
+rate-limit counters, sessions and codes from the shared storage (SQLite file, PostgreSQL,
+Redis). ``memory://`` storage is per process and so refused with more than one worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+from starlette.types import ASGIApp
+
+from ostiary._logging import configure_logging
+from ostiary.errors import ConfigurationError
+from ostiary.settings import Settings, load_settings
+
+__all__ = [
+    "OPTIONS_ENV",
+    "ServeOptions",
+    "build_app",
+    "check_workers",
+    "worker_app",
+    "worker_environment",
+]
+
+#: Environment variable carrying the parent's resolved settings and flags to each worker.
+OPTIONS_ENV: Final = "OSTIARY_SERVE_WORKER_OPTIONS"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """The ``serve`` flags that shape the app (None: from ``settings.demo``)."""
+
+    demo: bool = True
+    read_scope: str | None = None
+    write_scope: str | None = None
+    hide_unauthorized_tools: bool | None = None
+    mixed_auth: bool | None = None
+
+
+def build_app(settings: Settings, options: ServeOptions) -> ASGIApp:
+    """The authorization server, with the demo MCP server at ``{issuer}/mcp`` unless off.
+
+    Raises:
+        ConfigurationError: A demo scope the authorization server does not support.
+    """
+    from ostiary.demo.server import DemoScopes
+    from ostiary.server.app import create_authorization_server
+    from ostiary.server.combined import create_combined_app
+
+    if not options.demo:
+        return create_authorization_server(settings)
+    return create_combined_app(
+        settings,
+        scopes=DemoScopes(
+            read=options.read_scope or settings.demo.read_scope,
+            write=options.write_scope or settings.demo.write_scope,
+        ),
+        hide_unauthorized_tools=options.hide_unauthorized_tools,
+        mixed_auth=options.mixed_auth,
+    )
+
+
+def check_workers(settings: Settings, workers: int) -> None:
+    """Several workers need storage every process sees.
+
+    Raises:
+        ConfigurationError: ``workers`` below 1, or more than one on ``memory://``.
+    """
+    if workers < 1:
+        raise ConfigurationError("--workers must be at least 1")
+    if workers > 1 and settings.storage.url.startswith("memory://"):
+        raise ConfigurationError(
+            "memory:// storage is per process: use SQLite or PostgreSQL with --workers > 1"
+        )
+
+
+def worker_environment(settings: Settings, options: ServeOptions) -> str:
+    """The value of :data:`OPTIONS_ENV` for the workers of this ``serve``."""
+    resolved = {"issuer": settings.issuer, "server": settings.server.model_dump(mode="json")}
+    return json.dumps({"settings": resolved, "options": asdict(options)})
+
+
+def worker_app() -> ASGIApp:
+    """The uvicorn factory each worker process calls."""
+    configure_logging()
+    data: dict[str, Any] = json.loads(os.environ[OPTIONS_ENV])
+    return build_app(load_settings(**data["settings"]), ServeOptions(**data["options"]))
