@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import timeit
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,8 +36,22 @@ from bench.report import Results, print_report
 ROOT = Path(__file__).resolve().parent.parent
 WRK_DIR = Path(__file__).resolve().parent / "wrk"
 USER, PASSWORD = "bench", "bench password 123"
-KINDS = ("ostiary", "ostiary-mem", "ostiary-rs", "fastmcp", "sdk-ref", "noauth", "floor")
-AS_KINDS = ("ostiary", "ostiary-mem", "fastmcp", "sdk-ref")
+KINDS = (
+    "ostiary",
+    "ostiary-w2",
+    "ostiary-pg",
+    "ostiary-mem",
+    "ostiary-rs",
+    "fastmcp",
+    "sdk-ref",
+    "noauth",
+    "floor",
+)
+#: ``ostiary serve`` variants: SQLite (the default), SQLite with two workers, PostgreSQL.
+SERVE_KINDS = ("ostiary", "ostiary-w2", "ostiary-pg")
+AS_KINDS = ("ostiary", "ostiary-w2", "ostiary-pg", "ostiary-mem", "fastmcp", "sdk-ref")
+BENCH_PG_DB = "ostiary_bench"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SCENARIOS = ("dcr", "flow", "refresh", "tools_call", "memory")
 
 
@@ -49,6 +65,20 @@ def free_port() -> int:
 class Proc:
     name: str
     process: subprocess.Popen[bytes]
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server and every live descendant (uvicorn workers)."""
+        total, pending = 0.0, [self.process.pid]
+        while pending:
+            pid = pending.pop()
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except FileNotFoundError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+            pending.extend(int(c) for c in children)
+        return total
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -137,11 +167,44 @@ async def issue(
         return list(await asyncio.gather(*(one() for _ in range(n))))
 
 
+def measured(proc: Proc, run: Any) -> dict[str, Any]:
+    """Run ``run()`` (one wrk run) and add the server's CPU per completed op, in us."""
+    before = proc.cpu_seconds()
+    result: dict[str, Any] = run()
+    spent = proc.cpu_seconds() - before
+    result["cpu_us_per_op"] = spent / max(result["ok"], 1) * 1e6
+    return result
+
+
+def postgres_url() -> str | None:
+    """A fresh database for the PostgreSQL row, or None (row skipped) without a server."""
+    base = os.environ.get("OSTIARY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+    async def recreate() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(base, timeout=5)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {BENCH_PG_DB}")
+            await conn.execute(f"CREATE DATABASE {BENCH_PG_DB}")
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(recreate())
+    except (TimeoutError, OSError, ImportError) as exc:
+        print(f"bench: no PostgreSQL row ({exc})", flush=True)
+        return None
+    return base.rsplit("/", 1)[0] + f"/{BENCH_PG_DB}"
+
+
 @dataclass
 class Bench:
     duration: int
     work: Path
     base: dict[str, str]
+    postgres: str | None = None
+    envs: dict[str, dict[str, str]] = field(default_factory=dict)
     procs: dict[str, Proc] = field(default_factory=dict)
     targets: dict[str, OAuthTarget] = field(default_factory=dict)
     clients: dict[str, str] = field(default_factory=dict)
@@ -152,44 +215,67 @@ class Bench:
     def issuer(self) -> str:
         return self.base["ostiary"]
 
-    def env(self) -> dict[str, str]:
-        return {
+    def env(self, kind: str = "ostiary") -> dict[str, str]:
+        issuer = self.base[kind]
+        data = self.work / kind
+        allowed = [f"{issuer}/mcp"] + (
+            [f"{self.base['ostiary-rs']}/mcp"] if kind == "ostiary" else []
+        )
+        env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
             "BENCH_USER": USER,
             "BENCH_PASSWORD": PASSWORD,
             "FASTMCP_LOG_LEVEL": "WARNING",
-            "OSTIARY_ISSUER": self.issuer,
+            "OSTIARY_ISSUER": issuer,
             "OSTIARY_DEV__ENABLED": "true",
-            "OSTIARY_DATA_DIR": str(self.work),
-            "OSTIARY_STORAGE__URL": f"sqlite:///{self.work}/ostiary.db",
-            "OSTIARY_SERVER__PORT": str(urlsplit(self.issuer).port),
+            "OSTIARY_DATA_DIR": str(data),
+            "OSTIARY_STORAGE__URL": f"sqlite:///{data}/ostiary.db",
+            "OSTIARY_SERVER__PORT": str(urlsplit(issuer).port),
             # One client address hammers register/token: lift the per-address limits.
             "OSTIARY_SECURITY__RATE_LIMIT_PER_MINUTE": "1000000000",
-            "OSTIARY_RESOURCES__ALLOWED": json.dumps(
-                [f"{self.issuer}/mcp", f"{self.base['ostiary-rs']}/mcp"]
-            ),
+            # The flow scenario replays a signed-in user's repeat authorization, which skips the
+            # consent page only with remembered consent (off by default for public clients with
+            # a loopback redirect, RFC 8252 §8.6; the bench client is one).
+            "OSTIARY_SECURITY__REMEMBER_CONSENT_FOR_UNVERIFIED_CLIENTS": "true",
+            "OSTIARY_RESOURCES__ALLOWED": json.dumps(allowed),
         }
+        if kind == "ostiary-pg" and self.postgres is not None:
+            env["OSTIARY_STORAGE__URL"] = self.postgres
+            env["OSTIARY_STORAGE__ENCRYPTION_KEY"] = base64.b64encode(os.urandom(32)).decode()
+        return env
 
     def start_all(self, stack: ExitStack) -> None:
-        env, py = self.env(), sys.executable
+        py = sys.executable
         ostiary = [py, "-m", "ostiary.cli"]
-        subprocess.run(  # noqa: S603
-            [*ostiary, "users", "add", USER, "--password", PASSWORD],
-            env=env, check=True, capture_output=True, cwd=ROOT,
-        )  # fmt: skip
-        argv = {"ostiary": [*ostiary, "serve", "--no-access-log"]}
-        for kind in KINDS[1:]:
+        argv: dict[str, list[str]] = {}
+        for kind in SERVE_KINDS:
+            if kind == "ostiary-pg" and self.postgres is None:
+                continue
+            self.envs[kind] = self.env(kind)
+            (self.work / kind).mkdir(parents=True, exist_ok=True)
+            subprocess.run(  # noqa: S603
+                [*ostiary, "users", "add", USER, "--password", PASSWORD],
+                env=self.envs[kind], check=True, capture_output=True, cwd=ROOT,
+            )  # fmt: skip
+            argv[kind] = [*ostiary, "serve", "--no-access-log"]
+        argv["ostiary-w2"] += ["--workers", "2"]
+        for kind in KINDS:
+            if kind in SERVE_KINDS:
+                continue
             argv[kind] = [py, "-m", "bench.servers", kind, str(urlsplit(self.base[kind]).port)]
         argv["ostiary-rs"].append(self.issuer)
-        for kind in KINDS:
+        for kind, command in argv.items():
             log = self.work / f"{kind}.log"
-            self.procs[kind] = stack.enter_context(
-                start(kind, argv[kind], env, self.base[kind], log)
-            )
+            env = self.envs.get(kind, self.env())
+            self.procs[kind] = stack.enter_context(start(kind, command, env, self.base[kind], log))
 
     def prepare(self) -> None:
-        self.targets = {k: OAuthTarget(k, self.base[k], f"{self.base[k]}/mcp") for k in AS_KINDS}
+        self.targets = {
+            k: OAuthTarget(k, self.base[k], f"{self.base[k]}/mcp")
+            for k in AS_KINDS
+            if k in self.procs
+        }
         rs = OAuthTarget("ostiary", self.issuer, f"{self.base['ostiary-rs']}/mcp")
 
         async def run() -> None:
@@ -199,11 +285,10 @@ class Bench:
                 # Sign in and consent once (per resource); later authorizations pass without
                 # a page: the realistic repeat path of a signed-in user who already consented.
                 # (Cookies are per host, not port: each target keeps its own copy.)
-                for target, client in (
-                    (self.targets["ostiary"], self.clients["ostiary"]),
-                    (rs, self.clients["ostiary"]),
-                    (self.targets["ostiary-mem"], self.clients["ostiary-mem"]),
-                ):
+                signed_in = [
+                    (t, self.clients[k]) for k, t in self.targets.items() if "ostiary" in k
+                ]
+                for target, client in [*signed_in, (rs, self.clients["ostiary"])]:
                     await target.login(http, client, USER, PASSWORD)
             for name, target in self.targets.items():
                 self.access[name] = (await issue(target, self.clients[name], 1))[0]["access_token"]
@@ -221,11 +306,10 @@ class Bench:
                 json.dumps(target.registration_body()),
                 "expect=201",
             ]
-            self.results.add(
-                "dcr",
-                name,
-                wrk("post.lua", target.base, args, duration=self.duration, threads=2, conns=8),
+            run = partial(
+                wrk, "post.lua", target.base, args, duration=self.duration, threads=2, conns=8
             )
+            self.results.add("dcr", name, measured(self.procs[name], run))
 
     def flow(self) -> None:
         for name, target in self.targets.items():
@@ -236,11 +320,10 @@ class Bench:
                 target.code_body(self.clients[name], pkce),
                 target.cookie,
             ]
-            self.results.add(
-                "flow",
-                name,
-                wrk("flow.lua", target.base, args, duration=self.duration, threads=4, conns=4),
+            run = partial(
+                wrk, "flow.lua", target.base, args, duration=self.duration, threads=4, conns=4
             )
+            self.results.add("flow", name, measured(self.procs[name], run))
 
     def refresh(self) -> None:
         for name, target in self.targets.items():
@@ -250,33 +333,26 @@ class Bench:
                 target.refresh_body(self.clients[name]),
                 *(t["refresh_token"] for t in tokens),
             ]
-            self.results.add(
-                "refresh",
-                name,
-                wrk("refresh.lua", target.base, args, duration=self.duration, threads=4, conns=4),
+            run = partial(
+                wrk, "refresh.lua", target.base, args, duration=self.duration, threads=4, conns=4
             )
+            self.results.add("refresh", name, measured(self.procs[name], run))
         # The ceiling: the same wrk script against a bare ASGI app with a constant answer.
         args = ["/token", "grant_type=refresh_token&client_id=x", "r", "r", "r", "r"]
-        self.results.add(
-            "refresh",
-            "floor",
-            wrk(
-                "refresh.lua", self.base["floor"], args, duration=self.duration, threads=4, conns=4
-            ),
+        run = partial(
+            wrk, "refresh.lua", self.base["floor"], args, duration=self.duration, threads=4, conns=4
         )
+        self.results.add("refresh", "floor", measured(self.procs["floor"], run))
 
     def tools_call(self) -> None:
         for name in ("ostiary-rs", "ostiary", "ostiary-mem", "fastmcp", "sdk-ref", "noauth"):
             url = f"{self.base[name]}/mcp"
             args = tools_call_args(self.access.get(name))
-            self.results.add(
-                "tools_call",
-                name,
-                wrk("post.lua", url, args, duration=self.duration, threads=2, conns=16),
-            )
+            run = partial(wrk, "post.lua", url, args, duration=self.duration, threads=2, conns=16)
+            self.results.add("tools_call", name, measured(self.procs[name], run))
 
     def memory(self, tokens: int) -> None:
-        db = self.work / "ostiary.db"
+        db = self.work / "ostiary" / "ostiary.db"
         for name, target in self.targets.items():
             proc = self.procs[name]
             before_rss, before_db = proc.rss_kib(), db.stat().st_size
@@ -327,6 +403,7 @@ def main() -> None:
         duration=min(options.duration, 60),
         work=work,
         base={k: f"http://127.0.0.1:{free_port()}" for k in KINDS},
+        postgres=postgres_url(),
     )
     print(f"bench: work dir {work}; wrk {bench.duration}s x {options.repeat} per cell", flush=True)
     with ExitStack() as stack:
