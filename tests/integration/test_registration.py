@@ -24,6 +24,7 @@ from tests.integration.test_hostile_helpers import (
 )
 
 BEARER_INVALID = 'Bearer error="invalid_token"'
+TOO_DEEP = "request body nests arrays and objects more than 64 levels deep"
 
 
 @pytest.fixture
@@ -244,8 +245,26 @@ async def test_private_use_scheme_needs_a_reverse_domain(server: AS) -> None:
         (b'"text"', "request body must be a JSON object"),
         (b"null", "request body must be a JSON object"),
         (b"1" * 5000, "request body is not valid JSON"),
-        (b"[" * 30000 + b"]" * 30000, "request body is not valid JSON"),
-        (b'{"a":' * 10000 + b"1" + b"}" * 10000, "request body is not valid JSON"),
+        (b"[" * 30000 + b"]" * 30000, TOO_DEEP),
+        (b'{"a":' * 10000 + b"1" + b"}" * 10000, TOO_DEEP),
+        (b'{"a":' * 1000 + b"1" + b"}" * 1000, TOO_DEEP),
+        (b'{"a":' * 65 + b"1" + b"}" * 65, TOO_DEEP),
+        (b"[" * 10000, TOO_DEEP),
+        (b"[[]]]]", "request body is not valid JSON"),
+        # Issue 10: a lone surrogate escape parsed, then failed to encode for storage (500).
+        (b'{"client_name": "\\ud800"}', "request body contains an unpaired UTF-16 surrogate"),
+        (b'{"contacts": ["\\udfff x"]}', "request body contains an unpaired UTF-16 surrogate"),
+        (b'{"\\ud800": 1}', "request body contains an unpaired UTF-16 surrogate"),
+        (
+            b'{"client_name": "a", "client_name": "b"}',
+            "request body repeats a member name in one object",
+        ),
+        (
+            b'{"jwks": {"keys": [{"kty": "EC", "kty": "RSA"}]}}',
+            "request body repeats a member name in one object",
+        ),
+        (b'{"client_name": NaN}', "request body is not valid JSON"),
+        (b'{"a": 1} {"b": 2}', "request body is not valid JSON"),
     ],
 )
 async def test_bad_json(server: AS, body: bytes, description: str) -> None:

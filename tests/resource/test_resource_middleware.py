@@ -352,7 +352,9 @@ async def test_matching_headers_including_base64_name_pass(verifier: JWTVerifier
     ).status_code == 200
 
 
-async def test_unparseable_body_is_left_to_the_server(verifier: JWTVerifier) -> None:
+async def test_unparseable_body_is_a_json_rpc_parse_error(verifier: JWTVerifier) -> None:
+    """The guard reads the body with ostiary.jsonbody and answers its refusal as the MCP SDK
+    answers a parse error (400, -32700), so the server never parses what the guard could not."""
     async with client_for(tool_app(verifier)) as client:
         response = await client.post(
             "/mcp",
@@ -360,7 +362,12 @@ async def test_unparseable_body_is_left_to_the_server(verifier: JWTVerifier) -> 
             headers={"Authorization": f"Bearer {mint(KEY)}", "Content-Type": "application/json"},
         )
     assert response.status_code == 400
-    assert response.json() == {"raw": "{not json"}
+    assert response.json() == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32700, "message": "Parse error: request body is not valid JSON"},
+    }
+    assert "www-authenticate" not in response.headers
 
 
 async def test_oversized_body_is_413(verifier: JWTVerifier) -> None:

@@ -259,15 +259,14 @@ def protect_mcp_app(
     )
     resources = ResourcePolicy(dict(resource_scopes or {}))
     prompts = ToolPolicy(dict(prompt_scopes or {}))
-    guards = (
-        [
-            McpToolScopeGuard(
-                tools, policy, endpoint_scopes=required, prompts=prompts, resources=resources
-            )
-        ]
-        if tools or resources or prompts
-        else []
-    )
+    # Always installed, scopes or not: every POST body is read once by the one bounded JSON
+    # reader (ostiary.jsonbody) before the MCP server parses it, so a hostile body gets a
+    # JSON-RPC parse error here instead of a RecursionError there.
+    guards = [
+        McpToolScopeGuard(
+            tools, policy, endpoint_scopes=required, prompts=prompts, resources=resources
+        )
+    ]
     anonymous = McpPublicAccess(public_tools) if mixed_auth else None
     origins = _default_origins(resource, cors_origins)
     hosts = default_allowed_hosts(resource) if allowed_hosts is None else allowed_hosts

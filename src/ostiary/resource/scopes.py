@@ -11,14 +11,15 @@ Three pieces:
   naming every scope the operation needs in a single challenge (no one-at-a-time step-up).
   Since MCP 2026-07-28 clients also send ``Mcp-Method``/``Mcp-Name`` headers; an RS may
   authorize from them only if they agree with the body, so a disagreement is refused here with
-  400 (the MCP ``HeaderMismatch`` error) rather than trusted.
+  400 (the MCP ``HeaderMismatch`` error) rather than trusted. The body is read by the one
+  bounded JSON reader (:mod:`ostiary.jsonbody`); what it refuses is answered as a JSON-RPC
+  parse error (400, -32700), as the MCP SDK would, before the MCP server sees it.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,13 +27,16 @@ from typing import Any, Final, Protocol
 
 from starlette.types import Message, Receive, Scope
 
+from ostiary import jsonbody
 from ostiary.errors import InsufficientScopeError, InvalidRequestError
 from ostiary.resource.verifiers import Principal
 
 __all__ = [
     "DEFAULT_PUBLIC_METHODS",
     "HEADER_MISMATCH_CODE",
+    "PARSE_ERROR_CODE",
     "HeaderMismatchError",
+    "JsonRpcParseError",
     "McpPublicAccess",
     "McpToolScopeGuard",
     "PayloadTooLargeError",
@@ -45,6 +49,8 @@ __all__ = [
 
 #: JSON-RPC error code MCP uses for a routing header that disagrees with the body.
 HEADER_MISMATCH_CODE: Final = -32020
+#: JSON-RPC 2.0 §5.1 "Parse error": the body is not JSON (what the MCP SDK answers too).
+PARSE_ERROR_CODE: Final = -32700
 _DEFAULT_MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 _B64_SENTINEL: Final = re.compile(r"^=\?base64\?(?P<payload>[A-Za-z0-9+/=]*)\?=$")
 
@@ -196,6 +202,26 @@ class HeaderMismatchError(InvalidRequestError):
         }
 
 
+class JsonRpcParseError(InvalidRequestError):
+    """The body is not JSON this guard accepts (JSON-RPC 2.0 §5.1, code -32700).
+
+    Answered here, with the status and body shape the MCP SDK uses for its own parse errors
+    (400, ``id`` null), so the server never sees a body the guard could not read: a
+    document too deep for a recursive parser, an unpaired surrogate, or a repeated member
+    name that two parsers might resolve differently (one authorizing, the other running).
+    """
+
+    default_description = jsonbody.NOT_JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-RPC error body, which is what an MCP client parses."""
+        return {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": PARSE_ERROR_CODE, "message": f"Parse error: {self.description}"},
+        }
+
+
 class PayloadTooLargeError(InvalidRequestError):
     """The request body is larger than the guard will buffer."""
 
@@ -278,8 +304,6 @@ class McpToolScopeGuard:
         header_method, header_name = _headers(scope)
         body, replay = await read_body(receive, self.max_body_bytes)
         messages = _messages(body)
-        if messages is None:
-            return replay  # the MCP server answers the parse error itself
         needed: list[str] = []
         for message in messages:
             _check_headers(message, header_method, header_name, batched=len(messages) > 1)
@@ -352,12 +376,16 @@ async def read_body(receive: Receive, max_bytes: int) -> tuple[bytes, Receive]:
     return body, _replaying(body, receive)
 
 
-def _messages(body: bytes) -> list[dict[str, Any]] | None:
-    """The JSON-RPC messages of a body (a batch is a list), or None if it is not JSON."""
+def _messages(body: bytes) -> list[dict[str, Any]]:
+    """The JSON-RPC messages of a body (a batch is a list), read by the one bounded reader.
+
+    Raises:
+        JsonRpcParseError: The body is not JSON within :mod:`ostiary.jsonbody`'s limits.
+    """
     try:
-        payload = json.loads(body)
-    except ValueError:
-        return None
+        payload = jsonbody.loads(body)
+    except InvalidRequestError as error:
+        raise JsonRpcParseError(error.description, detail=error.detail) from None
     items = payload if isinstance(payload, list) else [payload]
     return [item for item in items if isinstance(item, dict)]
 
@@ -415,7 +443,10 @@ class McpPublicAccess:
             return False, receive
         header_method, header_name = _headers(scope)
         body, replay = await read_body(receive, self.max_body_bytes)
-        messages = _messages(body)
+        try:
+            messages = _messages(body)
+        except JsonRpcParseError:
+            return False, replay  # not JSON: the tokenless caller gets the challenge
         if not messages:
             return False, replay
         for message in messages:
