@@ -209,6 +209,21 @@ class DemoSettings(_Section):
         "tokenless request gets the 401 challenge, which clients that decide at connect time "
         "whether to log in (Claude Code, Codex, mcp-remote) need.",
     )
+    rate_limit_scope: Literal["process", "storage"] = Field(
+        "process",
+        description="Where the per-address request counters live: 'process' costs no storage "
+        "write per request, but each process or node counts on its own (N of them allow up to "
+        "N x rate_limit_per_minute); 'storage' shares them through the database. With "
+        "storage.redis_url set they are always in Redis.",
+    )
+    client_cache_seconds: int = Field(
+        5,
+        ge=0,
+        le=300,
+        description="Seconds a process reuses a client record it read (0: read it every time). "
+        "An operator's `ostiary clients disable` or an RFC 7592 update made on another process "
+        "or node takes effect there within this time.",
+    )
 
 
 #: Marker file ``ostiary serve`` leaves in a data directory it ran in dev mode.
