@@ -14,12 +14,41 @@ from tests.integration.test_hostile_helpers import assert_error_page, snapshot
 
 
 async def _set_disabled(server: AS, client_id: str, disabled: bool) -> Client:
+    """What ``ostiary clients disable|enable`` does from another process: a storage write.
+
+    A serving process reuses a client record for ``security.client_cache_seconds``; the
+    change reaches it once that much time has passed, which the test clock then lets pass.
+    """
     tenant = server.settings.storage.tenant
     client = await server.ctx.storage.get_client(tenant, client_id)
     assert client is not None
     changed = replace(client, disabled=disabled)
     await server.ctx.storage.save_client(changed)
+    server.clock.now += server.settings.security.client_cache_seconds
     return changed
+
+
+async def test_a_disable_reaches_a_serving_process_within_the_client_cache_time(
+    auth_server: AS,
+) -> None:
+    client_id = (await auth_server.register())["client_id"]
+    tokens = await auth_server.tokens(client_id)  # the process now holds the client record
+    tenant = auth_server.settings.storage.tenant
+    client = await auth_server.ctx.storage.get_client(tenant, client_id)
+    assert client is not None
+    await auth_server.ctx.storage.save_client(replace(client, disabled=True))
+    auth_server.clock.now += auth_server.settings.security.client_cache_seconds - 1
+    cached = await auth_server.http.post(
+        "/token", data=_refresh(client_id, tokens["refresh_token"])
+    )
+    auth_server.clock.now += 1
+    refused = await auth_server.http.post(
+        "/token", data=_refresh(client_id, cached.json()["refresh_token"])
+    )
+    assert auth_server.settings.security.client_cache_seconds == 5
+    assert cached.status_code == 200  # still within the documented bound
+    assert refused.status_code == 401
+    assert refused.json() == {"error": "invalid_client", "error_description": "unknown client"}
 
 
 def _refresh(client_id: str, refresh_token: str) -> dict[str, str]:

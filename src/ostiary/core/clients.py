@@ -35,12 +35,34 @@ async def load_client(ctx: ServerContext, client_id: str) -> Client | None:
             supported_scopes=ctx.settings.scopes.supported,
         )
     else:
-        client = await ctx.storage.get_client(ctx.tenant, client_id)
+        client = await stored_client(ctx, client_id)
     if client is not None and client.disabled:
         # As if unknown: no authorization page, no token, no introspection for it.
         ctx.audit("client.disabled_refused", client_id=client_id)
         return None
     return client
+
+
+async def stored_client(ctx: ServerContext, client_id: str) -> Client | None:
+    """The stored client, reused for ``security.client_cache_seconds`` within this process.
+
+    Only records that exist are kept: a client registered a moment ago on another process is
+    found at once. A change made elsewhere (``ostiary clients disable``, an RFC 7592 update
+    or delete) reaches this process within the cache time; one made here at once, through
+    :func:`forget_client`.
+    """
+    now = ctx.clock()
+    client = ctx.clients.get(client_id, now)
+    if client is None:
+        client = await ctx.storage.get_client(ctx.tenant, client_id)
+        if client is not None:
+            ctx.clients.put(client_id, client, now + ctx.settings.security.client_cache_seconds)
+    return client
+
+
+def forget_client(ctx: ServerContext, client_id: str) -> None:
+    """Drop this process's copy after changing or deleting the client."""
+    ctx.clients.pop(client_id)
 
 
 def registered_scope_is_ceiling(client: Client) -> bool:

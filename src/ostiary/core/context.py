@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from ostiary._logging import Audit
 from ostiary.core.cipher import SecretCipher
+from ostiary.core.counters import ProcessCounters
 from ostiary.core.keys import (
     KeyRing,
     generate_signing_key,
@@ -23,13 +24,16 @@ from ostiary.core.keys import (
 )
 from ostiary.core.models import Client, SigningKey
 from ostiary.settings import Settings
-from ostiary.storage.base import Storage
+from ostiary.storage.base import RateLimiter, Storage
 from ostiary.storage_key import storage_cipher
+from ostiary.ttl_cache import TtlCache
 
 Clock = Callable[[], int]
 
 #: How often a process re-reads the key set, so a rotation done elsewhere is picked up.
 KEY_RELOAD_SECONDS = 60
+#: Client records one process keeps (``security.client_cache_seconds``).
+CLIENT_CACHE_ENTRIES = 10_000
 
 
 def system_clock() -> int:
@@ -129,6 +133,10 @@ class ServerContext:
     resolver: MetadataResolver | None = None
     jwks: JwksSource | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    #: Per-address request counters (``security.rate_limit_scope``); None: the storage.
+    request_counters: RateLimiter | None = None
+    #: Client records this process read lately (``security.client_cache_seconds``).
+    clients: TtlCache[str, Client] = field(default_factory=lambda: TtlCache(0))
 
     @property
     def tenant(self) -> str:
@@ -163,6 +171,8 @@ class ServerContext:
             retire_grace=settings.tokens.key_retire_grace,
             cipher=cipher,
         )
+        security = settings.security
+        in_process = security.rate_limit_scope == "process" and not settings.storage.redis_url
         return cls(
             settings=settings,
             storage=storage,
@@ -172,4 +182,6 @@ class ServerContext:
             clock=clock,
             resolver=resolver,
             jwks=jwks,
+            request_counters=ProcessCounters() if in_process else None,
+            clients=TtlCache(CLIENT_CACHE_ENTRIES if security.client_cache_seconds else 0),
         )

@@ -88,7 +88,8 @@ def client_address(request: Request, trust_forwarded: bool) -> str:
 async def rate_limit(ctx: ServerContext, request: Request, bucket: str) -> None:
     """Count a request per address and bucket; 429 past the configured per-minute limit."""
     address = client_address(request, ctx.settings.server.trust_forwarded_for)
-    count = await ctx.storage.hit(ctx.tenant, f"{bucket}:{address}", 60, ctx.clock())
+    counters = ctx.request_counters or ctx.storage  # security.rate_limit_scope
+    count = await counters.hit(ctx.tenant, f"{bucket}:{address}", 60, ctx.clock())
     if count > ctx.settings.security.rate_limit_per_minute:
         ctx.audit("rate_limit.exceeded", bucket=bucket, address=address)
         raise SlowDownError(retry_after_seconds=60)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ostiary.core.clients import forget_client
 from ostiary.core.context import ServerContext
 from ostiary.core.models import Client
 from ostiary.core.registration import (
@@ -100,6 +101,7 @@ def client_management_endpoint(ctx: ServerContext) -> Endpoint:
             )
         if request.method == "DELETE":
             await ctx.storage.delete_client(ctx.tenant, client.client_id)
+            forget_client(ctx, client.client_id)
             ctx.audit("client.deleted", client_id=client.client_id)
             return Response(status_code=204, headers={"Cache-Control": "no-store"})
         metadata = await read_json_object(request, settings.server.max_body_bytes)
@@ -111,6 +113,7 @@ def client_management_endpoint(ctx: ServerContext) -> Endpoint:
             client_credentials_enabled=settings.features.client_credentials,
         )
         await ctx.storage.save_client(updated)
+        forget_client(ctx, client.client_id)
         ctx.audit("client.updated", client_id=client.client_id)
         return json_response(
             build_registration_response(updated, None, registration_client_uri=uri)
