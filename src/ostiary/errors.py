@@ -216,6 +216,34 @@ class InsufficientScopeError(OAuthError):
         self.required_scopes = required_scopes
 
 
+class InvalidDpopProofError(OAuthError):
+    """RFC 9449 §5, §7.1 ``invalid_dpop_proof``: 400 at the token endpoint, 401 at an RS."""
+
+    error = "invalid_dpop_proof"
+    default_description = "The DPoP proof is invalid."
+
+
+class UseDpopNonceError(OAuthError):
+    """RFC 9449 §8, §9 ``use_dpop_nonce``: retry with the server nonce in ``DPoP-Nonce``."""
+
+    error = "use_dpop_nonce"
+    default_description = "Use the DPoP nonce the server provided in the DPoP-Nonce header."
+
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        nonce: str,
+        detail: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(description, detail=detail, status_code=status_code)
+        self.nonce = nonce
+
+    def headers(self) -> dict[str, str]:
+        return {"DPoP-Nonce": self.nonce}
+
+
 class ClientError(ToolkitError):
     """Base for errors raised by the MCP OAuth client."""
 

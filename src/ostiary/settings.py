@@ -82,6 +82,33 @@ class TokenSettings(_Section):
     key_retire_grace: int = Field(
         0, ge=0, description="Extra seconds a rotated-out key stays in JWKS past token lifetime."
     )
+    dpop_required: bool = Field(
+        False,
+        description="Refuse every token request without a DPoP proof (RFC 9449); a client can "
+        "also ask for it alone with the dpop_bound_access_tokens registration metadata.",
+    )
+    dpop_nonce: bool = Field(
+        False,
+        description="Demand a server-provided nonce in DPoP proofs at the token endpoint "
+        "(RFC 9449 §8): a proof without the current one gets 400 use_dpop_nonce.",
+    )
+    dpop_nonce_lifetime: int = Field(
+        300,
+        ge=10,
+        le=86400,
+        description="Seconds one DPoP nonce is current; the previous one is still accepted for "
+        "as long again. Every node derives the same nonce from the storage key.",
+    )
+    dpop_proof_max_age: int = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="Seconds a DPoP proof's iat may lie in the past; its jti is remembered "
+        "(replay cache) for that long.",
+    )
+    dpop_proof_max_future: int = Field(
+        5, ge=0, le=300, description="Seconds a DPoP proof's iat may lie in the future (skew)."
+    )
 
 
 class ResourceSettings(_Section):

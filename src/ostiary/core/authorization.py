@@ -3,11 +3,12 @@
 Validation runs in two phases. Until the client and its redirect URI are trusted, an error is
 shown to the user and never redirected (OAuth 2.1 §4.1.2.1, RFC 9700 §4.11); afterwards errors
 go back to the client with ``state`` and ``iss`` (RFC 9207). Codes carry the PKCE challenge,
-scopes and RFC 8707 resource into the grant.
+scopes and RFC 8707 resource into the grant, and an RFC 9449 §10 ``dpop_jkt`` into the code.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -29,6 +30,9 @@ from ostiary.errors import (
     UnauthorizedClientError,
     UnsupportedResponseTypeError,
 )
+
+#: RFC 7638 SHA-256 thumbprint, base64url without padding (RFC 9449 §10).
+_JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class UntrustedRequestError(OAuthError):
@@ -59,6 +63,8 @@ class AuthorizationRequest:
     resource: str | None
     #: OpenID Connect ``prompt`` values (``none``, ``login``, ``consent``, ``select_account``).
     prompt: tuple[str, ...] = ()
+    #: RFC 9449 §10 ``dpop_jkt``: the code is redeemed only with a proof of this key.
+    dpop_jkt: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -137,6 +143,9 @@ def validate_authorization_request(
     )
     resource = validate_resources(params.all("resource"), allowed=settings.allowed_resources)
     prompt = parse_prompt(params.get("prompt"))
+    dpop_jkt = params.get("dpop_jkt")
+    if dpop_jkt is not None and _JKT.fullmatch(dpop_jkt) is None:
+        raise InvalidRequestError("dpop_jkt must be a base64url SHA-256 JWK thumbprint")
     return AuthorizationRequest(
         client_id=client.client_id,
         redirect_uri=target.redirect_uri,
@@ -146,6 +155,7 @@ def validate_authorization_request(
         code_challenge=challenge,
         resource=resource or settings.default_resource,
         prompt=prompt,
+        dpop_jkt=dpop_jkt,
     )
 
 
@@ -258,6 +268,7 @@ async def approve_with_grant(
             scopes=request.scopes,
             resource=request.resource,
             expires_at=now + settings.tokens.authorization_code_ttl,
+            dpop_jkt=request.dpop_jkt,
         )
     )
     ctx.audit("authorization.approved", client_id=request.client_id, subject=subject)

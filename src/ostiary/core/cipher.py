@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -52,6 +54,7 @@ class SecretCipher:
         if len(key) != KEY_BYTES:
             raise ValueError(f"an AES-256-GCM key must be {KEY_BYTES} bytes")
         self._aead = AESGCM(key)
+        self._derive = key
         self.source = source
 
     @classmethod
@@ -62,6 +65,14 @@ class SecretCipher:
         except binascii.Error as exc:
             raise ValueError(f"{source} is not valid base64") from exc
         return cls(key, source=source)
+
+    def derive_key(self, label: str) -> bytes:
+        """A 32-byte secret for another purpose (HMAC-SHA256 of ``label`` under the key).
+
+        Every node holding the same key derives the same secret, and no derived secret
+        reveals the key or another label's secret (DPoP nonces use one).
+        """
+        return hmac.new(self._derive, f"ostiary-derive|{label}".encode(), hashlib.sha256).digest()
 
     def encrypt(self, plaintext: str, associated: str) -> str:
         nonce = os.urandom(_NONCE_BYTES)

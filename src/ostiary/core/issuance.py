@@ -16,9 +16,13 @@ OFFLINE_ACCESS = "offline_access"
 
 
 async def issue_access_token(
-    ctx: ServerContext, grant: Grant, scopes: tuple[str, ...]
+    ctx: ServerContext, grant: Grant, scopes: tuple[str, ...], *, jkt: str | None = None
 ) -> tuple[str, int]:
-    """Mint and book a JWT for ``grant`` with ``scopes``; returns (token, expires_in)."""
+    """Mint and book a JWT for ``grant`` with ``scopes``; returns (token, expires_in).
+
+    With ``jkt`` (a DPoP proof key's thumbprint) the token carries ``cnf.jkt`` (RFC 9449
+    §6.1) and a resource server accepts it only with a proof of that key.
+    """
     now = ctx.clock()
     ttl = min(ctx.settings.tokens.access_token_ttl, max(grant.expires_at - now, 1))
     claims = AccessTokenClaims(
@@ -30,6 +34,7 @@ async def issue_access_token(
         jti=new_secret(16),
         issued_at=now,
         expires_at=now + ttl,
+        jkt=jkt,
     )
     ring = await ctx.keys.ring(now)
     token = mint_access_token(ring, claims)
@@ -55,8 +60,13 @@ def wants_refresh_token(ctx: ServerContext, client: Client, scopes: tuple[str, .
     return True
 
 
-def new_refresh_token(ctx: ServerContext, grant: Grant) -> tuple[str, RefreshToken]:
-    """A fresh refresh token for ``grant``: (raw value for the client, hashed record)."""
+def new_refresh_token(
+    ctx: ServerContext, grant: Grant, *, dpop_jkt: str | None = None
+) -> tuple[str, RefreshToken]:
+    """A fresh refresh token for ``grant``: (raw value for the client, hashed record).
+
+    ``dpop_jkt`` binds it to a DPoP key (RFC 9449 §5.0, public clients).
+    """
     now = ctx.clock()
     raw = new_secret()
     idle = now + ctx.settings.tokens.refresh_token_idle_ttl
@@ -71,5 +81,6 @@ def new_refresh_token(ctx: ServerContext, grant: Grant) -> tuple[str, RefreshTok
         issued_at=now,
         expires_at=grant.expires_at,
         idle_expires_at=min(idle, grant.expires_at),
+        dpop_jkt=dpop_jkt,
     )
     return raw, record

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ostiary.core.dpop import DPOP_ALGORITHMS
 from ostiary.core.prompt import SUPPORTED as PROMPT_VALUES
 from ostiary.settings import Settings
 
@@ -44,6 +45,7 @@ def build_metadata(settings: Settings) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,
         "prompt_values_supported": list(PROMPT_VALUES),
         "client_id_metadata_document_supported": settings.features.client_id_metadata_documents,
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
     }
     if settings.features.dynamic_registration:
         doc["registration_endpoint"] = endpoint(settings, "/register")

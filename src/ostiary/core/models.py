@@ -89,6 +89,8 @@ class AuthorizationCode:
     resource: str | None
     expires_at: int
     consumed_at: int | None = None
+    #: RFC 9449 §10 ``dpop_jkt``: the token request must prove possession of this key.
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,9 @@ class RefreshToken:
     #: rest, and only until the window ends (purge), the successor rotates or the grant is
     #: revoked.
     sealed_successor: str | None = field(default=None, repr=False)
+    #: RFC 9449 §5.0: a public client's refresh token works only with a proof of this key
+    #: (the JWK thumbprint); successors keep it.
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

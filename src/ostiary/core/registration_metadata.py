@@ -265,6 +265,12 @@ def _extra(metadata: Mapping[str, Any]) -> dict[str, Any]:
     contacts = _string_list(metadata, "contacts", limit=MAX_CONTACTS)
     if contacts is not None:
         extra["contacts"] = list(contacts)
+    # RFC 9449 §5.2: true makes every token request of this client need a DPoP proof.
+    bound = metadata.get("dpop_bound_access_tokens")
+    if bound is not None:
+        if not isinstance(bound, bool):
+            raise _invalid("dpop_bound_access_tokens must be a boolean")
+        extra["dpop_bound_access_tokens"] = bound
     return extra
 
 

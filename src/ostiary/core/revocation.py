@@ -97,4 +97,6 @@ async def _access_token_state(
     grant = await ctx.storage.get_grant(ctx.tenant, booked.grant_id)
     if grant is None or grant.revoked_at is not None:
         return INACTIVE
-    return {"active": True, "token_type": "Bearer", **claims}
+    # RFC 9449 §6.2: a DPoP-bound token is reported with its cnf (in the claims) as DPoP.
+    kind = "DPoP" if isinstance(claims.get("cnf"), dict) else "Bearer"
+    return {"active": True, "token_type": kind, **claims}

@@ -29,6 +29,8 @@ class AccessTokenClaims:
     jti: str
     issued_at: int
     expires_at: int
+    #: RFC 9449 §6.1: the DPoP key the token is bound to (``cnf.jkt``), None for Bearer.
+    jkt: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         claims: dict[str, Any] = {
@@ -42,6 +44,8 @@ class AccessTokenClaims:
         }
         if self.scopes:
             claims["scope"] = format_scope(self.scopes)
+        if self.jkt is not None:
+            claims["cnf"] = {"jkt": self.jkt}
         return claims
 
 
@@ -59,11 +63,13 @@ class TokenResponse:
     expires_in: int
     scopes: tuple[str, ...]
     refresh_token: str | None = None
+    #: ``DPoP`` for a DPoP-bound access token (RFC 9449 §5.1), else ``Bearer``.
+    token_type: str = "Bearer"
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "access_token": self.access_token,
-            "token_type": "Bearer",
+            "token_type": self.token_type,
             "expires_in": self.expires_in,
         }
         if self.scopes:
@@ -71,6 +77,11 @@ class TokenResponse:
         if self.refresh_token is not None:
             body["refresh_token"] = self.refresh_token
         return body
+
+
+def token_type(jkt: str | None) -> str:
+    """``DPoP`` for a token bound to a key (RFC 9449 §5.1), else ``Bearer``."""
+    return "Bearer" if jkt is None else "DPoP"
 
 
 def decode_access_token(

@@ -113,6 +113,7 @@ authorization_codes = Table(
     Column("resource", Text),
     _time("expires_at"),
     _time("consumed_at", nullable=True),
+    Column("dpop_jkt", Text),  # 0006: RFC 9449 §10 key binding of the code
     PrimaryKeyConstraint("tenant_id", "code_hash", name="pk_authorization_codes"),
     Index("ix_authorization_codes_grant", "tenant_id", "grant_id"),
 )
@@ -134,6 +135,7 @@ refresh_tokens = Table(
     _time("revoked_at", nullable=True),
     Column("successor_hash", Text),  # 0005: the token that replaced this one
     Column("sealed_successor", Text),  # 0005: that token, sealed, for the grace window only
+    Column("dpop_jkt", Text),  # 0006: RFC 9449 §5.0 key binding (public clients)
     PrimaryKeyConstraint("tenant_id", "token_hash", name="pk_refresh_tokens"),
     Index("ix_refresh_tokens_grant", "tenant_id", "grant_id"),
 )

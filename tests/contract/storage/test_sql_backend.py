@@ -168,7 +168,7 @@ async def test_migrations_create_exactly_the_declared_schema(sql_backend_url: st
         await engine.dispose()
 
     assert drift == []
-    assert revision == "0005"
+    assert revision == "0006"
 
 
 def _migrate(conn: Connection, direction: str, revision: str) -> list[str]:
@@ -253,7 +253,7 @@ def _columns_of_0001(record: Client) -> dict[str, object]:
 
 
 def _columns_of_0004(record: RefreshToken) -> dict[str, object]:
-    added = {"successor_hash", "sealed_successor"}
+    added = {"successor_hash", "sealed_successor", "dpop_jkt"}
     return {f.name: getattr(record, f.name) for f in fields(record) if f.name not in added}
 
 
@@ -299,7 +299,7 @@ async def _upgrade_from_0004_keeps_refresh_tokens(url: str, tenant: str) -> None
         await engine.dispose()
         await store.close()
 
-    assert at_head == [*before, "successor_hash", "sealed_successor"]
+    assert at_head == [*before, "successor_hash", "sealed_successor", "dpop_jkt"]
     assert after == before
 
 

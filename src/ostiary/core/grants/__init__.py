@@ -1,14 +1,20 @@
-"""Token endpoint dispatch (OAuth 2.1 §3.2; RFC 6749 §5): authenticate, then run the grant."""
+"""Token endpoint dispatch (OAuth 2.1 §3.2; RFC 6749 §5): authenticate, check DPoP, run the grant.
+
+The DPoP proof (RFC 9449 §5) is checked after client authentication and before the grant,
+so a request with a bad proof spends no code and rotates no refresh token; each grant gets
+the proof key's thumbprint (or None) to bind what it issues.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 from ostiary.core import client_auth
 from ostiary.core.clients import load_client
 from ostiary.core.context import ServerContext
+from ostiary.core.dpop_token import check_token_proof
 from ostiary.core.grants import authorization_code, client_credentials, refresh_token
 from ostiary.core.models import Client
 from ostiary.core.requests import Params
@@ -24,7 +30,8 @@ from ostiary.errors import (
 #: Grant types short and plain enough to repeat in an error_description.
 _ECHOABLE: Final = re.compile(r"^[A-Za-z0-9:._~/-]{1,100}$")
 
-Handler = Callable[[ServerContext, Client, Params], Awaitable[TokenResponse]]
+#: ``(ctx, client, params, jkt)``: ``jkt`` is the DPoP proof key's thumbprint, or None.
+Handler = Callable[[ServerContext, Client, Params, str | None], Awaitable[TokenResponse]]
 
 GRANTS: Final[Mapping[str, Handler]] = {
     authorization_code.GRANT_TYPE: authorization_code.handle,
@@ -34,9 +41,15 @@ GRANTS: Final[Mapping[str, Handler]] = {
 
 
 async def exchange(
-    ctx: ServerContext, params: Params, authorization_header: str | None
+    ctx: ServerContext,
+    params: Params,
+    authorization_header: str | None,
+    dpop: Sequence[str] = (),
 ) -> TokenResponse:
-    """Run one token request end to end; raises an OAuthError on any failure."""
+    """Run one token request end to end; raises an OAuthError on any failure.
+
+    ``dpop`` holds every ``DPoP`` header value the request carried.
+    """
     grant_type = params.get("grant_type")
     if grant_type is None:
         raise InvalidRequestError("grant_type is required")
@@ -46,7 +59,8 @@ async def exchange(
     client = await authenticate(ctx, params, authorization_header)
     if grant_type not in client.grant_types:
         raise UnauthorizedClientError(f"client is not registered for grant_type {grant_type}")
-    return await handler(ctx, client, params)
+    jkt = await check_token_proof(ctx, client, dpop)
+    return await handler(ctx, client, params, jkt)
 
 
 def _unsupported(grant_type: str) -> str:

@@ -10,19 +10,22 @@ from typing import Final
 
 from ostiary.core import pkce
 from ostiary.core.context import ServerContext
+from ostiary.core.dpop_token import binds_refresh_token, require_key
 from ostiary.core.issuance import issue_access_token, new_refresh_token, wants_refresh_token
 from ostiary.core.models import AuthorizationCode, Client, ConsumeStatus
 from ostiary.core.requests import Params
 from ostiary.core.resource import validate_resource_for_grant
 from ostiary.core.secrets import hash_secret, secrets_equal
-from ostiary.core.tokens import TokenResponse
+from ostiary.core.tokens import TokenResponse, token_type
 from ostiary.errors import InvalidGrantError, OAuthError
 
 GRANT_TYPE: Final = "authorization_code"
 PARAMETERS: Final = frozenset({"code", "redirect_uri", "code_verifier", "resource"})
 
 
-async def handle(ctx: ServerContext, client: Client, params: Params) -> TokenResponse:
+async def handle(
+    ctx: ServerContext, client: Client, params: Params, jkt: str | None = None
+) -> TokenResponse:
     code = params.require("code")
     now = ctx.clock()
     result = await ctx.storage.consume_authorization_code(ctx.tenant, hash_secret(code), now)
@@ -39,11 +42,13 @@ async def handle(ctx: ServerContext, client: Client, params: Params) -> TokenRes
         raise InvalidGrantError("authorization code is invalid")
     try:
         _check_code(record, client, params)
+        # RFC 9449 §10: a code issued for dpop_jkt is redeemed only with a proof of that key.
+        require_key(record.dpop_jkt, jkt, "authorization code")
     except OAuthError:
         # The code is spent either way; leave no half-used grant behind.
         await ctx.storage.revoke_grant(ctx.tenant, record.grant_id, now)
         raise
-    return await _issue(ctx, client, record)
+    return await _issue(ctx, client, record, jkt)
 
 
 def _check_code(record: AuthorizationCode, client: Client, params: Params) -> None:
@@ -64,14 +69,17 @@ def _check_code(record: AuthorizationCode, client: Client, params: Params) -> No
     validate_resource_for_grant(params.all("resource"), record.resource)
 
 
-async def _issue(ctx: ServerContext, client: Client, record: AuthorizationCode) -> TokenResponse:
+async def _issue(
+    ctx: ServerContext, client: Client, record: AuthorizationCode, jkt: str | None
+) -> TokenResponse:
     grant = await ctx.storage.get_grant(ctx.tenant, record.grant_id)
     if grant is None or grant.revoked_at is not None:
         raise InvalidGrantError("the grant behind this code was revoked")
-    access_token, expires_in = await issue_access_token(ctx, grant, record.scopes)
+    access_token, expires_in = await issue_access_token(ctx, grant, record.scopes, jkt=jkt)
     refresh = None
     if wants_refresh_token(ctx, client, record.scopes):
-        refresh, refresh_record = new_refresh_token(ctx, grant)
+        bound = binds_refresh_token(client, jkt)
+        refresh, refresh_record = new_refresh_token(ctx, grant, dpop_jkt=bound)
         await ctx.storage.save_refresh_token(refresh_record)
     ctx.audit(
         "token.issued",
@@ -80,5 +88,8 @@ async def _issue(ctx: ServerContext, client: Client, record: AuthorizationCode) 
         subject=grant.subject,
         grant=grant.grant_id,
         refresh=refresh is not None,
+        dpop=jkt is not None,
     )
-    return TokenResponse(access_token, expires_in, record.scopes, refresh)
+    return TokenResponse(
+        access_token, expires_in, record.scopes, refresh, token_type=token_type(jkt)
+    )

@@ -16,14 +16,16 @@ from ostiary.core.requests import Params
 from ostiary.core.resource import validate_resources
 from ostiary.core.scopes import parse_scope, resolve_requested_scopes
 from ostiary.core.secrets import new_secret
-from ostiary.core.tokens import TokenResponse
+from ostiary.core.tokens import TokenResponse, token_type
 from ostiary.errors import UnauthorizedClientError
 
 GRANT_TYPE: Final = "client_credentials"
 PARAMETERS: Final = frozenset({"scope", "resource"})
 
 
-async def handle(ctx: ServerContext, client: Client, params: Params) -> TokenResponse:
+async def handle(
+    ctx: ServerContext, client: Client, params: Params, jkt: str | None = None
+) -> TokenResponse:
     if not ctx.settings.features.client_credentials or not is_confidential(client):
         raise UnauthorizedClientError("client_credentials needs a confidential client")
     settings = ctx.settings
@@ -47,8 +49,12 @@ async def handle(ctx: ServerContext, client: Client, params: Params) -> TokenRes
         expires_at=now + settings.tokens.access_token_ttl,
     )
     await ctx.storage.save_grant(grant)
-    access_token, expires_in = await issue_access_token(ctx, grant, scopes)
+    access_token, expires_in = await issue_access_token(ctx, grant, scopes, jkt=jkt)
     ctx.audit(
-        "token.issued", grant_type=GRANT_TYPE, client_id=client.client_id, grant=grant.grant_id
+        "token.issued",
+        grant_type=GRANT_TYPE,
+        client_id=client.client_id,
+        grant=grant.grant_id,
+        dpop=jkt is not None,
     )
-    return TokenResponse(access_token, expires_in, scopes)
+    return TokenResponse(access_token, expires_in, scopes, token_type=token_type(jkt))

@@ -17,13 +17,14 @@ from typing import Final
 
 from ostiary.core.cipher import DecryptionError, SecretCipher
 from ostiary.core.context import ServerContext
+from ostiary.core.dpop_token import require_key
 from ostiary.core.issuance import issue_access_token, new_refresh_token
 from ostiary.core.models import Client, RefreshToken, RotateStatus
 from ostiary.core.requests import Params
 from ostiary.core.resource import validate_resource_for_grant
 from ostiary.core.scopes import narrow_scopes, parse_scope
 from ostiary.core.secrets import hash_secret, secrets_equal
-from ostiary.core.tokens import TokenResponse
+from ostiary.core.tokens import TokenResponse, token_type
 from ostiary.errors import ConfigurationError, InvalidGrantError, TemporarilyUnavailableError
 
 GRANT_TYPE: Final = "refresh_token"
@@ -36,7 +37,9 @@ _FAILURES: Final = {
 }
 
 
-async def handle(ctx: ServerContext, client: Client, params: Params) -> TokenResponse:
+async def handle(
+    ctx: ServerContext, client: Client, params: Params, jkt: str | None = None
+) -> TokenResponse:
     presented = hash_secret(params.require("refresh_token"))
     current = await ctx.storage.get_refresh_token(ctx.tenant, presented)
     if current is None:
@@ -47,21 +50,28 @@ async def handle(ctx: ServerContext, client: Client, params: Params) -> TokenRes
             "refresh token was issued to another client",
             detail=f"token of {current.client_id} presented by {client.client_id}",
         )
+    # RFC 9449 §5.0: a public client's refresh token is bound to its DPoP key, so a stolen
+    # one is useless without the private key. Refused before rotation: nothing changes.
+    require_key(current.dpop_jkt, jkt, "refresh token")
     scopes = narrow_scopes(parse_scope(params.get("scope")), current.scopes)
     validate_resource_for_grant(params.all("resource"), current.resource)
     grant = await ctx.storage.get_grant(ctx.tenant, current.grant_id)
     if grant is None or grant.revoked_at is not None:
         raise InvalidGrantError(_FAILURES[RotateStatus.REVOKED])
 
-    raw, successor = new_refresh_token(ctx, grant)
+    raw, successor = new_refresh_token(ctx, grant, dpop_jkt=current.dpop_jkt)
     raw = await _rotate(ctx, client, presented, raw, successor)
     now = ctx.clock()
     await ctx.storage.touch_grant(ctx.tenant, grant.grant_id, now)
-    access_token, expires_in = await issue_access_token(ctx, grant, scopes)
+    access_token, expires_in = await issue_access_token(ctx, grant, scopes, jkt=jkt)
     ctx.audit(
-        "token.refreshed", client_id=client.client_id, subject=grant.subject, grant=grant.grant_id
+        "token.refreshed",
+        client_id=client.client_id,
+        subject=grant.subject,
+        grant=grant.grant_id,
+        dpop=jkt is not None,
     )
-    return TokenResponse(access_token, expires_in, scopes, raw)
+    return TokenResponse(access_token, expires_in, scopes, raw, token_type=token_type(jkt))
 
 
 async def _rotate(
