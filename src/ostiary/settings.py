@@ -197,9 +197,10 @@ class SecuritySettings(_Section):
         True, description="Skip the consent page when the same grant was approved before."
     )
     remember_consent_for_unverified_clients: bool = Field(
-        True,
+        False,
         description="Also skip it for a public client redirecting to a loopback or custom-scheme "
-        "URI, whose identity nothing proves (RFC 8252 §8.6 advises against; false to follow it).",
+        "URI, whose identity nothing proves: any local app can claim such a client_id and get a "
+        "code without a page (RFC 8252 §8.6 advises against; true only for trusted devices).",
     )
     session_ttl: int = Field(8 * 3600, ge=60, description="Browser login session lifetime (s).")
     rate_limit_per_minute: int = Field(

@@ -248,19 +248,27 @@ async def fed_any_storage(
 
 
 @pytest.fixture
-async def fed(idp: RunningIdp, settings_factory: Callable[..., Settings]) -> AsyncIterator[Fed]:
-    async for built in _fed(idp, settings_factory, "memory://"):
+async def fed(
+    request: pytest.FixtureRequest, idp: RunningIdp, settings_factory: Callable[..., Settings]
+) -> AsyncIterator[Fed]:
+    marker = request.node.get_closest_marker("as_settings")
+    overrides = marker.kwargs if marker else {}
+    async for built in _fed(idp, settings_factory, "memory://", **overrides):
         yield built
 
 
 async def _fed(
-    idp: RunningIdp, settings_factory: Callable[..., Settings], storage_url: str
+    idp: RunningIdp,
+    settings_factory: Callable[..., Settings],
+    storage_url: str,
+    **overrides: Any,
 ) -> AsyncIterator[Fed]:
     settings = settings_factory(
         issuer=ISSUER,
         storage={"url": storage_url},
         federation=federation_settings(idp),
         resources={"allow_any": True},
+        **overrides,
     )
     clock = Clock()
     ctx = ServerContext.build(settings, open_storage(settings), clock=clock)

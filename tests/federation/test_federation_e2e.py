@@ -73,6 +73,9 @@ async def test_serve_configured_by_environment_logs_in_through_the_idp(tmp_path:
         OSTIARY_FEDERATION__PROVIDERS=json.dumps([provider]),
         OSTIARY_FEDERATION__TOKEN_KEY=TOKEN_KEY,
         OSTIARY_FEDERATION__ALLOW_PRIVATE_NETWORK="true",
+        # The second login skips the consent page for this public loopback client (RFC 8252
+        # §8.6 would ask again; the deployment opts in).
+        OSTIARY_SECURITY__REMEMBER_CONSENT_FOR_UNVERIFIED_CLIENTS="true",
     ) as server:
         issuer = server.issuer
         callback = f"{issuer}/federation/idp/callback"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+import pytest
+
 from tests.federation._flow import approve, choose_provider, federated_login, to_callback
 from tests.federation._idp import CALLBACK, ISSUER
 from tests.federation.conftest import REDIRECT, Fed, error_of, jwt_claims, pkce_pair
@@ -162,6 +164,9 @@ async def test_consent_without_csrf_token_is_refused(fed: Fed) -> None:
     assert not any(url.startswith(fed.idp.issuer) for url in browser.visited)
 
 
+# The fixture's client is public with a loopback redirect: its consent is remembered only when
+# the deployment opts in (RFC 8252 §8.6).
+@pytest.mark.as_settings(security={"remember_consent_for_unverified_clients": True})
 async def test_remembered_consent_goes_upstream_at_once(fed: Fed) -> None:
     browser = fed.browser()
     verifier, challenge = pkce_pair()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from ostiary.core.users import new_user
 from ostiary.server.app import create_authorization_server, startup
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
+from tests._services import postgres_url
 from tests.helpers.browserless import authorize
 
 ISSUER = "http://127.0.0.1:8000"
@@ -99,14 +101,31 @@ class AS:
         return data
 
 
+#: ``@WITH_POSTGRES`` runs a test on PostgreSQL too (each run in its own tenant of the shared
+#: database), besides the fixture's default memory and SQLite.
+WITH_POSTGRES = pytest.mark.parametrize(
+    "auth_server",
+    ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+    indirect=True,
+)
+
+
+def _storage_for(backend: str, tmp_path: Any) -> dict[str, str]:
+    if backend == "memory":
+        return {"url": "memory://"}
+    if backend == "sqlite":
+        return {"url": f"sqlite:///{tmp_path}/as.db"}
+    return {"url": postgres_url(), "tenant": f"t-{uuid.uuid4().hex}"}
+
+
 @pytest.fixture(params=["memory", "sqlite"])
 async def auth_server(
     request: pytest.FixtureRequest, settings_factory: Callable[..., Settings], tmp_path: Any
 ) -> AsyncIterator[AS]:
-    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/as.db"
     marker = request.node.get_closest_marker("as_settings")
     overrides = marker.kwargs if marker else {}
-    settings = settings_factory(issuer=ISSUER, storage={"url": url}, **overrides)
+    storage = _storage_for(request.param, tmp_path)
+    settings = settings_factory(issuer=ISSUER, storage=storage, **overrides)
     clock = Clock()
     ctx = ServerContext.build(settings, open_storage(settings), clock=clock)
     app = create_authorization_server(settings, context=ctx)

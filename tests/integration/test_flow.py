@@ -10,7 +10,16 @@ import pytest
 
 from ostiary.core.secrets import hash_secret
 from tests.helpers.browserless import authorize
-from tests.integration.conftest import AS, ISSUER, PASSWORD, REDIRECT, RESOURCE, USERNAME, pkce_pair
+from tests.integration.conftest import (
+    AS,
+    ISSUER,
+    PASSWORD,
+    REDIRECT,
+    RESOURCE,
+    USERNAME,
+    WITH_POSTGRES,
+    pkce_pair,
+)
 
 
 def _query(location: str) -> dict[str, list[str]]:
@@ -134,8 +143,10 @@ async def test_wrong_pkce_verifier_is_invalid_grant(auth_server: AS) -> None:
     }
 
 
+@WITH_POSTGRES
 async def test_remembered_consent_redirects_at_once(auth_server: AS) -> None:
-    client = await auth_server.register()
+    """A confidential client: only it can redeem the code, so its consent is remembered."""
+    client = await auth_server.register(token_endpoint_auth_method="client_secret_basic")
     _verifier, challenge = pkce_pair()
     await _code(auth_server, client["client_id"], challenge)
     response = await auth_server.http.get(auth_server.authorize_url(client["client_id"], challenge))
@@ -170,7 +181,7 @@ async def _lands_without_page(server: AS, client_id: str, scope: str) -> bool:
 
 
 async def test_asking_for_fewer_scopes_keeps_the_remembered_consent(auth_server: AS) -> None:
-    client = await auth_server.register()
+    client = await auth_server.register(token_endpoint_auth_method="client_secret_basic")
     _verifier, challenge = pkce_pair()
     both = "mcp:read mcp:write"
     await _through_pages(auth_server, client["client_id"], challenge, scope=both)
@@ -188,7 +199,7 @@ async def test_asking_for_fewer_scopes_keeps_the_remembered_consent(auth_server:
 
 
 async def test_approving_more_scopes_adds_to_the_remembered_consent(auth_server: AS) -> None:
-    client = await auth_server.register()
+    client = await auth_server.register(token_endpoint_auth_method="client_secret_basic")
     for scope in ("mcp:read", "mcp:write"):  # two decisions, each on the consent page
         _verifier, challenge = pkce_pair()
         location = await _through_pages(auth_server, client["client_id"], challenge, scope=scope)
@@ -199,9 +210,11 @@ async def test_approving_more_scopes_adds_to_the_remembered_consent(auth_server:
     assert not await _lands_without_page(auth_server, client["client_id"], "offline_access")
 
 
-@pytest.mark.as_settings(security={"remember_consent_for_unverified_clients": False})
+@WITH_POSTGRES
 async def test_unverified_public_client_is_asked_again_rfc8252_8_6(auth_server: AS) -> None:
-    """A public client with a loopback redirect proves nothing: consent page every time."""
+    """By default a public client with a loopback redirect proves nothing: any local process
+    knowing its client_id could collect codes, so the consent page is shown every time."""
+    assert auth_server.settings.security.remember_consent_for_unverified_clients is False
     client = await auth_server.register()
 
     location = await _consent_again(auth_server, client)
@@ -210,9 +223,30 @@ async def test_unverified_public_client_is_asked_again_rfc8252_8_6(auth_server: 
     page = await auth_server.http.get(location)
     assert page.status_code == 200
     assert 'name="decision"' in page.text
+    assert await _lands_without_page(auth_server, client["client_id"], "mcp:read") is False
+    # The approval is stored; the policy, not a missing record, brings the page back.
+    tenant = auth_server.settings.storage.tenant
+    user = await auth_server.ctx.storage.get_user_by_username(tenant, USERNAME)
+    assert user is not None
+    consent = await auth_server.ctx.storage.get_consent(
+        tenant, user.user_id, client["client_id"], RESOURCE
+    )
+    assert consent is not None
+    assert consent.scopes == ("mcp:read",)
 
 
-@pytest.mark.as_settings(security={"remember_consent_for_unverified_clients": False})
+@WITH_POSTGRES
+@pytest.mark.as_settings(security={"remember_consent_for_unverified_clients": True})
+async def test_unverified_public_client_keeps_consent_when_opted_in(auth_server: AS) -> None:
+    """``security.remember_consent_for_unverified_clients=true`` restores the old shortcut."""
+    client = await auth_server.register()
+
+    location = await _consent_again(auth_server, client)
+
+    assert set(_query(location)) == {"code", "state", "iss"}
+
+
+@WITH_POSTGRES
 async def test_confidential_client_keeps_remembered_consent_rfc8252_8_6(auth_server: AS) -> None:
     """A client that authenticates at the token endpoint: a copycat could not redeem the code."""
     client = await auth_server.register(token_endpoint_auth_method="client_secret_basic")
@@ -222,7 +256,7 @@ async def test_confidential_client_keeps_remembered_consent_rfc8252_8_6(auth_ser
     assert set(_query(location)) == {"code", "state", "iss"}
 
 
-@pytest.mark.as_settings(security={"remember_consent_for_unverified_clients": False})
+@WITH_POSTGRES
 async def test_public_client_with_https_redirect_keeps_remembered_consent(auth_server: AS) -> None:
     """Only the owner of an https redirect URI receives the code."""
     https = "https://app.example/callback"

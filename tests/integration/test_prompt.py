@@ -16,8 +16,12 @@ def _query(location: str) -> dict[str, list[str]]:
 
 
 async def _signed_in_with_consent(server: AS) -> str:
-    """A client the signed-in test user approved once; its id."""
-    client = await server.register()
+    """A client the signed-in test user approved once; its id.
+
+    Confidential, so its consent is remembered by default (RFC 8252 §8.6: a public client's
+    is not, see test_flow.py).
+    """
+    client = await server.register(token_endpoint_auth_method="client_secret_basic")
     url = server.authorize_url(client["client_id"], pkce_pair()[1])
     await authorize(server.http, url, username=USERNAME, password=PASSWORD)
     return str(client["client_id"])
