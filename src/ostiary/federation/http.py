@@ -11,13 +11,13 @@ no redirects, a time bound and a size cap.
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from ostiary.errors import ToolkitError
+from ostiary import jsonbody
+from ostiary.errors import InvalidRequestError, ToolkitError
 from ostiary.net.fetch import USER_AGENT, FetchError, FetchPolicy, SafeFetcher
 
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -120,8 +120,8 @@ class UpstreamHttp:
         if response.status_code != 200:
             raise UpstreamError(f"{_host(url)} answered HTTP {response.status_code}")
         try:
-            data: object = json.loads(content)
-        except ValueError:
+            data: object = jsonbody.loads(content)
+        except InvalidRequestError:
             raise UpstreamError(f"{_host(url)} did not answer JSON") from None
         return data
 
@@ -162,8 +162,8 @@ class UpstreamHttp:
 
 def _json_object(response: httpx.Response, content: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(content)
-    except ValueError:
+        data = jsonbody.loads(content)
+    except InvalidRequestError:
         raise UpstreamError(
             f"the provider answered HTTP {response.status_code} without JSON"
         ) from None

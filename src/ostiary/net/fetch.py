@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import socket
 import ssl
 import time
@@ -33,8 +32,9 @@ from typing import Final
 
 import httpx
 
+from ostiary import jsonbody
 from ostiary.core.urls import split_url
-from ostiary.errors import ToolkitError
+from ostiary.errors import InvalidRequestError, ToolkitError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -331,8 +331,10 @@ class SafeFetcher:
             body = await _read_limited(response, self.policy.max_bytes)
             max_age = parse_max_age(response.headers)
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            # The one bounded reader: a client's metadata document is as hostile as a body.
+            data = jsonbody.loads(body, allow_nul=False)
+        except InvalidRequestError:
+            # Too deep, an unpaired surrogate, a repeated name or NUL: not JSON we will use.
             raise FetchError("the response is not valid JSON") from None
         return FetchedJson(data=data, max_age=max_age)
 

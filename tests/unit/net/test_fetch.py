@@ -246,6 +246,11 @@ async def test_json_suffix_media_type_is_accepted() -> None:
             "compressed responses are not accepted",
         ),
         (Route(body=b"\xff\xfe"), "the response is not valid JSON"),
+        # Issue 10 §3: the one bounded reader (ostiary.jsonbody) parses documents too.
+        (Route(body=b"[" * 1000 + b"]" * 1000), "the response is not valid JSON"),
+        (Route(body=b'{"client_name": "\\ud800"}'), "the response is not valid JSON"),
+        (Route(body=b'{"client_id": "a", "client_id": "b"}'), "the response is not valid JSON"),
+        (Route(body=b'{"client_name": "a\\u0000"}'), "the response is not valid JSON"),
         (Route(body=b"{" + b" " * 6000 + b"}"), "the response is too large"),
         (
             Route(body=b"[" + b"1," * 4000 + b"1]", chunks=50, content_length=False),
