@@ -73,6 +73,19 @@ async def test_apps_are_grouped_per_client_with_scopes_and_resource(server: AS) 
     )
 
 
+async def test_a_dynamically_registered_logo_is_not_loaded(server: AS) -> None:
+    """As on the consent page: the registrant's logo_uri would be fetched by every browser."""
+    client = await server.register(client_name="Notebook", logo_uri="https://10.0.0.7/n.png")
+    await server.tokens(client["client_id"])
+    apps = await connected_apps(server.ctx, (await _alice(server)).user_id)
+    assert [app.logo for app in apps] == [None]
+    page = await server.http.get("/account")
+    assert page.status_code == 200
+    assert '<h2 id="app-1">Notebook</h2>' in page.text
+    assert "<img" not in page.text.split('<main id="main"')[1]
+    assert "10.0.0.7" not in page.text
+
+
 async def _alice(server: AS) -> User:
     user = await server.ctx.storage.get_user_by_username(server.settings.storage.tenant, USERNAME)
     assert user is not None

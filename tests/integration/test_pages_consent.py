@@ -1,4 +1,9 @@
-"""What the consent page shows about the client: name, logo (https only), host, warnings."""
+"""What the consent page shows about the client: name, logo, host, warnings.
+
+The user's browser loads a logo as soon as the page opens, so only a logo nothing
+registrant-chosen can aim is rendered: an operator-registered client's, or a metadata-document
+client's on its own origin; never a dynamically registered client's (its initial instead).
+"""
 
 from __future__ import annotations
 
@@ -36,12 +41,45 @@ async def _consent(server: AS, client_id: str, **extra: str) -> str:
     return page.text
 
 
-async def test_registered_logo_and_home_page_host_are_shown(server: AS) -> None:
+async def _as_operator_registered(server: AS, client_id: str, **changes: str) -> None:
+    """Turn a registered client into one an operator added (``ostiary clients add``)."""
+    tenant = server.settings.storage.tenant
+    stored = await server.ctx.storage.get_client(tenant, client_id)
+    assert stored is not None
+    await server.ctx.storage.save_client(replace(stored, source="static", **changes))
+
+
+def _main(page: str) -> str:
+    return page.split('<main id="main"')[1]
+
+
+async def test_dynamically_registered_logo_is_not_loaded(server: AS) -> None:
+    """A DCR registrant chose logo_uri: rendering it would make every user's browser request
+    an address of its choosing (perhaps inside the user's network). Its initial is shown."""
+    client = await server.register(
+        client_name="Notebook",
+        logo_uri="https://192.168.1.1/notebook.png",
+        client_uri="https://notebook.example.com/about",
+    )
+    page = await _consent(server, client["client_id"])
+    assert "<img" not in _main(page)
+    assert "192.168.1.1" not in page
+    assert '<span class="client-initial">N</span>' in page
+    assert '<p class="muted">notebook.example.com</p>' in page
+    stored = await server.ctx.storage.get_client(
+        server.settings.storage.tenant, client["client_id"]
+    )
+    assert stored is not None
+    assert stored.logo_uri == "https://192.168.1.1/notebook.png"  # kept, just not rendered
+
+
+async def test_operator_registered_logo_and_home_page_host_are_shown(server: AS) -> None:
     client = await server.register(
         client_name="Notebook",
         logo_uri="https://cdn.example.com/notebook.png",
         client_uri="https://notebook.example.com/about",
     )
+    await _as_operator_registered(server, client["client_id"])
     page = await _consent(server, client["client_id"])
     assert (
         '<img src="https://cdn.example.com/notebook.png" alt="" data-initial="N" width="56" '
@@ -54,12 +92,11 @@ async def test_registered_logo_and_home_page_host_are_shown(server: AS) -> None:
 async def test_a_plain_http_logo_is_not_shown(server: AS) -> None:
     """Registration refuses it; a record stored some other way is still not rendered."""
     client = await server.register(client_name="Plain")
-    tenant = server.settings.storage.tenant
-    stored = await server.ctx.storage.get_client(tenant, client["client_id"])
-    assert stored is not None
-    await server.ctx.storage.save_client(replace(stored, logo_uri="http://cdn.example.com/l.png"))
+    await _as_operator_registered(
+        server, client["client_id"], logo_uri="http://cdn.example.com/l.png"
+    )
     page = await _consent(server, client["client_id"])
-    assert "<img" not in page.split('<main id="main"')[1]
+    assert "<img" not in _main(page)
     assert '<span class="client-initial">P</span>' in page
 
 
@@ -99,13 +136,28 @@ async def test_loopback_redirect_is_not_flagged(server: AS) -> None:
     ) in page
 
 
-async def test_metadata_document_client_shows_its_host_and_logo(world: CimdWorld) -> None:  # noqa: F811
+async def test_metadata_document_client_shows_its_host_and_own_logo(world: CimdWorld) -> None:  # noqa: F811
+    """The logo lives on the host that published the document (and that the page names)."""
+    server, documents = world.server, world.documents
+    client_id = documents.url("/oauth/app.json")
+    logo = documents.url("/oauth/logo.png")
+    documents.serve_json(
+        "/oauth/app.json", _document(client_id, client_name="Doc App", logo_uri=logo)
+    )
+    page = await _consent(server, client_id)
+    assert f'<p class="muted">{urlsplit(client_id).hostname}</p>' in page
+    assert f'src="{logo}"' in page
+
+
+async def test_metadata_document_logo_on_another_host_is_not_loaded(world: CimdWorld) -> None:  # noqa: F811
     server, documents = world.server, world.documents
     client_id = documents.url("/oauth/app.json")
     documents.serve_json(
         "/oauth/app.json",
-        _document(client_id, client_name="Doc App", logo_uri="https://cdn.example.com/doc.png"),
+        _document(client_id, client_name="Doc App", logo_uri="https://10.0.0.1/doc.png"),
     )
     page = await _consent(server, client_id)
     assert f'<p class="muted">{urlsplit(client_id).hostname}</p>' in page
-    assert 'src="https://cdn.example.com/doc.png"' in page
+    assert "<img" not in _main(page)
+    assert "10.0.0.1" not in page
+    assert '<span class="client-initial">D</span>' in page

@@ -7,9 +7,15 @@ client an operator disabled is refused everywhere as if it did not exist.
 
 from __future__ import annotations
 
+from urllib.parse import SplitResult
+
 from ostiary.core.client_id_metadata import is_client_id_metadata_url
 from ostiary.core.context import ServerContext
 from ostiary.core.models import Client
+from ostiary.core.urls import split_url
+
+#: Longest logo URL a page renders.
+MAX_LOGO_URI_LENGTH = 2048
 
 
 async def load_client(ctx: ServerContext, client_id: str) -> Client | None:
@@ -79,3 +85,30 @@ def registered_scope_is_ceiling(client: Client) -> bool:
 def is_confidential(client: Client) -> bool:
     """Confidential clients authenticate at the token endpoint (OAuth 2.1 §2.1)."""
     return client.token_endpoint_auth_method != "none"
+
+
+def displayed_logo(client: Client) -> str | None:
+    """The ``logo_uri`` a page may render as an image for this client, or None.
+
+    The user's browser loads the image when the page opens, so the address is one the
+    registrant chose, perhaps inside the user's network (RFC 7591 §5: its content is
+    unverified). Only an operator-registered client's logo is shown. A metadata-document
+    client's logo is shown when it lives on the client_id's own origin: the host the page
+    names, whose document this server fetched through the SSRF guard. A dynamically
+    registered client proves nothing, so the page shows its initial instead. Only https
+    (no mixed content, no ``javascript:``).
+    """
+    logo = client.logo_uri
+    if not logo or len(logo) > MAX_LOGO_URI_LENGTH or not logo.startswith("https://"):
+        return None
+    if client.source == "static":
+        return logo
+    if client.source == "cimd":
+        here, home = split_url(logo), split_url(client.client_id)
+        if here is not None and home is not None and _origin(here) == _origin(home):
+            return logo
+    return None
+
+
+def _origin(parts: SplitResult) -> tuple[str | None, int]:
+    return parts.hostname, parts.port or 443

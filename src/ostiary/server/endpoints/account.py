@@ -16,6 +16,7 @@ from urllib.parse import urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from ostiary.core.clients import displayed_logo
 from ostiary.core.context import ServerContext
 from ostiary.core.models import Client, Grant, User
 from ostiary.errors import InvalidRequestError, OAuthError
@@ -85,7 +86,7 @@ def _new_app(client_id: str, client: Client | None) -> ConnectedApp:
         client_id,
         client.client_name or client_id,
         urlsplit(home).hostname if home else None,
-        _https(client.logo_uri),
+        displayed_logo(client),
     )
 
 

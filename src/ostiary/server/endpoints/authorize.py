@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ostiary.core import authorization as authz
+from ostiary.core.clients import displayed_logo
 from ostiary.core.context import ServerContext
 from ostiary.core.models import BrowserSession, Client, Interaction, User
 from ostiary.errors import (
@@ -119,7 +120,7 @@ async def _start_interaction(
         "stale_session": stale,
         "client_name": (client.client_name or client.client_id) if client else req.client_id,
         "application_type": client.application_type if client else "web",
-        "client_logo": _https_or_none(client.logo_uri) if client else None,
+        "client_logo": displayed_logo(client) if client else None,
         "client_host": urlsplit(client_uri).hostname if client_uri else None,
     }
     return await park(ctx, request, details)
