@@ -49,6 +49,13 @@ class ServerSettings(_Section):
     trust_forwarded_for: bool = Field(
         False, description="Use X-Forwarded-For for the client address (behind a proxy)."
     )
+    shutdown_timeout: int = Field(
+        10,
+        ge=0,
+        le=600,
+        description="Seconds `ostiary serve` waits on SIGTERM for requests in flight before it "
+        "cancels them and exits (a client stalled mid-body cannot hold the process open).",
+    )
 
 
 class TokenSettings(_Section):
@@ -209,6 +216,21 @@ class SecuritySettings(_Section):
     login_failures_per_account: int = Field(
         10, ge=1, description="Failed logins per account per 15 minutes before throttling."
     )
+    rate_limit_scope: Literal["process", "storage"] = Field(
+        "process",
+        description="Where the per-address request counters live: 'process' costs no storage "
+        "write per request, but each process or node counts on its own (N of them allow up to "
+        "N x rate_limit_per_minute); 'storage' shares them through the database. With "
+        "storage.redis_url set they are always in Redis.",
+    )
+    client_cache_seconds: int = Field(
+        5,
+        ge=0,
+        le=300,
+        description="Seconds a process reuses a client record it read (0: read it every time). "
+        "An operator's `ostiary clients disable` or an RFC 7592 update made on another process "
+        "or node takes effect there within this time.",
+    )
 
 
 class FeatureSettings(_Section):
@@ -237,21 +259,27 @@ class DemoSettings(_Section):
         "tokenless request gets the 401 challenge, which clients that decide at connect time "
         "whether to log in (Claude Code, Codex, mcp-remote) need.",
     )
-    rate_limit_scope: Literal["process", "storage"] = Field(
-        "process",
-        description="Where the per-address request counters live: 'process' costs no storage "
-        "write per request, but each process or node counts on its own (N of them allow up to "
-        "N x rate_limit_per_minute); 'storage' shares them through the database. With "
-        "storage.redis_url set they are always in Redis.",
+
+
+class MetricsSettings(_Section):
+    """Prometheus metrics (``/metrics``); off unless a token or a bind address is set."""
+
+    token: SecretStr | None = Field(
+        None,
+        description="Serve GET /metrics on the main port to callers sending "
+        "`Authorization: Bearer <token>` (at least 16 characters).",
+        min_length=16,
     )
-    client_cache_seconds: int = Field(
-        5,
-        ge=0,
-        le=300,
-        description="Seconds a process reuses a client record it read (0: read it every time). "
-        "An operator's `ostiary clients disable` or an RFC 7592 update made on another process "
-        "or node takes effect there within this time.",
+    bind: str | None = Field(
+        None,
+        description="Also serve the metrics, without authentication, on this `host:port` "
+        "(a private or loopback address), from the serving process (the parent of the workers).",
+        pattern=r"^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$",
     )
+
+    @property
+    def enabled(self) -> bool:
+        return self.token is not None or self.bind is not None
 
 
 #: Marker file ``ostiary serve`` leaves in a data directory it ran in dev mode.
@@ -410,6 +438,7 @@ class Settings(BaseSettings):
     demo: DemoSettings = Field(default_factory=DemoSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
     federation: FederationSettings = Field(default_factory=FederationSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -142,10 +143,17 @@ def serve(
         f"ostiary issuer [bold]{settings.issuer}[/] ({source}) on {server.host}:{server.port}",
         soft_wrap=True,
     )
+    if workers > 1 and settings.metrics.enabled:
+        # prometheus_client's multi-process mode: every worker writes its samples here and
+        # /metrics (any worker, or the metrics.bind listener below) sums them.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ostiary-metrics-")
     try:  # built here even with workers: a bad demo scope stops serve before it binds
         application: Any = serving.build_app(settings, options)
     except ConfigurationError as exc:
         raise _fail(str(exc)) from None
+    if settings.metrics.bind is not None:
+        serving.start_metrics_listener(settings.metrics.bind, application)
+        console.print(f"metrics on http://{settings.metrics.bind}/metrics")
     if demo:
         console.print(
             f"demo MCP server [bold]{settings.issuer}/mcp[/] (PRM "
@@ -157,6 +165,7 @@ def serve(
         "log_level": "info",
         "access_log": access_log,
         "proxy_headers": settings.server.trust_forwarded_for,
+        "timeout_graceful_shutdown": settings.server.shutdown_timeout,
     }
     if workers == 1:
         uvicorn.run(application, **run)

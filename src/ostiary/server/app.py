@@ -20,7 +20,17 @@ from starlette.staticfiles import StaticFiles
 
 from ostiary.core.context import JwksSource, MetadataResolver, ServerContext
 from ostiary.core.metadata import well_known_paths
-from ostiary.server.endpoints import account, authorize, health, login, metadata, register, token
+from ostiary.server.endpoints import (
+    account,
+    authorize,
+    health,
+    login,
+    metadata,
+    readiness,
+    register,
+    token,
+)
+from ostiary.server.metrics import Metrics, metrics_endpoint
 from ostiary.server.ui.render import STATIC, theme_endpoint
 from ostiary.settings import Settings
 from ostiary.storage import open_storage, run_purge_loop
@@ -69,6 +79,7 @@ def build_routes(ctx: ServerContext) -> list[BaseRoute]:
         Route(f"{base}/revoke", token.revocation_endpoint(ctx), methods=["POST"]),
         Route(f"{base}/introspect", token.introspection_endpoint(ctx), methods=["POST"]),
         Route(f"{base}/health", health.health_endpoint(ctx), methods=["GET"]),
+        Route(f"{base}/ready", readiness.readiness_endpoint(ctx), methods=["GET"]),
         Route(f"{base}/stats", health.stats_endpoint(ctx), methods=["GET"]),
         Route(f"{base}/static/theme.css", theme_endpoint(settings), methods=["GET"]),
         Mount(f"{base}/static", app=StaticFiles(directory=STATIC), name="static"),
@@ -134,14 +145,29 @@ def create_authorization_server(
     resolver: MetadataResolver | None = None,
     context: ServerContext | None = None,
 ) -> Starlette:
-    """The authorization server as an ASGI app; ``app.state.ctx`` is its core context."""
+    """The authorization server as an ASGI app; ``app.state.ctx`` is its core context.
+
+    With metrics on (``metrics.token`` or ``metrics.bind``), ``app.state.metrics`` counts the
+    audit events and times the storage; :func:`ostiary.server.serving.build_app` adds the
+    per-request counts around the whole app.
+    """
+    metrics = Metrics() if settings.metrics.enabled else None
     if context is None:
         storage = storage if storage is not None else open_storage(settings)
+        if metrics is not None:
+            storage = metrics.instrument(storage)
         default_resolver, jwks = default_fetchers(settings)
         context = ServerContext.build(
             settings, storage, resolver=resolver or default_resolver, jwks=jwks
         )
     ctx = context
+    routes = build_routes(ctx)
+    if metrics is not None:
+        ctx.audit.subscribe(metrics.audit_sink)
+        if settings.metrics.token is not None:
+            token = settings.metrics.token.get_secret_value()
+            path = f"{settings.issuer_path}/metrics"
+            routes.append(Route(path, metrics_endpoint(metrics, token), methods=["GET"]))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -169,8 +195,9 @@ def create_authorization_server(
                 max_age=600,
             )
         )
-    app = Starlette(routes=build_routes(ctx), middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.ctx = ctx
+    app.state.metrics = metrics
     return app
 
 

@@ -16,10 +16,12 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
+from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
 from ostiary._logging import configure_logging
 from ostiary.errors import ConfigurationError
+from ostiary.server.metrics import MetricsMiddleware, collecting_registry
 from ostiary.settings import Settings, load_settings
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "ServeOptions",
     "build_app",
     "check_workers",
+    "start_metrics_listener",
     "worker_app",
     "worker_environment",
 ]
@@ -56,17 +59,34 @@ def build_app(settings: Settings, options: ServeOptions) -> ASGIApp:
     from ostiary.server.app import create_authorization_server
     from ostiary.server.combined import create_combined_app
 
+    app: Any
     if not options.demo:
-        return create_authorization_server(settings)
-    return create_combined_app(
-        settings,
-        scopes=DemoScopes(
-            read=options.read_scope or settings.demo.read_scope,
-            write=options.write_scope or settings.demo.write_scope,
-        ),
-        hide_unauthorized_tools=options.hide_unauthorized_tools,
-        mixed_auth=options.mixed_auth,
-    )
+        app = create_authorization_server(settings)
+    else:
+        app = create_combined_app(
+            settings,
+            scopes=DemoScopes(
+                read=options.read_scope or settings.demo.read_scope,
+                write=options.write_scope or settings.demo.write_scope,
+            ),
+            hide_unauthorized_tools=options.hide_unauthorized_tools,
+            mixed_auth=options.mixed_auth,
+        )
+    metrics = app.state.metrics
+    return app if metrics is None else MetricsMiddleware(app, metrics)
+
+
+def start_metrics_listener(bind: str, app: ASGIApp) -> None:
+    """Serve the metrics on ``bind`` (``host:port``) from a thread of this process.
+
+    With workers, this process serves no requests: it reads what they wrote to
+    ``PROMETHEUS_MULTIPROC_DIR``. Alone, it reads the app's own registry.
+    """
+    from prometheus_client import start_http_server
+
+    host, _, port = bind.rpartition(":")
+    own = app.metrics.registry if isinstance(app, MetricsMiddleware) else CollectorRegistry()
+    start_http_server(int(port), addr=host.strip("[]"), registry=collecting_registry(own))
 
 
 def check_workers(settings: Settings, workers: int) -> None:
