@@ -32,7 +32,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ostiary.core.context import MetadataResolver, ServerContext
 from ostiary.core.models import Client
 from ostiary.core.users import new_user
-from ostiary.net.cimd import ClientMetadataResolver
+from ostiary.net.cimd import METADATA_UNAVAILABLE, ClientMetadataResolver
 from ostiary.net.fetch import FetchPolicy, SafeFetcher
 from ostiary.server.app import create_authorization_server, default_fetchers, startup
 from ostiary.settings import Settings
@@ -352,6 +352,18 @@ async def test_consent_page_names_the_document_client(world: World) -> None:
 # --- documents that must be refused: error page, never a redirect, nothing stored -------------
 
 
+def audit_log(server: AS) -> list[dict[str, Any]]:
+    """Every audit record the server emits from now on."""
+    records: list[dict[str, Any]] = []
+    server.ctx.audit.subscribe(lambda _event, record: records.append(record))
+    return records
+
+
+def refusals(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """``(description, detail)`` of each audited metadata-document refusal."""
+    return [(r["reason"], r["detail"]) for r in records if r["event"] == "client_metadata.refused"]
+
+
 async def _refused(world: World, client_id: str, description: str) -> None:
     server = world.server
     before = await snapshot(server)
@@ -359,6 +371,15 @@ async def _refused(world: World, client_id: str, description: str) -> None:
     response = await server.http.get(url)
     assert_error_page(response, "invalid_request", description)
     assert await snapshot(server) == before
+
+
+async def _unreachable(world: World, client_id: str, reason: str) -> None:
+    """Refused with the one public description; ``reason`` only in the audit log."""
+    records = audit_log(world.server)
+    await _refused(world, client_id, METADATA_UNAVAILABLE)
+    [(description, detail)] = refusals(records)
+    assert description == METADATA_UNAVAILABLE
+    assert detail.startswith(f"fetching {client_id!r}: {reason}"), detail
 
 
 async def test_document_client_id_differs_from_its_url(world: World) -> None:
@@ -380,61 +401,66 @@ async def test_redirect_uri_not_in_the_document(world: World) -> None:
 
 
 @pytest.mark.parametrize(
-    ("reply", "description"),
+    ("reply", "reason"),
     [
         (
             Reply(404, b"nope", {"Content-Type": "text/plain"}),
-            "the client metadata document could not be fetched: the server answered HTTP 404",
+            "the server answered HTTP 404",
         ),
         (
             Reply(302, b"", {"Location": "https://127.0.0.1/elsewhere"}),
-            "the client metadata document could not be fetched: redirects are not followed",
+            "redirects are not followed",
         ),
         (
             Reply(200, b"<html></html>", {"Content-Type": "text/html"}),
-            "the client metadata document could not be fetched: the response is not JSON",
+            "the response is not JSON",
         ),
         (
             Reply(200, b"{not json", {"Content-Type": "application/json"}),
-            "the client metadata document could not be fetched: the response is not valid JSON",
+            "the response is not valid JSON",
         ),
         (
             Reply(200, b"[" + b" " * 9000 + b"]", {"Content-Type": "application/json"}),
-            "the client metadata document could not be fetched: the response is too large",
-        ),
-        (
-            Reply(200, b"[]", {"Content-Type": "application/json"}),
-            "the client metadata document must be a JSON object",
+            "the response is too large",
         ),
         (
             Reply(200, b"{}", {"Content-Type": "application/json", "Content-Length": "99999999"}),
-            "the client metadata document could not be fetched: the response is too large",
+            "the response is too large",
         ),
         (
             Reply(200, b"{}", {"Content-Type": "application/json", "Content-Encoding": "gzip"}),
-            "the client metadata document could not be fetched: "
             "compressed responses are not accepted",
         ),
         (
             Reply(raw=b"NOT HTTP AT ALL\r\n\r\n"),
-            "the client metadata document could not be fetched: the request failed",
+            "the request failed",
         ),
         (
             Reply(raw=b""),
-            "the client metadata document could not be fetched: the request failed",
+            "the request failed",
         ),
         (
             Reply(
                 raw=b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                 b"Content-Length: 500\r\n\r\n{}"
             ),
-            "the client metadata document could not be fetched: the request failed",
+            "the request failed",
         ),
     ],
 )
-async def test_unusable_responses(world: World, reply: Reply, description: str) -> None:
+async def test_unusable_responses(world: World, reply: Reply, reason: str) -> None:
     world.documents.routes["/bad.json"] = reply
-    await _refused(world, world.documents.url("/bad.json"), description)
+    await _unreachable(world, world.documents.url("/bad.json"), reason)
+
+
+async def test_a_document_that_is_not_an_object(world: World) -> None:
+    """What the document says is no secret: its problems are described to the caller."""
+    world.documents.routes["/bad.json"] = Reply(200, b"[]", {"Content-Type": "application/json"})
+    await _refused(
+        world,
+        world.documents.url("/bad.json"),
+        "the client metadata document must be a JSON object",
+    )
 
 
 @pytest.mark.parametrize(
@@ -468,11 +494,7 @@ async def test_slow_document_server_times_out(world: World) -> None:
     timeout = world.server.settings.security.fetch_timeout_seconds
     world.documents.routes["/slow.json"] = Reply(delay=timeout + 2)
     started = time.monotonic()
-    await _refused(
-        world,
-        world.documents.url("/slow.json"),
-        "the client metadata document could not be fetched: the request timed out",
-    )
+    await _unreachable(world, world.documents.url("/slow.json"), "the request timed out")
     assert time.monotonic() - started < timeout + 1.5
 
 
@@ -480,17 +502,20 @@ async def test_token_endpoint_refuses_a_broken_document(world: World) -> None:
     server, documents = world.server, world.documents
     client_id = documents.url("/gone.json")
     before = await snapshot(server)
+    records = audit_log(server)
     response = await server.http.post(
         "/token",
         data={"grant_type": "authorization_code", "code": "x", "client_id": client_id},
     )
     assert response.status_code == 401
+    assert response.headers["cache-control"] == "no-store"
     assert response.json() == {
         "error": "invalid_client",
-        "error_description": (
-            "the client metadata document could not be fetched: the server answered HTTP 404"
-        ),
+        "error_description": METADATA_UNAVAILABLE,
     }
+    assert refusals(records) == [
+        (METADATA_UNAVAILABLE, f"fetching {client_id!r}: the server answered HTTP 404")
+    ]
     assert await snapshot(server) == before
 
 
@@ -508,11 +533,7 @@ async def test_untrusted_certificate_is_refused(
         documents.serve_json("/client.json", _document(client_id))
         url, _verifier = _authorize_url(server, client_id)
         response = await server.http.get(url)
-        assert_error_page(
-            response,
-            "invalid_request",
-            "the client metadata document could not be fetched: the request failed",
-        )
+        assert_error_page(response, "invalid_request", METADATA_UNAVAILABLE)
         assert documents.hits.get("/client.json", 0) == 0
 
 
@@ -543,17 +564,61 @@ async def guarded(settings_factory: Callable[..., Settings]) -> AsyncIterator[AS
 )
 async def test_ssrf_targets_are_refused_quickly(guarded: AS, client_id: str) -> None:
     before = await snapshot(guarded)
+    records = audit_log(guarded)
     url, _verifier = _authorize_url(guarded, client_id)
     started = time.monotonic()
     response = await guarded.http.get(url)
     assert time.monotonic() - started < 1.0
-    assert_error_page(
-        response,
-        "invalid_request",
-        "the client metadata document could not be fetched: "
-        "the host resolves to a non-public address",
-    )
+    assert_error_page(response, "invalid_request", METADATA_UNAVAILABLE)
+    assert "non-public" not in response.text
+    assert refusals(records) == [
+        (
+            METADATA_UNAVAILABLE,
+            f"fetching {client_id!r}: the host resolves to a non-public address",
+        )
+    ]
     assert await snapshot(guarded) == before
+
+
+async def test_private_and_unresolvable_hosts_look_the_same(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """An anonymous caller cannot tell from the answer whether a name resolves to a private
+    address or does not resolve at all; the audit log can."""
+    answers = {"intranet.example.com": ["10.1.2.3"], "nowhere.example.com": []}
+
+    async def resolve_host(host: str, _port: int) -> list[str]:
+        if not answers[host]:
+            raise OSError("Name or service not known")
+        return answers[host]
+
+    settings = settings_factory(issuer=ISSUER)
+    resolver = ClientMetadataResolver(SafeFetcher(FetchPolicy(), resolve_host=resolve_host))
+    async with cimd_server(settings, resolver) as server:
+        records = audit_log(server)
+        pages = []
+        for host in answers:
+            url, _verifier = _authorize_url(server, f"https://{host}/client.json")
+            response = await server.http.get(url)
+            assert_error_page(response, "invalid_request", METADATA_UNAVAILABLE)
+            pages.append((response.status_code, _main(response.text)))
+    assert pages[0] == pages[1]
+    assert refusals(records) == [
+        (
+            METADATA_UNAVAILABLE,
+            "fetching 'https://intranet.example.com/client.json': "
+            "the host resolves to a non-public address",
+        ),
+        (
+            METADATA_UNAVAILABLE,
+            "fetching 'https://nowhere.example.com/client.json': "
+            "the host name could not be resolved",
+        ),
+    ]
+
+
+def _main(page: str) -> str:
+    return page.split('<main id="main"')[1]
 
 
 async def test_http_client_id_is_not_a_metadata_url(guarded: AS) -> None:

@@ -11,12 +11,12 @@
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from markupsafe import escape
 
 from ostiary.core.models import Client, Grant, Stats
 from tests.helpers.browserless import authorize
@@ -57,7 +57,8 @@ def assert_error_page(response: httpx.Response, error: str, description: str) ->
     assert "location" not in response.headers
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert response.headers["cache-control"] == "no-store"
-    assert f"<code>{error}</code>: {html.escape(description)}</p>" in response.text
+    # Escaped as the pages' Jinja2 autoescape does (markupsafe: ' is &#39;, not &#x27;).
+    assert f"<code>{error}</code>: {escape(description)}</p>" in response.text
 
 
 def redirect_query(response: httpx.Response) -> dict[str, str]:

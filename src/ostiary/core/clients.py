@@ -13,6 +13,7 @@ from ostiary.core.client_id_metadata import is_client_id_metadata_url
 from ostiary.core.context import ServerContext
 from ostiary.core.models import Client
 from ostiary.core.urls import split_url
+from ostiary.errors import InvalidClientMetadataError
 
 #: Longest logo URL a page renders.
 MAX_LOGO_URI_LENGTH = 2048
@@ -34,12 +35,22 @@ async def load_client(ctx: ServerContext, client_id: str) -> Client | None:
         if blocked is not None and blocked.disabled:
             ctx.audit("client.disabled_refused", client_id=client_id)
             return None
-        client: Client | None = await ctx.resolver.resolve(
-            client_id,
-            tenant_id=ctx.tenant,
-            now=ctx.clock(),
-            supported_scopes=ctx.settings.scopes.supported,
-        )
+        try:
+            client: Client | None = await ctx.resolver.resolve(
+                client_id,
+                tenant_id=ctx.tenant,
+                now=ctx.clock(),
+                supported_scopes=ctx.settings.scopes.supported,
+            )
+        except InvalidClientMetadataError as exc:
+            # The caller sees only the description; the operator sees why (OAuthError.detail).
+            ctx.audit(
+                "client_metadata.refused",
+                client_id=client_id[:200],
+                reason=exc.description,
+                detail=exc.detail,
+            )
+            raise
     else:
         client = await stored_client(ctx, client_id)
     if client is not None and client.disabled:

@@ -6,7 +6,7 @@ a bounded LRU cache for as long as the response's cache headers allow (MCP: "SHO
 respecting HTTP cache headers"), clamped to ``[min_cache_seconds, max_cache_seconds]``. The
 floor also applies to ``no-store`` answers: it bounds how often a client can make the server
 fetch, which matters more here than freshness. Concurrent resolutions of the same URL share
-one fetch.
+one fetch. Every fetch failure has the same public description; the reason is private.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Final
 
 from ostiary.core.client_id_metadata import build_metadata_client, is_client_id_metadata_url
 from ostiary.core.models import Client
@@ -21,6 +22,9 @@ from ostiary.errors import InvalidClientMetadataError
 from ostiary.net.fetch import FetchError, SafeFetcher
 
 _CacheKey = tuple[str, str, tuple[str, ...]]
+
+#: The one description of every fetch failure; why it failed is in the error's ``detail``.
+METADATA_UNAVAILABLE: Final = "the client's metadata document could not be fetched"
 
 
 class ClientMetadataResolver:
@@ -112,9 +116,13 @@ class ClientMetadataResolver:
         try:
             fetched = await self.fetcher.get_json(client_id)
         except FetchError as exc:
+            # Anyone can send any URL as client_id: the reason (the host resolves to a
+            # private address, does not resolve, refused the connection...) would let an
+            # anonymous caller map names and addresses through this server. It goes to the
+            # audit log only (OAuthError.detail).
+            why = exc.reason if exc.detail is None else f"{exc.reason} ({exc.detail})"
             raise InvalidClientMetadataError(
-                f"the client metadata document could not be fetched: {exc.reason}",
-                detail=exc.detail,
+                METADATA_UNAVAILABLE, detail=f"fetching {client_id[:200]!r}: {why}"
             ) from None
         ttl = fetched.max_age if fetched.max_age is not None else self.min_cache_seconds
         ttl = min(max(ttl, self.min_cache_seconds), self.max_cache_seconds)

@@ -87,7 +87,9 @@ async def authenticate(
         try:
             client = await load_client(ctx, presented.client_id)
         except InvalidClientMetadataError as exc:
-            raise InvalidClientError(exc.description, used_basic=used_basic) from None
+            raise InvalidClientError(
+                exc.description, detail=exc.detail, used_basic=used_basic
+            ) from None
     now = ctx.clock()
 
     async def remember(jti: str, expires_at: int) -> bool:
