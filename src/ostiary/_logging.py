@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 audit_log = logging.getLogger("ostiary.audit")
@@ -35,14 +36,63 @@ class Audit:
             sink(event, record)
 
 
-def configure_logging() -> None:
-    """Send ostiary's own logs, audit events included, to stderr at INFO (once per process)."""
-    logger = logging.getLogger("ostiary")
-    if any(getattr(h, "ostiary", False) for h in logger.handlers):
-        return
-    handler = logging.StreamHandler()
-    handler.ostiary = True  # type: ignore[attr-defined]
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+#: The id of the HTTP request being handled (set by ``server.request_ids``), for log records.
+request_id: ContextVar[str | None] = ContextVar("ostiary_request_id", default=None)
+
+
+class _RequestId(logging.Filter):
+    """Put the current request id on every record (``-`` outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get() or "-"
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, request id, message or audit event.
+
+    An audit record's message is already a JSON object; it is embedded as ``audit`` rather
+    than as a string, so a log pipeline can index its fields.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", None) or request_id.get(),
+        }
+        message = record.getMessage()
+        if record.name == audit_log.name and message.startswith("{"):
+            entry["audit"] = json.loads(message)
+        else:
+            entry["message"] = message
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+_TEXT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def configure_logging(json_format: bool = False) -> None:
+    """Send ostiary's own logs, audit events included, to stderr at INFO (once per process).
+
+    With ``json_format`` (``server.log_format = "json"``) uvicorn's access and error logs go
+    through the same JSON formatter, each line carrying the request id.
+    """
+    names = ["ostiary", *(["uvicorn", "uvicorn.access", "uvicorn.error"] if json_format else [])]
+    for name in names:
+        logger = logging.getLogger(name)
+        if any(getattr(h, "ostiary", False) for h in logger.handlers):
+            continue
+        if json_format:
+            for existing in list(logger.handlers):
+                logger.removeHandler(existing)
+        handler = logging.StreamHandler()
+        handler.ostiary = True  # type: ignore[attr-defined]
+        handler.addFilter(_RequestId())
+        handler.setFormatter(JsonFormatter() if json_format else logging.Formatter(_TEXT))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False

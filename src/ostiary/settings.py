@@ -49,6 +49,12 @@ class ServerSettings(_Section):
     trust_forwarded_for: bool = Field(
         False, description="Use X-Forwarded-For for the client address (behind a proxy)."
     )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`json`: one JSON object per log line (ostiary's logs, audit events and "
+        "uvicorn's access and error logs), each with the request id also sent back in "
+        "X-Request-ID.",
+    )
     shutdown_timeout: int = Field(
         10,
         ge=0,

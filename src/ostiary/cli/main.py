@@ -136,7 +136,8 @@ def serve(
         serving.check_workers(settings, workers)
     except ConfigurationError as exc:
         raise _fail(str(exc)) from None
-    configure_logging()
+    json_logs = settings.server.log_format == "json"
+    configure_logging(json_format=json_logs)
     _remember_dev_mode(settings)
     _preflight(settings)
     console.print(
@@ -167,6 +168,8 @@ def serve(
         "proxy_headers": settings.server.trust_forwarded_for,
         "timeout_graceful_shutdown": settings.server.shutdown_timeout,
     }
+    if json_logs:
+        run["log_config"] = None  # uvicorn's loggers keep the JSON handlers set up above
     if workers == 1:
         uvicorn.run(application, **run)
         return

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp
 from ostiary._logging import configure_logging
 from ostiary.errors import ConfigurationError
 from ostiary.server.metrics import MetricsMiddleware, collecting_registry
+from ostiary.server.request_ids import RequestIdMiddleware
 from ostiary.settings import Settings, load_settings
 
 __all__ = [
@@ -73,7 +74,8 @@ def build_app(settings: Settings, options: ServeOptions) -> ASGIApp:
             mixed_auth=options.mixed_auth,
         )
     metrics = app.state.metrics
-    return app if metrics is None else MetricsMiddleware(app, metrics)
+    counted = app if metrics is None else MetricsMiddleware(app, metrics)
+    return RequestIdMiddleware(counted)
 
 
 def start_metrics_listener(bind: str, app: ASGIApp) -> None:
@@ -85,7 +87,8 @@ def start_metrics_listener(bind: str, app: ASGIApp) -> None:
     from prometheus_client import start_http_server
 
     host, _, port = bind.rpartition(":")
-    own = app.metrics.registry if isinstance(app, MetricsMiddleware) else CollectorRegistry()
+    inner = app.app if isinstance(app, RequestIdMiddleware) else app
+    own = inner.metrics.registry if isinstance(inner, MetricsMiddleware) else CollectorRegistry()
     start_http_server(int(port), addr=host.strip("[]"), registry=collecting_registry(own))
 
 
@@ -111,6 +114,7 @@ def worker_environment(settings: Settings, options: ServeOptions) -> str:
 
 def worker_app() -> ASGIApp:
     """The uvicorn factory each worker process calls."""
-    configure_logging()
     data: dict[str, Any] = json.loads(os.environ[OPTIONS_ENV])
-    return build_app(load_settings(**data["settings"]), ServeOptions(**data["options"]))
+    settings = load_settings(**data["settings"])
+    configure_logging(json_format=settings.server.log_format == "json")
+    return build_app(settings, ServeOptions(**data["options"]))
