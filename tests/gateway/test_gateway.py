@@ -310,7 +310,14 @@ async def test_http_upstream_sees_the_subject_and_never_the_token(
                     },
                 ),
                 headers=mcp_headers(
-                    issued.access_token, **{"x-user": "mallory", "x-client": "evil"}
+                    issued.access_token,
+                    **{
+                        "x-user": "mallory",
+                        "x-client": "evil",
+                        # The default names, not the ones configured: dropped all the same.
+                        "x-ostiary-subject": "mallory",
+                        "x-ostiary-client-id": "evil",
+                    },
                 ),
             )
     assert [t.name for t in tools.tools] == ["shout", "whisper"]
@@ -328,6 +335,8 @@ async def test_http_upstream_sees_the_subject_and_never_the_token(
     }
     scopes: set[Any] = {h.get("x-ostiary-scopes") for h in recorder.seen}
     assert scopes == {"mcp:read", "mcp:read mcp:write"}
+    forged_names = {"x-ostiary-subject", "x-ostiary-client-id"}
+    assert [sorted(forged_names & set(h)) for h in recorder.seen if forged_names & set(h)] == []
 
 
 def test_public_tools_without_mixed_auth_stop_the_gateway_before_it_binds(

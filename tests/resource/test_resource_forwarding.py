@@ -61,6 +61,42 @@ async def test_token_is_replaced_by_verified_identity() -> None:
     ]
 
 
+async def _seen_with(headers: IdentityHeaders, **forged: str) -> list[str]:
+    auth_server = AuthorizationServerDouble(keys=[KEY])
+    async with auth_server.client() as jwks:
+        app = BearerAuthMiddleware(
+            IdentityHeadersMiddleware(upstream, headers),
+            verifier=JWTVerifier(ISSUER, RESOURCE, JWKS_URI, http_client=jwks),
+            resource_metadata_url=None,
+        )
+        return await seen_headers(app, authorization=f"Bearer {mint(KEY, sub='alice')}", **forged)
+
+
+FORGED = {
+    "X-Ostiary-Client-Id": "evil-client",
+    "X-Ostiary-Subject": "admin",
+    "X-Ostiary-Scopes": "everything",
+    "X-Ostiary-Admin": "1",
+    "x-ostiary-": "empty-suffix",
+}
+
+
+async def test_forged_headers_of_a_disabled_field_are_dropped() -> None:
+    """client_id off (the default): an upstream that trusts x-ostiary-client-id must not get
+    the one a client sent; nor any other header of the namespace ostiary writes."""
+    seen = await _seen_with(IdentityHeaders(), **FORGED)
+    assert seen == ["x-ostiary-scopes: mcp:read mcp:write", "x-ostiary-subject: alice"]
+
+
+async def test_renamed_headers_and_the_whole_namespace_are_dropped() -> None:
+    seen = await _seen_with(
+        IdentityHeaders(subject="X-User", client_id=None, scopes=None),
+        **FORGED,
+        **{"x-user": "mallory", "X-Other": "kept"},
+    )
+    assert seen == ["x-other: kept", "x-user: alice"]
+
+
 async def test_anonymous_public_request_carries_no_identity() -> None:
     auth_server = AuthorizationServerDouble(keys=[KEY])
     async with auth_server.client() as jwks:
@@ -70,7 +106,7 @@ async def test_anonymous_public_request_carries_no_identity() -> None:
             resource_metadata_url=None,
             anonymous=McpPublicAccess([]),
         )
-        seen = await seen_headers(app, **{"X-Ostiary-Subject": "admin"})
+        seen = await seen_headers(app, **FORGED)
     assert seen == []
 
 

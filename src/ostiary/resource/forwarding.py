@@ -7,7 +7,9 @@ ostiary verified. :class:`IdentityHeadersMiddleware` sits *inside* ``BearerAuthM
 in front of the proxying app, and rewrites the request headers:
 
 * ``Authorization`` is removed;
-* any incoming copy of the identity headers is removed first, so a client cannot forge them;
+* every incoming header of the identity namespace is removed first, so a client cannot
+  forge one: each ``x-ostiary-*`` header (also those of a field that is switched off, such as
+  ``x-ostiary-client-id``, which an upstream may still trust) and the configured names;
 * the verified subject (and optionally client id and scopes) are added.
 """
 
@@ -20,9 +22,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ostiary.resource.verifiers import Principal
 
-__all__ = ["DEFAULT_SUBJECT_HEADER", "IdentityHeaders", "IdentityHeadersMiddleware"]
+__all__ = [
+    "DEFAULT_SUBJECT_HEADER",
+    "IDENTITY_HEADER_PREFIX",
+    "IdentityHeaders",
+    "IdentityHeadersMiddleware",
+]
 
 DEFAULT_SUBJECT_HEADER: Final = "x-ostiary-subject"
+#: The namespace of the headers ostiary writes; a client never gets to send one upstream.
+IDENTITY_HEADER_PREFIX: Final = b"x-ostiary-"
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ class IdentityHeadersMiddleware:
     def __init__(self, app: ASGIApp, headers: IdentityHeaders | None = None) -> None:
         self.app = app
         self.headers = headers or IdentityHeaders()
+        # ASGI header names are lower-case bytes; names() lower-cases the configured ones.
         self._drop = frozenset((b"authorization", *self.headers.names()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -81,7 +91,11 @@ class IdentityHeadersMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        kept = [(k, v) for k, v in scope["headers"] if k not in self._drop]
+        kept = [
+            (k, v)
+            for k, v in scope["headers"]
+            if k not in self._drop and not k.lower().startswith(IDENTITY_HEADER_PREFIX)
+        ]
         principal = scope.get("state", {}).get("principal")
         if isinstance(principal, Principal):
             kept.extend(self.headers.values(principal))
