@@ -95,6 +95,7 @@ def start_authorization(
     redirect_uri: str,
     resource: str,
     scope: str | None,
+    dpop_jkt: str | None = None,
 ) -> PendingAuthorization:
     """Build the authorization URL with PKCE S256, ``state`` and ``resource``.
 
@@ -104,6 +105,7 @@ def start_authorization(
         redirect_uri: Where the AS sends the browser back.
         resource: The canonical MCP server URI (RFC 8707).
         scope: Space-separated scopes, or ``None`` to omit the parameter.
+        dpop_jkt: The DPoP key's thumbprint, binding the code to it (RFC 9449 §10).
 
     Raises:
         AuthorizationFlowError: The AS has no usable authorization endpoint.
@@ -125,6 +127,8 @@ def start_authorization(
     }
     if scope:
         params["scope"] = scope
+    if dpop_jkt:
+        params["dpop_jkt"] = dpop_jkt
     parts = urlsplit(endpoint)
     query = f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
     url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))

@@ -47,6 +47,10 @@ class DPoPSigner:
         """A signer for a key saved with :meth:`private_jwk`."""
         return cls(ECKey.import_key(jwk))
 
+    def thumbprint(self) -> str:
+        """RFC 7638 thumbprint of the public key: ``dpop_jkt`` and the token's ``cnf.jkt``."""
+        return self.key.thumbprint()
+
     def private_jwk(self) -> dict[str, Any]:
         """The private key as a JWK, to store next to the tokens bound to it."""
         return dict(self.key.as_dict(private=True))

@@ -28,7 +28,7 @@ import anyio
 
 from ostiary.client._http import HttpRequest, HttpResponse
 from ostiary.client.authorization import AuthorizationCallback
-from ostiary.client.challenges import BearerChallenge, parse_bearer_challenge
+from ostiary.client.challenges import BearerChallenge, parse_bearer_challenge, parse_challenges
 from ostiary.client.discovery import (
     AuthorizationServerMetadata,
     ProtectedResourceMetadata,
@@ -201,8 +201,9 @@ class OAuthFlow(DiscoverySteps, TokenSteps):
             return False
         demanded = nonce != self._rs_nonce and response.status_code == 401
         self._rs_nonce = nonce
-        challenge = parse_bearer_challenge(response.www_authenticate)
-        return demanded and challenge is not None and challenge.error == "use_dpop_nonce"
+        # The error sits in the DPoP challenge, which may follow a bare Bearer one (§7.1).
+        errors = {c.params.get("error") for c in parse_challenges(response.www_authenticate)}
+        return demanded and "use_dpop_nonce" in errors
 
     def handle(self, url: str, method: str = "POST") -> Flow:
         """Authenticate one request; yields what to send, receives what came back."""

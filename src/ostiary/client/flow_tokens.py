@@ -241,6 +241,8 @@ class TokenSteps:
             redirect_uri=redirect_uri,
             resource=context.resource,
             scope=scope,
+            # RFC 9449 §10: the code is bound to the key the token request will prove.
+            dpop_jkt=self.dpop.thumbprint() if self._uses_dpop(context) else None,
         )
         result = await self.callback(pending.authorization_url)
         code = validate_callback(pending, result)

@@ -16,6 +16,7 @@ from typing import Any, Final
 from starlette.applications import Starlette
 
 from ostiary.demo.server import PUBLIC_TOOLS, DemoScopes, build_demo_server
+from ostiary.resource.dpop import DPoPOptions
 from ostiary.resource.mcp_sdk import protect_mcp_app
 from ostiary.resource.verifiers import TokenVerifier
 from ostiary.storage.base import Storage
@@ -40,6 +41,7 @@ def create_demo_app(
     mixed_auth: bool = False,
     cors_origins: Sequence[str] = (),
     count_usage: bool = True,
+    dpop: DPoPOptions | bool = True,
 ) -> Starlette:
     """The protected demo server: MCP at the path of ``resource``, PRM at its well-known URL.
 
@@ -55,6 +57,7 @@ def create_demo_app(
         mixed_auth: Tokenless clients may connect, list tools and call the public tools.
         cors_origins: Browser origins allowed to call the MCP endpoint.
         count_usage: Count each ``tools/call`` per subject.
+        dpop: DPoP-bound tokens (RFC 9449), as in ``protect_mcp_app``.
 
     Example:
         >>> # app = create_demo_app(storage, "default", resource="https://h/mcp",
@@ -77,4 +80,5 @@ def create_demo_app(
         include_root_metadata=True,
         streamable_http_options=STREAMABLE_HTTP_OPTIONS,
         cors_origins=cors_origins,
+        dpop=dpop,
     )

@@ -1,4 +1,4 @@
-"""``WWW-Authenticate: Bearer`` challenges (RFC 6750 §3, RFC 9728 §5.1, RFC 9110 §11.6.1).
+"""``WWW-Authenticate: Bearer`` and ``DPoP`` challenges (RFC 6750 §3, RFC 9449 §7.1, RFC 9728 §5.1).
 
 A resource server answers 401 and 403 with a ``Bearer`` challenge. Three shapes exist:
 
@@ -31,6 +31,7 @@ __all__ = [
     "BearerChallenge",
     "Challenge",
     "build_bearer_challenge",
+    "build_dpop_challenge",
     "challenge_for_error",
     "parse_bearer_challenge",
     "parse_www_authenticate",
@@ -138,6 +139,34 @@ def build_bearer_challenge(
     if not params:
         return "Bearer"
     return "Bearer " + ", ".join(f"{name}={quote_string(value)}" for name, value in params)
+
+
+def build_dpop_challenge(
+    *,
+    algs: Iterable[str],
+    resource_metadata: str | None = None,
+    scopes: Iterable[str] = (),
+    error: str | None = None,
+    error_description: str | None = None,
+) -> str:
+    """Build a ``WWW-Authenticate`` value carrying one ``DPoP`` challenge (RFC 9449 §7.1).
+
+    Same attributes and order as :func:`build_bearer_challenge`, then ``algs`` (the proof
+    algorithms the resource server accepts, space-separated).
+
+    Example:
+        >>> build_dpop_challenge(algs=("ES256", "EdDSA"), error="invalid_dpop_proof")
+        'DPoP error="invalid_dpop_proof", algs="ES256 EdDSA"'
+    """
+    bearer = build_bearer_challenge(
+        resource_metadata=resource_metadata,
+        scopes=scopes,
+        error=error,
+        error_description=error_description,
+    )
+    params = bearer.removeprefix("Bearer").strip()
+    algs_param = f"algs={quote_string(' '.join(algs))}"
+    return f"DPoP {params}, {algs_param}" if params else f"DPoP {algs_param}"
 
 
 def challenge_for_error(

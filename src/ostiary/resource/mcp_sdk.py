@@ -55,6 +55,7 @@ from starlette.types import ASGIApp
 
 from ostiary.errors import ConfigurationError
 from ostiary.resource.cors import OriginGuardMiddleware, default_allowed_hosts, mcp_cors
+from ostiary.resource.dpop import DPoPOptions
 from ostiary.resource.metadata import (
     build_protected_resource_metadata,
     protected_resource_metadata_routes,
@@ -164,6 +165,7 @@ def protect_mcp_app(
     prompt_scopes: Mapping[str, Sequence[str]] | None = None,
     mixed_auth: bool = False,
     stateless: bool | None = None,
+    dpop: DPoPOptions | bool = True,
 ) -> Starlette:
     """Serve an MCP SDK server over streamable HTTP as an OAuth-protected resource.
 
@@ -201,6 +203,12 @@ def protect_mcp_app(
         stateless: The endpoint keeps no sessions, so ``GET``/``DELETE`` answer 405.
             Default: ``stateless_http`` in ``streamable_http_options`` for an SDK server;
             False for any other ASGI app.
+        dpop: DPoP-bound tokens (``Authorization: DPoP`` + proof, RFC 9449 §7). True (the
+            default) accepts them with an in-process replay cache and answers only DPoP
+            requests with a ``DPoP`` challenge; a :class:`DPoPOptions` sets the replay cache
+            (the storage, shared by every node), nonces and whether every 401 advertises
+            ``DPoP``; False refuses the scheme. A DPoP-bound token sent as ``Bearer`` is
+            refused either way.
 
     Returns:
         A Starlette app whose lifespan runs the SDK's session manager.
@@ -240,6 +248,10 @@ def protect_mcp_app(
         resource_name=resource_name,
         resource_documentation=resource_documentation,
     )
+    dpop_options = DPoPOptions(resource, advertise=False) if dpop is True else dpop or None
+    if dpop_options is not None and dpop_options.advertise:
+        # RFC 9728 §2: the proof algorithms this resource accepts.
+        document["dpop_signing_alg_values_supported"] = list(dpop_options.algorithms)
     metadata_url = protected_resource_metadata_url(resource)
     if _is_sdk_server(mcp_server_or_app):
         mcp_server_or_app.middleware.append(
@@ -283,6 +295,7 @@ def protect_mcp_app(
             exempt_paths=exempt_paths,
             user_factory=McpPrincipalUser,
             anonymous=anonymous,
+            dpop=dpop_options,
         )
         if stateless:
             endpoint = StatelessMethods(endpoint)

@@ -37,12 +37,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ostiary.errors import (
     InsufficientScopeError,
+    InvalidDpopProofError,
     InvalidRequestError,
     InvalidTokenError,
     OAuthError,
     TemporarilyUnavailableError,
+    UseDpopNonceError,
 )
-from ostiary.resource.challenges import challenge_for_error
+from ostiary.resource.challenges import build_dpop_challenge, challenge_for_error
+from ostiary.resource.dpop import DPoPOptions, bound_jkt
 from ostiary.resource.scopes import RequestGuard, ScopePolicy
 from ostiary.resource.verifiers import Principal, TokenVerifier
 
@@ -80,13 +83,14 @@ class _NoCredentials(Exception):
     """The request carried no bearer credentials at all (bare challenge)."""
 
 
-def _bearer_token(scope: Scope) -> str:
-    """The token from the single ``Authorization: Bearer`` header.
+def _credentials(scope: Scope, *, dpop: bool) -> tuple[str, str]:
+    """``(scheme, token)`` from the single ``Authorization`` header: ``bearer`` or ``dpop``.
 
     Raises:
-        _NoCredentials: No Authorization header, or another scheme.
-        InvalidRequestError: Several Authorization headers, a malformed Bearer credential,
-            or an ``access_token`` query parameter.
+        _NoCredentials: No Authorization header, or another scheme (``DPoP`` when ``dpop``
+            is off).
+        InvalidRequestError: Several Authorization headers, a malformed credential, or an
+            ``access_token`` query parameter.
     """
     query = scope.get("query_string", b"")
     if b"access_token" in query and any(
@@ -103,12 +107,14 @@ def _bearer_token(scope: Scope) -> str:
         raise InvalidRequestError("Send exactly one Authorization header.")
     raw: bytes = values[0]
     scheme, _, token = raw.decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer":
+    scheme = scheme.lower()
+    if scheme != "bearer" and not (dpop and scheme == "dpop"):
         raise _NoCredentials
     token = token.strip(" ")
     if _B64TOKEN.fullmatch(token) is None:
-        raise InvalidRequestError("The Authorization header is not a valid Bearer credential.")
-    return token
+        name = "Bearer" if scheme == "bearer" else "DPoP"
+        raise InvalidRequestError(f"The Authorization header is not a valid {name} credential.")
+    return scheme, token
 
 
 def _challenged(error: OAuthError | None) -> bool:
@@ -117,7 +123,10 @@ def _challenged(error: OAuthError | None) -> bool:
     Subclasses of ``InvalidRequestError`` raised by guards (header mismatch, body too large)
     are about the MCP message, not the credential, so they get none.
     """
-    if error is None or isinstance(error, InvalidTokenError | InsufficientScopeError):
+    if error is None or isinstance(
+        error,
+        InvalidTokenError | InsufficientScopeError | InvalidDpopProofError | UseDpopNonceError,
+    ):
         return True
     return type(error) is InvalidRequestError
 
@@ -137,6 +146,10 @@ class BearerAuthMiddleware:
         user_factory: Builds ``scope["user"]`` from the principal (default: the principal).
         anonymous: Decides whether a request *without* credentials may proceed anyway
             (e.g. ``McpPublicAccess`` for public tools); it then runs with no principal.
+        dpop: Accept ``Authorization: DPoP`` with a proof (RFC 9449 §7); a refused DPoP
+            request gets its error in a ``DPoP`` challenge next to a bare ``Bearer`` one,
+            and with ``advertise`` every 401 carries both. A DPoP-bound token (``cnf.jkt``)
+            sent as ``Bearer`` is refused with or without it.
 
     Example:
         >>> from starlette.applications import Starlette
@@ -163,6 +176,7 @@ class BearerAuthMiddleware:
         exempt_paths: Sequence[str] = (),
         user_factory: Callable[[Principal], Any] | None = None,
         anonymous: AnonymousAccess | None = None,
+        dpop: DPoPOptions | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
@@ -176,6 +190,7 @@ class BearerAuthMiddleware:
         self.exempt_paths = frozenset(exempt_paths)
         self.user_factory = user_factory
         self.anonymous = anonymous
+        self.dpop = dpop
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""
@@ -185,8 +200,9 @@ class BearerAuthMiddleware:
         if scope["type"] != "http" or self._exempt(scope):
             await self.app(scope, receive, send)
             return
+        used: list[str] = []
         try:
-            principal = await self._authenticate(scope)
+            principal = await self._authenticate(scope, used)
             self.scope_policy.check(principal, self.required_scopes)
             for guard in self.guards:
                 receive = await guard(scope, receive, principal)
@@ -194,7 +210,7 @@ class BearerAuthMiddleware:
             await self._without_credentials(scope, receive, send)
             return
         except OAuthError as error:
-            await self._reject(send, error)
+            await self._reject(send, error, dpop_used=used == ["dpop"])
             return
         await self._call_as(principal, scope, receive, send)
 
@@ -244,20 +260,42 @@ class BearerAuthMiddleware:
             return False
         return any(k == b"access-control-request-method" for k, _ in scope["headers"])
 
-    async def _authenticate(self, scope: Scope) -> Principal:
-        return await self.verifier.verify(_bearer_token(scope))
+    async def _authenticate(self, scope: Scope, used: list[str] | None = None) -> Principal:
+        scheme, token = _credentials(scope, dpop=self.dpop is not None)
+        if used is not None:
+            used.append(scheme)
+        principal = await self.verifier.verify(token)
+        if scheme == "dpop":
+            assert self.dpop is not None  # _credentials only answers dpop when it is on
+            values = [v.decode("latin-1") for k, v in scope["headers"] if k == b"dpop"]
+            await self.dpop.check(
+                principal,
+                token,
+                values,
+                method=scope["method"],
+                url=self.dpop.request_url(scope),
+                now=self.dpop.clock(),
+            )
+        elif bound_jkt(principal) is not None:
+            # RFC 9449 §7.2: a DPoP-bound token is not a bearer token; without the key's
+            # proof it is worth nothing, whoever holds it.
+            raise InvalidTokenError(
+                "The access token is DPoP-bound: send it with the DPoP scheme and a proof.",
+                detail="cnf.jkt token presented as Bearer",
+            )
+        return principal
 
-    async def _reject(self, send: Send, error: OAuthError | None) -> None:
+    async def _reject(
+        self, send: Send, error: OAuthError | None, *, dpop_used: bool = False
+    ) -> None:
         status = 401 if error is None else error.status_code
         headers: list[tuple[bytes, bytes]] = [
             (b"content-type", b"application/json"),
             (b"cache-control", b"no-store"),
         ]
         if _challenged(error):
-            challenge = challenge_for_error(
-                error, resource_metadata=self.resource_metadata_url, scopes=self.challenge_scopes
-            )
-            headers.append((b"www-authenticate", challenge.encode("latin-1")))
+            challenges = self._challenges(error, dpop_used=dpop_used)
+            headers.extend((b"www-authenticate", c.encode("latin-1")) for c in challenges)
         if error is not None:
             headers.extend((k.lower().encode(), v.encode()) for k, v in error.headers().items())
             log.info("bearer.rejected", extra={"error": error.error, "detail": error.detail})
@@ -272,3 +310,26 @@ class BearerAuthMiddleware:
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    def _challenges(self, error: OAuthError | None, *, dpop_used: bool) -> list[str]:
+        """``Bearer`` and, with DPoP on, ``DPoP`` (RFC 9449 §7.1); the error goes in the
+        challenge of the scheme the request used, the other one stays bare."""
+        metadata, scopes = self.resource_metadata_url, self.challenge_scopes
+        bearer_error = None if dpop_used else error
+        if isinstance(bearer_error, InvalidDpopProofError | UseDpopNonceError):
+            bearer_error = None
+        bearer = challenge_for_error(bearer_error, resource_metadata=metadata, scopes=scopes)
+        if self.dpop is None or not (self.dpop.advertise or dpop_used):
+            return [challenge_for_error(error, resource_metadata=metadata, scopes=scopes)]
+        dpop_error = error if dpop_used else None
+        needed = scopes
+        if isinstance(dpop_error, InsufficientScopeError) and dpop_error.required_scopes:
+            needed = dpop_error.required_scopes
+        dpop = build_dpop_challenge(
+            algs=self.dpop.algorithms,
+            resource_metadata=metadata,
+            scopes=needed,
+            error=None if dpop_error is None else dpop_error.error,
+            error_description=None if dpop_error is None else dpop_error.description,
+        )
+        return [bearer, dpop]

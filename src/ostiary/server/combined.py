@@ -20,9 +20,11 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ostiary.core.context import ServerContext
+from ostiary.core.dpop_token import proof_window
 from ostiary.demo.app import create_demo_app
 from ostiary.demo.server import DemoScopes
 from ostiary.errors import ConfigurationError, InvalidTokenError
+from ostiary.resource.dpop import DPoPOptions
 from ostiary.resource.verifiers import JWTVerifier, Principal, TokenVerifier
 from ostiary.server.app import create_authorization_server
 from ostiary.settings import Settings
@@ -194,5 +196,14 @@ def create_combined_app(
         mixed_auth=mixed_auth,
         cors_origins=settings.server.cors_origins,
         count_usage=count_usage,
+        # RFC 9449: proofs spent in the AS's storage, so a replay to another node is refused.
+        dpop=DPoPOptions(
+            resource,
+            replay=ctx.storage,
+            tenant=ctx.tenant,
+            window=proof_window(ctx),
+            advertise=False,
+            clock=ctx.clock,
+        ),
     )
     return CombinedApp(authorization_server, mcp_app)
