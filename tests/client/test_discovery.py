@@ -63,9 +63,16 @@ def test_resource_match(resource: str, server: str, allowed: bool) -> None:
     assert is_resource_allowed(resource, server) is allowed
 
 
-def test_canonical_resource_lowercases_and_drops_fragment_and_lone_slash() -> None:
-    assert canonical_resource("HTTPS://Host.Example/?q=1#f") == "https://host.example"
-    assert canonical_resource("https://h/MCP") == "https://h/MCP"
+def test_canonical_resource_is_the_shared_rule() -> None:
+    """The AS's and the RS's rule (core/resource_uri.py): scheme and host lowercased, default
+    port dropped, path and query kept; a fragment is refused, not silently dropped."""
+    assert canonical_resource("HTTPS://Host.Example:443/?q=1") == "https://host.example/?q=1"
+    assert canonical_resource("https://h/MCP/") == "https://h/MCP/"
+    with pytest.raises(DiscoveryError) as info:
+        canonical_resource("https://h/mcp#f")
+    assert str(info.value) == "'https://h/mcp#f' is not a resource URI: " + (
+        "resource must not contain a fragment"
+    )
 
 
 def test_prm_without_authorization_servers_is_invalid() -> None:

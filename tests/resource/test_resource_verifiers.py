@@ -23,7 +23,15 @@ from _rs_support import (
 )
 from joserfc.errors import SecurityWarning
 
-from ostiary.errors import InvalidTokenError, TemporarilyUnavailableError
+from ostiary.client import discovery as client_discovery
+from ostiary.core import resource as core_resource
+from ostiary.core import resource_uri as shared
+from ostiary.errors import (
+    DiscoveryError,
+    InvalidTargetError,
+    InvalidTokenError,
+    TemporarilyUnavailableError,
+)
 from ostiary.resource.verifiers import (
     IntrospectionVerifier,
     JWTVerifier,
@@ -77,18 +85,57 @@ async def test_token_without_audience_is_refused(verifier: JWTVerifier, es256: S
         await verifier.verify(mint(es256, aud=None))
 
 
+async def test_audience_may_be_a_list(verifier: JWTVerifier, es256: SigningKey) -> None:
+    aud = [RESOURCE, "https://other.example.com"]
+    assert (await verifier.verify(mint(es256, aud=aud))).subject == "user-123"
+
+
 @pytest.mark.parametrize(
     "aud",
     [
-        [RESOURCE, "https://other.example.com"],
+        "https://mcp.example.com/mcp/",
+        [f"{RESOURCE}/"],
         "HTTPS://MCP.EXAMPLE.COM/mcp",
+        "https://mcp.example.com:443/mcp",
         "https://mcp.example.com:443/mcp/",
     ],
 )
-async def test_audience_matches_list_and_canonical_forms(
+async def test_audience_is_compared_exactly(
     verifier: JWTVerifier, es256: SigningKey, aud: object
 ) -> None:
-    assert (await verifier.verify(mint(es256, aud=aud))).subject == "user-123"
+    """RFC 9068 §4: ``aud`` must name this resource; it is not normalised (a trailing slash,
+    another case or an explicit default port is another spelling, so another audience)."""
+    with pytest.raises(InvalidTokenError) as info:
+        await verifier.verify(mint(es256, aud=aud))
+    assert info.value.status_code == 401
+    assert info.value.error == "invalid_token"
+    assert info.value.description == "The access token was issued for another resource."
+
+
+@pytest.mark.parametrize(
+    "configured",
+    [RESOURCE, "HTTPS://MCP.Example.COM/mcp", "https://mcp.example.com:443/mcp"],
+)
+async def test_configured_audience_is_canonicalised(
+    auth_server: AuthorizationServerDouble, es256: SigningKey, configured: str
+) -> None:
+    """The canonical form applies to the configuration: any spelling of the same URI there
+    accepts the token whose ``aud`` is the canonical one."""
+    async with auth_server.client() as http:
+        verifier = JWTVerifier(ISSUER, configured, JWKS_URI, http_client=http)
+        assert (await verifier.verify(mint(es256, aud=RESOURCE))).subject == "user-123"
+        with pytest.raises(InvalidTokenError):
+            await verifier.verify(mint(es256, aud=f"{RESOURCE}/"))
+
+
+async def test_non_uri_audience_is_compared_as_configured(
+    auth_server: AuthorizationServerDouble, es256: SigningKey
+) -> None:
+    async with auth_server.client() as http:
+        verifier = JWTVerifier(ISSUER, "api-identifier", JWKS_URI, http_client=http)
+        assert (await verifier.verify(mint(es256, aud="api-identifier"))).subject == "user-123"
+        with pytest.raises(InvalidTokenError):
+            await verifier.verify(mint(es256, aud="API-identifier"))
 
 
 async def test_audience_path_must_match(verifier: JWTVerifier, es256: SigningKey) -> None:
@@ -280,10 +327,19 @@ async def test_verified_token_is_cached_until_expiry(
             await verifier.verify(token)
 
 
-def test_canonical_resource() -> None:
-    assert canonical_resource("HTTPS://A.example:443/mcp/") == "https://a.example/mcp"
+def test_canonical_resource_is_the_one_every_layer_uses() -> None:
+    """One rule (core/resource_uri.py) for the AS, the resource server and the client."""
+    assert canonical_resource is core_resource.canonical_resource
+    assert canonical_resource is shared.canonical_resource
+    assert canonical_resource("HTTPS://A.example:443/mcp/") == "https://a.example/mcp/"
     assert canonical_resource("http://[::1]:8000/mcp") == "http://[::1]:8000/mcp"
-    assert canonical_resource("http://x:99999/") == "http://x:99999/"
+    assert canonical_resource("https://a.example/mcp?x=1") == "https://a.example/mcp?x=1"
+    for url in ("HTTPS://A.example:443/mcp/", "https://A.example/MCP?q=1", "http://[::1]:80/"):
+        assert client_discovery.canonical_resource(url) == canonical_resource(url)
+    with pytest.raises(InvalidTargetError):
+        canonical_resource("http://x:99999/")
+    with pytest.raises(DiscoveryError, match="resource must not contain a fragment"):
+        client_discovery.canonical_resource("https://a.example/mcp#f")
 
 
 # --- RFC 7662 introspection -------------------------------------------------------------
@@ -328,6 +384,8 @@ async def test_active_token_gives_principal(
         {"active": False},
         {"active": "true", "aud": RESOURCE, "client_id": "c"},
         active(aud="https://other.example.com/mcp"),
+        active(aud=f"{RESOURCE}/"),
+        active(aud="HTTPS://MCP.EXAMPLE.COM/mcp"),
         active(aud=None),
         active(iss="https://evil.example.com"),
         active(client_id=None),

@@ -22,7 +22,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ostiary.errors import DiscoveryError
+from ostiary.core.resource_uri import canonical_resource as shared_canonical_resource
+from ostiary.errors import DiscoveryError, InvalidTargetError
 
 __all__ = [
     "AuthorizationServerMetadata",
@@ -92,19 +93,23 @@ def _origin(url: str) -> tuple[str, str, str]:
 def canonical_resource(url: str) -> str:
     """The canonical resource URI of an MCP server URL (RFC 8707 §2; MCP "Canonical Server URI").
 
-    Lower-cases scheme and host, drops query and fragment and a lone trailing slash.
+    The rule is :func:`ostiary.core.resource_uri.canonical_resource`, the one the authorization
+    server and the resource server apply: scheme and host lowercased, the default port
+    dropped, path (a trailing slash included) and query kept.
 
     Args:
-        url: The MCP server URL the user configured.
+        url: The MCP server URL the user configured, or a PRM ``resource``.
 
     Returns:
         The URI to compare against PRM ``resource`` and to send as ``resource``.
+
+    Raises:
+        DiscoveryError: ``url`` is not an absolute URI, or has a fragment or userinfo.
     """
-    parts = urlsplit(url)
-    path = parts.path
-    if path == "/":
-        path = ""
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
+    try:
+        return shared_canonical_resource(url)
+    except InvalidTargetError as exc:
+        raise DiscoveryError(f"{url[:200]!r} is not a resource URI: {exc.description}") from None
 
 
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")

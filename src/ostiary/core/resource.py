@@ -2,10 +2,12 @@
 
 A ``resource`` is an absolute URI without a fragment (RFC 8707 §2). ostiary binds every grant
 to at most one resource, which becomes the access token's ``aud`` (MCP authorization,
-"Token Audience Binding"). Comparison uses a canonical form: scheme and host lowercased, the
-default port dropped, path and query kept byte for byte; a single trailing slash is ignored
-when comparing against the configured resources, because MCP clients derive the value from the
-protected resource metadata and servers spell their URL with or without one.
+"Token Audience Binding"). Comparison uses the canonical form every layer shares
+(:func:`ostiary.core.resource_uri.canonical_resource`: scheme and host lowercased, the default
+port dropped, path and query kept byte for byte); here, and only here, a single trailing slash is
+also ignored when a *request* is matched against the configured resources, because MCP clients
+derive the value from the protected resource metadata and servers spell their URL with or
+without one. The token's ``aud`` is then the configured entry.
 """
 
 from __future__ import annotations
@@ -13,55 +15,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from ostiary.core.urls import split_url
+from ostiary.core.resource_uri import canonical_resource
 from ostiary.errors import InvalidTargetError
 from ostiary.settings import is_loopback_host
 
-_DEFAULT_PORTS = {"https": 443, "http": 80}
+__all__ = ["canonical_resource", "validate_resource_for_grant", "validate_resources"]
 
 
 def _bad(message: str, value: str) -> InvalidTargetError:
     return InvalidTargetError(message, detail=f"resource {value[:200]!r}")
-
-
-def canonical_resource(value: str) -> str:
-    """The canonical spelling of a resource indicator (RFC 8707 §2; RFC 3986 §6.2.2).
-
-    Args:
-        value: One ``resource`` parameter.
-
-    Returns:
-        ``value`` with scheme and host lowercased and a default port removed.
-
-    Raises:
-        InvalidTargetError: ``value`` is not an absolute URI, or has a fragment or userinfo.
-
-    Example:
-        >>> canonical_resource("HTTPS://MCP.Example.com:443/Mcp?x=1")
-        'https://mcp.example.com/Mcp?x=1'
-    """
-    if "#" in value:
-        raise _bad("resource must not contain a fragment", value)
-    if any(ch.isspace() for ch in value) or not value.isascii():
-        raise _bad("resource must be an absolute URI", value)
-    try:
-        parts = urlsplit(value)
-    except ValueError:  # e.g. "Invalid IPv6 URL" for an unbalanced or bogus bracket host
-        raise _bad("resource must be an absolute URI", value) from None
-    if not parts.scheme or not parts.netloc or not parts.hostname:
-        raise _bad("resource must be an absolute URI", value)
-    if "@" in parts.netloc:
-        raise _bad("resource must not contain userinfo", value)
-    if split_url(value) is None:
-        raise _bad("resource has an invalid port", value)
-    port = parts.port
-    scheme = parts.scheme.lower()
-    host = parts.hostname  # already lowercased, brackets removed
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None and port != _DEFAULT_PORTS.get(scheme):
-        netloc = f"{netloc}:{port}"
-    query = f"?{parts.query}" if "?" in value else ""
-    return f"{scheme}://{netloc}{parts.path}{query}"
 
 
 def _key(canonical: str) -> str:

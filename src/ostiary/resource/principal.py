@@ -1,6 +1,7 @@
 """The verified principal, the verifier protocol and the checks both verifiers share.
 
-RFC 8707 §2 audience binding (with the MCP-tolerated canonical URL forms), RFC 7519 §4.1
+RFC 8707 §2 / RFC 9068 §4 audience binding (the configured audience in its canonical form, the
+token's ``aud`` compared exactly), RFC 7519 §4.1
 time claims with leeway, RFC 8414 §3 metadata discovery, and a bounded cache keyed by a hash
 of the token (never the token itself).
 """
@@ -17,7 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from ostiary.errors import InvalidTokenError, TemporarilyUnavailableError
+from ostiary.core.resource_uri import canonical_resource
+from ostiary.errors import InvalidTargetError, InvalidTokenError, TemporarilyUnavailableError
 
 __all__ = [
     "Principal",
@@ -29,7 +31,6 @@ __all__ = [
 log = logging.getLogger("ostiary.resource")
 
 HTTP_TIMEOUT_SECONDS: Final = 5.0
-_DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,27 +96,6 @@ class TokenVerifier(Protocol):
         ...
 
 
-def canonical_resource(url: str) -> str:
-    """Normal form used to compare resource URLs: lower-case scheme and host, no default port,
-    no trailing slash (MCP: clients SHOULD accept uppercase scheme/host; RFC 3986 §6.2.2-3).
-
-    Example:
-        >>> canonical_resource("HTTPS://MCP.Example.com:443/mcp/")
-        'https://mcp.example.com/mcp'
-    """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return url
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host if port is None or _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
-    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, ""))
-
-
 async def fetch_authorization_server_metadata(
     issuer: str, *, http_client: httpx.AsyncClient | None = None
 ) -> dict[str, Any]:
@@ -174,16 +154,24 @@ def _token_hash(token: str) -> bytes:
 
 
 class _AudienceCheck:
-    """Exact match first (the fast, normal case), then the canonical form."""
+    """Whether a token's ``aud`` names this resource (RFC 9068 §4, RFC 8707 §2).
+
+    The canonical form (:func:`canonical_resource`) applies to the *configured* audience only:
+    ``aud`` must equal it, or the audience exactly as configured, with no normalisation of
+    its own (``/mcp/`` is not ``/mcp``, ``MCP.example.com`` is not ``mcp.example.com``). An
+    audience that is not a URI (some authorization servers' API identifiers) is compared as is.
+    """
 
     def __init__(self, audience: str) -> None:
         self.audience = audience
-        self.canonical = canonical_resource(audience)
+        try:
+            canonical = canonical_resource(audience)
+        except InvalidTargetError:
+            canonical = audience
+        self.accepted = frozenset((audience, canonical))
 
     def __call__(self, audiences: Sequence[str]) -> bool:
-        if self.audience in audiences:
-            return True
-        return any(canonical_resource(aud) == self.canonical for aud in audiences)
+        return any(aud in self.accepted for aud in audiences)
 
 
 def _check_times(claims: Mapping[str, Any], now: float, leeway: int) -> int:
