@@ -58,6 +58,8 @@ class User:
     #: encryption key (``v1.…``; legacy rows: plain base32). Not hashed: verifying a code needs
     #: the secret itself. Read it with ``core.users.open_totp_secret``.
     totp_secret: str | None = None
+    #: May use the operator console at ``{issuer}/admin`` (``ostiary users admin grant``).
+    admin: bool = False
 
 
 @dataclass(frozen=True, slots=True)

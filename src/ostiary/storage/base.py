@@ -76,6 +76,9 @@ class GrantStore(Protocol):
     async def list_grants(self, tenant_id: str, subject: str) -> list[Grant]:
         """Live (unrevoked) grants of a subject, newest first."""
 
+    async def list_client_grants(self, tenant_id: str, client_id: str) -> list[Grant]:
+        """Live (unrevoked) grants to a client, newest first (the operator console)."""
+
     async def touch_grant(self, tenant_id: str, grant_id: str, now: int) -> None:
         """Record ``last_used_at``."""
 

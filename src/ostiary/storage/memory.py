@@ -160,6 +160,14 @@ class MemoryStorage:
         ]
         return sorted(found, key=lambda g: (g.created_at, g.grant_id), reverse=True)
 
+    async def list_client_grants(self, tenant_id: str, client_id: str) -> list[Grant]:
+        found = [
+            g
+            for (t, _), g in self._grants.items()
+            if t == tenant_id and g.client_id == client_id and g.revoked_at is None
+        ]
+        return sorted(found, key=lambda g: (g.created_at, g.grant_id), reverse=True)
+
     async def touch_grant(self, tenant_id: str, grant_id: str, now: int) -> None:
         async with self._lock:
             grant = self._grants.get((tenant_id, grant_id))

@@ -77,6 +77,7 @@ users = Table(
     Column("disabled", Boolean, nullable=False),
     Column("display_name", Text),
     Column("totp_secret", Text),  # 0003: RFC 6238 secret, stored as is (docs/storage-schema.md)
+    Column("admin", Boolean, nullable=False, server_default=false()),  # 0007
     PrimaryKeyConstraint("tenant_id", "user_id", name="pk_users"),
     UniqueConstraint("tenant_id", "username", name="uq_users_username"),
 )

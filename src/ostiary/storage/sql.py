@@ -272,6 +272,11 @@ class SqlStorage:
         found = (_record(Grant, row) for row in rows)
         return sorted(found, key=lambda g: (g.created_at, g.grant_id), reverse=True)
 
+    async def list_client_grants(self, tenant_id: str, client_id: str) -> list[Grant]:
+        key = _key(tenant_id=tenant_id, client_id=client_id)
+        found = (_record(Grant, row) for row in await self._all(q.LIST_LIVE_CLIENT_GRANTS, key))
+        return sorted(found, key=lambda g: (g.created_at, g.grant_id), reverse=True)
+
     async def touch_grant(self, tenant_id: str, grant_id: str, now: int) -> None:
         await self._count(
             q.TOUCH_GRANT, {**_key(tenant_id=tenant_id, grant_id=grant_id), "now": now}

@@ -85,6 +85,9 @@ GET_USER_BY_NAME = _of_tenant(t.users, t.users.c.username == k("username"))
 LIST_LIVE_GRANTS = _of_tenant(
     grants, grants.c.subject == k("subject"), grants.c.revoked_at.is_(None)
 )
+LIST_LIVE_CLIENT_GRANTS = _of_tenant(
+    grants, grants.c.client_id == k("client_id"), grants.c.revoked_at.is_(None)
+)
 GET_LIVE = {
     table: _by_key(table).where(table.c.expires_at > NOW)
     for table in (t.interactions, t.browser_sessions)

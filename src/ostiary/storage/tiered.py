@@ -169,6 +169,9 @@ class TieredStorage:
     async def list_grants(self, tenant_id: str, subject: str) -> list[Grant]:
         return await self.durable.list_grants(tenant_id, subject)
 
+    async def list_client_grants(self, tenant_id: str, client_id: str) -> list[Grant]:
+        return await self.durable.list_client_grants(tenant_id, client_id)
+
     async def touch_grant(self, tenant_id: str, grant_id: str, now: int) -> None:
         await self.durable.touch_grant(tenant_id, grant_id, now)
 

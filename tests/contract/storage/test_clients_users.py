@@ -113,6 +113,16 @@ async def test_totp_secret_round_trips_and_can_be_removed(storage: Storage, tena
     assert await storage.get_user(tenant, "user-1") == user(tenant)
 
 
+async def test_admin_flag_round_trips(storage: Storage, tenant: str) -> None:
+    """Migration 0007: ``users.admin``, false unless an operator grants it."""
+    await storage.save_user(user(tenant))
+    assert (await storage.get_user(tenant, "user-1")) == user(tenant, admin=False)
+    await storage.save_user(user(tenant, admin=True))
+    assert [u.admin for u in await storage.list_users(tenant)] == [True]
+    found = await storage.get_user_by_username(tenant, "alice")
+    assert found is not None and found.admin is True
+
+
 async def test_unknown_user_is_none(storage: Storage, tenant: str) -> None:
     assert await storage.get_user(tenant, "user-1") is None
     assert await storage.get_user_by_username(tenant, "alice") is None

@@ -36,6 +36,22 @@ async def test_list_grants_is_live_grants_of_the_subject_newest_first(
     assert listed[0] == grant(tenant, "new", created_at=NOW + 10)
 
 
+async def test_list_client_grants_is_live_grants_to_the_client_newest_first(
+    storage: Storage, tenant: str, other_tenant: str
+) -> None:
+    await storage.save_grant(grant(tenant, "old", created_at=NOW - 10))
+    await storage.save_grant(grant(tenant, "new", created_at=NOW + 10, subject="user-2"))
+    await storage.save_grant(grant(tenant, "revoked", revoked_at=NOW + 1))
+    await storage.save_grant(grant(tenant, "elsewhere", client_id="client-2"))
+    await storage.save_grant(grant(other_tenant, "other-tenant"))
+
+    listed = await storage.list_client_grants(tenant, "client-1")
+
+    assert [g.grant_id for g in listed] == ["new", "old"]
+    assert listed[1] == grant(tenant, "old", created_at=NOW - 10)
+    assert await storage.list_client_grants(tenant, "unknown") == []
+
+
 async def test_touch_grant_records_last_use(storage: Storage, tenant: str) -> None:
     await storage.save_grant(grant(tenant))
 

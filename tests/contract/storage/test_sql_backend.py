@@ -168,7 +168,7 @@ async def test_migrations_create_exactly_the_declared_schema(sql_backend_url: st
         await engine.dispose()
 
     assert drift == []
-    assert revision == "0006"
+    assert revision == "0007"
 
 
 def _migrate(conn: Connection, direction: str, revision: str) -> list[str]:
