@@ -237,6 +237,11 @@ class SecuritySettings(_Section):
         "An operator's `ostiary clients disable` or an RFC 7592 update made on another process "
         "or node takes effect there within this time.",
     )
+    admin_requires_totp: bool = Field(
+        True,
+        description="Refuse the operator console (/admin) to an administrator without an "
+        "enrolled TOTP second factor (`ostiary users totp enable <user>`).",
+    )
 
 
 class FeatureSettings(_Section):

@@ -43,6 +43,8 @@ app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
 totp_app = typer.Typer(no_args_is_help=True, help="TOTP second factor of a local user.")
 users_app.add_typer(totp_app, name="totp")
+admin_app = typer.Typer(no_args_is_help=True, help="Operator console (/admin) access.")
+users_app.add_typer(admin_app, name="admin")
 # The MCP client commands (login, logout, whoami, tools, call) sit at the top level.
 app.add_typer(client_app)
 
@@ -420,7 +422,7 @@ def users_list() -> None:
         ]
 
     rows = _with_storage(settings, work)
-    table = Table("username", "name", "subject", "created", "status", "2FA", "grants")
+    table = Table("username", "name", "subject", "created", "status", "2FA", "admin", "grants")
     for user, grants in rows:
         table.add_row(
             user.username,
@@ -429,6 +431,7 @@ def users_list() -> None:
             _when(user.created_at),
             "[red]disabled[/]" if user.disabled else "[green]active[/]",
             "totp" if user.totp_secret else "-",
+            "admin" if user.admin else "-",
             str(grants),
         )
     console.print(table)
@@ -530,6 +533,37 @@ def users_totp_disable(username: str) -> None:
 
     _with_storage(settings, work)
     console.print(f"TOTP disabled for [bold]{username}[/]")
+
+
+def _set_admin(username: str, admin: bool) -> User:
+    settings = _settings()
+
+    async def work(storage: Storage) -> User:
+        user = await _user(storage, settings, username)
+        await storage.save_user(replace(user, admin=admin))
+        return user
+
+    return _with_storage(settings, work)
+
+
+@admin_app.command("grant")
+def users_admin_grant(username: str) -> None:
+    """Let the user open the operator console at {issuer}/admin."""
+    settings = _settings()
+    user = _set_admin(username, True)
+    console.print(f"[bold]{username}[/] is an administrator")
+    if settings.security.admin_requires_totp and not user.totp_secret:
+        console.print(
+            f"they need a second factor first: ostiary users totp enable {username}",
+            highlight=False,
+        )
+
+
+@admin_app.command("revoke")
+def users_admin_revoke(username: str) -> None:
+    """Take the operator console away from the user."""
+    _set_admin(username, False)
+    console.print(f"[bold]{username}[/] is no longer an administrator")
 
 
 @clients_app.command("add")
