@@ -56,6 +56,8 @@ Upgrade = Callable[[Connection], None]
 
 #: How long a SQLite operation keeps retrying while another process holds the write lock.
 SQLITE_BUSY_TIMEOUT_S = 10.0
+#: Bytes the WAL file is truncated to after a checkpoint (PRAGMA journal_size_limit).
+SQLITE_JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 #: First and longest pause between those retries.
 _BUSY_FIRST_PAUSE_S, _BUSY_MAX_PAUSE_S = 0.0005, 0.05
 #: Key of the PostgreSQL advisory lock that serialises schema upgrades across processes.
@@ -165,6 +167,7 @@ def _bulk_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntr
         f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}",
         "PRAGMA synchronous=NORMAL",
         "PRAGMA foreign_keys=ON",
+        f"PRAGMA journal_size_limit={SQLITE_JOURNAL_SIZE_LIMIT}",
     ):
         cursor.execute(pragma)
     cursor.close()
@@ -181,6 +184,9 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
         # can drop the last transactions, never corrupt the file.
         "PRAGMA synchronous=NORMAL",
         "PRAGMA foreign_keys=ON",
+        # A checkpoint truncates the WAL file back to this size instead of leaving it as
+        # large as the biggest transaction ever made it (a purge once left 529 MB).
+        f"PRAGMA journal_size_limit={SQLITE_JOURNAL_SIZE_LIMIT}",
         # ...and never afterwards: from now on SqliteEngine waits with asyncio.sleep.
         "PRAGMA busy_timeout=0",
     ):

@@ -20,6 +20,7 @@ built once, in ``storage/statements.py``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import time
@@ -534,13 +535,36 @@ class SqlStorage:
         return Stats(*(int(n) for n in row))
 
     async def purge_expired(self, now: int) -> int:
+        if self._sqlite:
+            return await self._purge_in_batches(now)
+
         def purge(conn: Connection) -> int:
+            # PostgreSQL locks rows, not the database: one transaction blocks no other writer.
             conn.execute(q.LOCK_EXPIRED_GRANTS, {"now": now})
             removed = sum(conn.execute(statement, {"now": now}).rowcount for statement in q.PURGE)
             conn.execute(q.FORGET_OLD_SUCCESSORS, {"now": now})  # cleared, not counted
             return removed
 
         return await self._engine.bulk(purge)
+
+    async def _purge_in_batches(self, now: int) -> int:
+        """SQLite: at most ``PURGE_BATCH`` rows per write transaction, in PURGE's order, with
+        the event loop free between two (writers on it take the database's one write lock
+        there); small transactions also let WAL checkpoints keep the log short."""
+        removed = 0
+        for statement in q.PURGE_BATCHES:
+
+            def batch(conn: Connection, statement: Executable = statement) -> int:
+                return int(conn.execute(statement, {"now": now}).rowcount)
+
+            while True:
+                deleted = await self._engine.bulk(batch)
+                removed += deleted
+                await asyncio.sleep(0)
+                if deleted < q.PURGE_BATCH:
+                    break
+        await self._engine.bulk(lambda conn: conn.execute(q.FORGET_OLD_SUCCESSORS, {"now": now}))
+        return removed
 
 
 async def _revoke_grants(conn: Runner, tenant_id: str, which: ColumnElement[bool]) -> None:

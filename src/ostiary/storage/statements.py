@@ -29,6 +29,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     or_,
     select,
     update,
@@ -235,6 +236,26 @@ PURGE = (
 )
 
 
+#: Rows one SQLite purge transaction deletes at most (``PURGE_BATCHES``).
+PURGE_BATCH = 5000
+
+
+def _batched(statement: Delete) -> Delete:
+    """``statement`` limited to PURGE_BATCH rows: ``rowid IN (SELECT rowid … LIMIT n)``.
+
+    SQLite has one write lock for the whole database. A purge of a backlog (millions of
+    expired rows after downtime) in one transaction held it for tens of seconds, so token
+    requests waited out their lock timeout and got 503; in batches, writers get the lock
+    between two of them. SQLite only: every table here has a rowid.
+    """
+    table = statement.table
+    where = statement.whereclause
+    assert where is not None
+    rowid: ColumnElement[Any] = literal_column("rowid")
+    chosen: Select[Any] = select(rowid).select_from(table).where(where).limit(PURGE_BATCH)
+    return delete(table).where(rowid.in_(chosen.scalar_subquery()))
+
+
 def _revoked_with_grant() -> ColumnElement[Any]:
     """``revoked_at``: as given, else the grant's revocation time (share-locking the grant).
 
@@ -340,3 +361,7 @@ def upserts(insert: Callable[[Table], Any]) -> Upserts:
             set_={"count": usage.c["count"] + 1, "last_used_at": used.excluded.last_used_at},
         ).returning(usage.c["count"]),
     )
+
+
+#: The purge, a bounded batch per statement (SQLite; see :func:`_batched`).
+PURGE_BATCHES = tuple(_batched(statement) for statement in PURGE)
