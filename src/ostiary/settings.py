@@ -62,6 +62,12 @@ class ServerSettings(_Section):
         description="Seconds `ostiary serve` waits on SIGTERM for requests in flight before it "
         "cancels them and exits (a client stalled mid-body cannot hold the process open).",
     )
+    stats_token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="Serve GET /stats (user, client, grant and token counts) to callers sending "
+        "`Authorization: Bearer <token>` (at least 16 characters); unset, /stats is 404.",
+    )
 
 
 class TokenSettings(_Section):

@@ -47,6 +47,10 @@ class RunningServer:
         return data
 
 
+#: Every test server serves /stats to this bearer secret (``server.stats_token``).
+STATS_TOKEN = "e2e-stats-token-0123456789"
+
+
 @contextmanager
 def running_server(
     data_dir: Path,
@@ -68,6 +72,7 @@ def running_server(
         "OSTIARY_STORAGE__URL": f"sqlite:///{data_dir}/ostiary.db",
         "OSTIARY_DATA_DIR": str(data_dir),
         "OSTIARY_SERVER__PORT": str(port),
+        "OSTIARY_SERVER__STATS_TOKEN": STATS_TOKEN,
         **env_overrides,
     }
     data_dir.mkdir(parents=True, exist_ok=True)

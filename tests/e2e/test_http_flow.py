@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from tests.e2e.server import RunningServer, running_server
+from tests.e2e.server import STATS_TOKEN, RunningServer, running_server
 from tests.helpers.browserless import authorize
 from tests.integration.conftest import pkce_pair
 from tests.integration.test_cimd import Reply, https_server, make_pki
@@ -54,7 +54,9 @@ async def _code(http: httpx.AsyncClient, server: RunningServer, client_id: str) 
 
 
 async def _stats(http: httpx.AsyncClient, server: RunningServer) -> dict[str, Any]:
-    response = await http.get(f"{server.issuer}/stats")
+    response = await http.get(
+        f"{server.issuer}/stats", headers={"Authorization": f"Bearer {STATS_TOKEN}"}
+    )
     assert response.status_code == 200
     data: dict[str, Any] = response.json()
     return data

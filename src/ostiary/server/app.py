@@ -80,10 +80,14 @@ def build_routes(ctx: ServerContext) -> list[BaseRoute]:
         Route(f"{base}/introspect", token.introspection_endpoint(ctx), methods=["POST"]),
         Route(f"{base}/health", health.health_endpoint(ctx), methods=["GET"]),
         Route(f"{base}/ready", readiness.readiness_endpoint(ctx), methods=["GET"]),
-        Route(f"{base}/stats", health.stats_endpoint(ctx), methods=["GET"]),
         Route(f"{base}/static/theme.css", theme_endpoint(settings), methods=["GET"]),
         Mount(f"{base}/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
+    if settings.server.stats_token is not None:  # off for the public: counts are an admin's
+        stats_token = settings.server.stats_token.get_secret_value()
+        routes.append(
+            Route(f"{base}/stats", health.stats_endpoint(ctx, stats_token), methods=["GET"])
+        )
     if settings.federation.providers:
         routes += federation_routes(ctx)
     if settings.features.dynamic_registration:
