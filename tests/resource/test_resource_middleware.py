@@ -9,7 +9,18 @@ from typing import Any
 
 import httpx
 import pytest
-from _rs_support import ISSUER, JWKS_URI, RESOURCE, AuthorizationServerDouble, SigningKey, mint
+from _rs_support import (
+    INTROSPECT_URI,
+    ISSUER,
+    JWKS_URI,
+    RESOURCE,
+    RS_CLIENT_ID,
+    RS_CLIENT_SECRET,
+    AuthorizationServerDouble,
+    SigningKey,
+    claims,
+    mint,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,7 +35,7 @@ from ostiary.resource.scopes import (
     ScopePolicy,
     ToolPolicy,
 )
-from ostiary.resource.verifiers import JWTVerifier
+from ostiary.resource.verifiers import IntrospectionVerifier, JWTVerifier
 
 PRM = protected_resource_metadata_url(RESOURCE)
 KEY = SigningKey.generate("ES256", kid="k1")
@@ -577,3 +588,46 @@ def test_resource_policy_prefers_exact_uris() -> None:
     assert policy.scopes_for("a://c/d") == ()
     assert bool(policy)
     assert not ResourcePolicy()
+
+
+DPOP_BOUND = "The access token is DPoP-bound: send it with the DPoP scheme and a proof."
+JKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+
+
+async def _refused_as_bearer(verifier: Any, token: str) -> None:
+    """RFC 9449 §7.2, RFC 7800 §3: a cnf.jkt token is no bearer token, even where the RS does
+    not accept DPoP at all (``dpop`` unset)."""
+    async with client_for(build_app(verifier, required_scopes=["mcp:read"])) as client:
+        response = await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == (
+        f'Bearer error="invalid_token", error_description="{DPOP_BOUND}", scope="mcp:read", '
+        f'resource_metadata="{PRM}"'
+    )
+    assert response.headers["cache-control"] == "no-store"
+    assert response.json() == {"error": "invalid_token", "error_description": DPOP_BOUND}
+
+
+async def test_a_remote_dpop_bound_jwt_is_not_a_bearer_token(verifier: JWTVerifier) -> None:
+    await _refused_as_bearer(verifier, mint(KEY, cnf={"jkt": JKT}))
+
+
+async def test_an_introspected_dpop_bound_token_is_not_a_bearer_token(
+    auth_server: AuthorizationServerDouble,
+) -> None:
+    auth_server.introspection["opaque-dpop"] = {
+        "active": True,
+        **claims(),
+        "cnf": {"jkt": JKT},
+        "token_type": "DPoP",
+    }
+    async with auth_server.client() as http:
+        verifier = IntrospectionVerifier(
+            INTROSPECT_URI,
+            RS_CLIENT_ID,
+            RS_CLIENT_SECRET,
+            RESOURCE,
+            issuer=ISSUER,
+            http_client=http,
+        )
+        await _refused_as_bearer(verifier, "opaque-dpop")
