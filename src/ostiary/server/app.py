@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from ostiary.core.context import JwksSource, MetadataResolver, ServerContext
 from ostiary.core.metadata import well_known_paths
+from ostiary.server.activity import Activity, ActivityMiddleware
 from ostiary.server.endpoints import (
     account,
     authorize,
@@ -30,6 +31,7 @@ from ostiary.server.endpoints import (
     register,
     token,
 )
+from ostiary.server.endpoints.admin import admin_routes
 from ostiary.server.metrics import Metrics, metrics_endpoint
 from ostiary.server.ui.render import STATIC, theme_endpoint
 from ostiary.settings import Settings
@@ -151,7 +153,8 @@ def create_authorization_server(
 ) -> Starlette:
     """The authorization server as an ASGI app; ``app.state.ctx`` is its core context.
 
-    With metrics on (``metrics.token`` or ``metrics.bind``), ``app.state.metrics`` counts the
+    ``app.state.activity`` feeds the operator console at ``/admin``. With metrics on
+    (``metrics.token`` or ``metrics.bind``), ``app.state.metrics`` counts the
     audit events and times the storage; :func:`ostiary.server.serving.build_app` adds the
     per-request counts around the whole app.
     """
@@ -166,6 +169,10 @@ def create_authorization_server(
         )
     ctx = context
     routes = build_routes(ctx)
+    # The operator console's recent events and per-minute rates (server/activity.py).
+    activity = Activity(ctx.clock)
+    ctx.audit.subscribe(activity.audit_sink)
+    routes += admin_routes(ctx, activity)
     if metrics is not None:
         ctx.audit.subscribe(metrics.audit_sink)
         if settings.metrics.token is not None:
@@ -188,7 +195,7 @@ def create_authorization_server(
                 await purge
             await ctx.storage.close()
 
-    middleware = []
+    middleware = [Middleware(ActivityMiddleware, activity=activity)]
     if settings.server.cors_origins:
         middleware.append(
             Middleware(
@@ -202,6 +209,7 @@ def create_authorization_server(
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.ctx = ctx
     app.state.metrics = metrics
+    app.state.activity = activity
     return app
 
 

@@ -55,9 +55,17 @@ def see_other(url: str) -> Response:
     return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
 
 
-async def start_account_interaction(ctx: ServerContext, request: Request) -> Response:
-    """Send a signed-out visitor of the connected-apps page through the login interaction."""
-    return await park(ctx, request, {"client_name": None})
+#: Pages a sign-in without an authorization request may return to (``return_to``).
+RETURN_PAGES = ("account", "admin")
+
+
+async def start_account_interaction(
+    ctx: ServerContext, request: Request, return_to: str = "account"
+) -> Response:
+    """Send a signed-out visitor of the connected-apps page (or the operator console, with
+    ``return_to="admin"``) through the login interaction."""
+    assert return_to in RETURN_PAGES
+    return await park(ctx, request, {"client_name": None, "return_to": return_to})
 
 
 async def park(ctx: ServerContext, request: Request, details: dict[str, Any]) -> Response:

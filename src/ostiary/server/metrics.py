@@ -57,6 +57,8 @@ _HEADLINE: Final[dict[str, tuple[str, dict[str, str]]]] = {
     "login.throttled": ("throttled", {"kind": "login"}),
     "rate_limit.exceeded": ("throttled", {"kind": "rate_limit"}),
 }
+#: The same mapping, for the operator console's charts (``server/activity.py``).
+HEADLINE_EVENTS: Final = _HEADLINE
 _LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 

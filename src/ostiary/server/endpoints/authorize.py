@@ -31,6 +31,7 @@ from ostiary.server.endpoints.login import LOGIN_PROVIDERS, ProviderButton, code
 from ostiary.server.http import query_params, read_form
 from ostiary.server.interactions import (
     FORM_EXPIRED,
+    RETURN_PAGES,
     error_page,
     finish,
     load_any_interaction,
@@ -137,7 +138,7 @@ def interaction_endpoint(ctx: ServerContext) -> Endpoint:
                 return login_page(ctx, found, browser)
             session, user = signed_in
             if req is None:
-                return await finish(ctx, found, lambda: _account_url(ctx))
+                return await finish(ctx, found, lambda: _return_url(ctx, found))
             if await authz.has_consent(ctx, session.subject, req):
                 return await finish(
                     ctx, found, lambda: authz.approve(ctx, session.subject, req, remembered=True)
@@ -162,8 +163,10 @@ async def _signed_in_for(
     return signed_in
 
 
-async def _account_url(ctx: ServerContext) -> str:
-    return f"{ctx.issuer}/account"
+async def _return_url(ctx: ServerContext, found: Interaction) -> str:
+    """The page the sign-in was for: the connected-apps page unless it was the console."""
+    page = found.params.get("return_to")
+    return f"{ctx.issuer}/{page if page in RETURN_PAGES else 'account'}"
 
 
 def native_redirect_warning(application_type: str, redirect_uri: str) -> str | None:

@@ -82,6 +82,7 @@ def login_page(
         action=f"{ctx.issuer}/interaction/{found.interaction_id}/login",
         csrf_token=sessions.csrf_token(browser, found.interaction_id),
         client_name=found.params["client_name"],
+        return_to=found.params.get("return_to"),
         error=error,
         username=username,
         providers=_providers(ctx, found.interaction_id),

@@ -1,6 +1,7 @@
 """HTML pages: Jinja2 with autoescape and strict undefined, and the headers every page carries.
 
-Pages run no scripts and carry no inline styles; the Content-Security-Policy forbids both,
+Pages run no scripts (the operator console's charts excepted: script files from this server
+only) and carry no inline styles; the Content-Security-Policy forbids both,
 forbids framing (``frame-ancestors 'none'``, clickjacking defence for consent, RFC 9700 §4.16)
 and restricts form targets to this server plus, on the consent page, the client's redirect
 origin (Chromium applies ``form-action`` to the redirect that follows a form post). Branding
@@ -55,10 +56,15 @@ class Branding:
         )
 
 
-def security_headers(form_targets: tuple[str, ...] = ()) -> dict[str, str]:
+def security_headers(
+    form_targets: tuple[str, ...] = (), *, scripts: bool = False
+) -> dict[str, str]:
+    """The page headers; ``scripts`` lets the page load this server's own script files and
+    fetch from it (the operator console's charts), never inline script."""
     form_action = " ".join(("'self'", *form_targets))
+    script = "script-src 'self'; connect-src 'self'; " if scripts else ""
     csp = (
-        "default-src 'none'; style-src 'self'; img-src 'self' https: data:; "
+        f"default-src 'none'; {script}style-src 'self'; img-src 'self' https: data:; "
         f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     )
     return {
@@ -76,10 +82,11 @@ def render_page(
     status_code: int = 200,
     form_targets: tuple[str, ...] = (),
     headers: dict[str, str] | None = None,
+    scripts: bool = False,
     **context: Any,
 ) -> HTMLResponse:
     html = _env.get_template(template).render(**context)
-    all_headers = security_headers(form_targets)
+    all_headers = security_headers(form_targets, scripts=scripts)
     all_headers.update(headers or {})
     return HTMLResponse(html, status_code=status_code, headers=all_headers)
 
