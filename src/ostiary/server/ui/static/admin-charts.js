@@ -137,7 +137,9 @@
             draw(figure, data);
           });
           root.setAttribute("data-loaded", data.window);
-          status.textContent = "Counts per " + (data.step / 60) + " minutes over " +
+          var minutes = data.step / 60;
+          status.textContent = "Counts per " + (minutes === 1 ? "minute" : minutes + " minutes") +
+            " over " +
             WINDOW_TEXT[data.window] + ", updated " + clock(Date.now()) + " UTC.";
         })
         .catch(function (error) {
