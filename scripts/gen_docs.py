@@ -370,17 +370,53 @@ def render_errors() -> str:
 # --- audit events -------------------------------------------------------------------------
 
 
-def _is_audit_call(node: ast.Call) -> bool:
+def _is_audit_call(node: ast.AST) -> bool:
+    if not isinstance(node, ast.Call) or not node.args:
+        return False
     func = node.func
-    named = (isinstance(func, ast.Attribute) and func.attr == "audit") or (
+    return (isinstance(func, ast.Attribute) and func.attr == "audit") or (
         isinstance(func, ast.Name) and func.id == "audit"
     )
-    return (
-        named
-        and bool(node.args)
-        and isinstance(node.args[0], ast.Constant)
-        and isinstance(node.args[0].value, str)
-    )
+
+
+def _strings(node: ast.expr) -> list[str] | None:
+    """Every string an expression can evaluate to: a literal, or a conditional of literals."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.IfExp):
+        body, orelse = _strings(node.body), _strings(node.orelse)
+        return None if body is None or orelse is None else body + orelse
+    return None
+
+
+def _own_nodes(scope: ast.AST) -> Iterator[ast.AST]:
+    """The nodes of one scope (module or function), not those of the functions it defines."""
+    for child in ast.iter_child_nodes(scope):
+        yield child
+        if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            yield from _own_nodes(child)
+
+
+def _event_names(call: ast.Call, scope: ast.AST, where: str) -> list[str]:
+    """The event names an audit call can emit; a name bound in ``scope`` is followed."""
+    first = call.args[0]
+    names = _strings(first)
+    if names is None and isinstance(first, ast.Name):
+        values = [
+            node.value
+            for node in _own_nodes(scope)
+            if isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == first.id for t in node.targets)
+        ]
+        found = [_strings(v) for v in values]
+        if values and all(f is not None for f in found):
+            names = [n for f in found for n in f or ()]
+    if not names:
+        raise SystemExit(
+            f"{where}:{call.lineno}: audit event name is not a string literal (or a name "
+            "assigned literals in the same function); gen_docs.py cannot document it"
+        )
+    return names
 
 
 def audit_events(package_dir: Path) -> dict[str, tuple[set[str], set[str]]]:
@@ -390,12 +426,20 @@ def audit_events(package_dir: Path) -> dict[str, tuple[set[str], set[str]]]:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         relative = path.relative_to(package_dir.parent).with_suffix("")
         module = ".".join(relative.parts).removesuffix(".__init__")
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and _is_audit_call(node):
-                event = typing.cast(ast.Constant, node.args[0]).value
-                modules, fields = found.setdefault(event, (set(), set()))
-                modules.add(module)
-                fields.update(k.arg for k in node.keywords if k.arg is not None)
+        scopes = [tree] + [
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        ]
+        for scope in scopes:
+            for node in _own_nodes(scope):
+                if not _is_audit_call(node):
+                    continue
+                call = typing.cast(ast.Call, node)
+                for event in _event_names(call, scope, str(path)):
+                    modules, fields = found.setdefault(event, (set(), set()))
+                    modules.add(module)
+                    fields.update(k.arg for k in call.keywords if k.arg is not None)
     return found
 
 

@@ -68,10 +68,31 @@ def test_audit_scan_finds_calls_in_every_form(tmp_path: Path) -> None:
     (package / "sub").mkdir(parents=True)
     (package / "__init__.py").write_text('ctx.audit("a.one", client_id=1)\n')
     (package / "sub" / "mod.py").write_text(
-        'audit("b.two", subject=s)\nself.ctx.audit("a.one", grant=g)\nctx.audit(name)\n'
+        "def f(ok):\n"
+        '    audit("b.two", subject=s)\n'
+        '    self.ctx.audit("a.one", grant=g)\n'
+        '    ctx.audit("c.yes" if ok else "c.no", by=1)\n'
+        "def g(ok):\n"
+        '    event = "d.on" if ok else "d.off"\n'
+        "    ctx.audit(event, kid=1)\n"
+        "def h():\n"
+        '    event = "e.other"\n'
     )
     events = generator.audit_events(package)
     assert events == {
         "a.one": ({"pkg", "pkg.sub.mod"}, {"client_id", "grant"}),
         "b.two": ({"pkg.sub.mod"}, {"subject"}),
+        "c.yes": ({"pkg.sub.mod"}, {"by"}),
+        "c.no": ({"pkg.sub.mod"}, {"by"}),
+        "d.on": ({"pkg.sub.mod"}, {"kid"}),
+        "d.off": ({"pkg.sub.mod"}, {"kid"}),
     }
+
+
+def test_audit_scan_refuses_an_event_name_it_cannot_read(tmp_path: Path) -> None:
+    generator = load_generator()
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "m.py").write_text("def f(name):\n    ctx.audit(name)\n")
+    with pytest.raises(SystemExit, match=r"m\.py:2: audit event name is not a string literal"):
+        generator.audit_events(package)
