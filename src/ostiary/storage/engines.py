@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -40,11 +41,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import ClauseElement, Executable, create_engine, event
+from sqlalchemy import ClauseElement, Executable, TextClause, create_engine, event
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError, StatementError
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+    StatementError,
+)
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, StaticPool
 from sqlalchemy.sql.compiler import Compiled, SQLCompiler
 
@@ -112,29 +119,107 @@ def _storage_error(exc: BaseException) -> StorageError:
 
 
 class PostgresEngine:
-    """asyncpg through SQLAlchemy's async engine, ``pool_size`` connections (and as many
-    again under load)."""
+    """PostgreSQL through asyncpg: SQLAlchemy compiles, asyncpg executes.
+
+    Each statement is compiled once (per set of parameter names) to asyncpg's ``$n`` SQL,
+    like the SQLite engine's plans; asyncpg prepares it once per connection and caches it.
+    Going through SQLAlchemy's async layer for every execution (greenlet hand-offs, result
+    bookkeeping, its connection adapter) cost several times the round trip itself and made
+    a PostgreSQL node CPU-bound long before its database. Migrations, the purge and any
+    statement that needs more than plain binds still use SQLAlchemy's async engine.
+    ``pool_size`` connections, and as many again under load, in each of the two pools.
+    """
 
     def __init__(self, url: str, *, pool_size: int) -> None:
         self.engine = create_async_engine(
             url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600
         )
         self._auto = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        parsed = make_url(url)
+        self._dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._pool_size = pool_size
+        self._pool: tuple[asyncio.AbstractEventLoop, Any] | None = None
+        self._pool_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._plans: dict[tuple[Executable, tuple[str, ...]], _Plan | None] = {}
+
+    async def _asyncpg_pool(self) -> Any:
+        """The asyncpg pool of the running loop, made on first use."""
+        import asyncpg
+
+        loop = asyncio.get_running_loop()
+        if self._pool is not None and self._pool[0] is loop:
+            return self._pool[1]
+        if self._pool_lock is None or self._pool_lock[0] is not loop:
+            self._pool_lock = (loop, asyncio.Lock())
+        async with self._pool_lock[1]:
+            if self._pool is None or self._pool[0] is not loop:
+                pool = await asyncpg.create_pool(
+                    self._dsn,
+                    min_size=1,
+                    max_size=2 * self._pool_size,
+                    max_inactive_connection_lifetime=3600,
+                    init=_json_codecs,
+                )
+                self._pool = (loop, pool)
+        return self._pool[1]
+
+    def _plan_for(self, statement: Executable, params: Params) -> _Plan | None:
+        key = (statement, tuple(params))
+        plan: _Plan | None = self._plans.get(key, _UNPLANNED)
+        if plan is _UNPLANNED:
+            plan = _plan(statement, params, self.engine.dialect)
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
+
+    async def _execute(self, conn: Any, statement: Executable, params: Params) -> Rows:
+        """One statement on an asyncpg connection (or SQLAlchemy's path when unplanned)."""
+        import asyncpg
+
+        plan = self._plan_for(statement, params)
+        if plan is None:
+            async with self._auto.begin() as fallback:
+                return cast(Rows, await fallback.execute(statement, params))
+        try:
+            values = plan.parameters(params)
+        except (TypeError, ValueError) as exc:
+            raise StatementError(str(exc), plan.sql, params, exc) from exc
+        try:
+            if plan.returns_rows:  # SELECT, RETURNING or text: rows come back
+                records = await conn.fetch(plan.sql, *values)
+                return plan.records(records)
+            status: str = await conn.execute(plan.sql, *values)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityError(plan.sql, values, exc) from exc
+        except asyncpg.PostgresError as exc:
+            raise DBAPIError(plan.sql, values, exc) from exc
+        return _Rows([], _status_count(status))
 
     async def run(self, statement: Executable, params: Params, take: Callable[[Rows], T]) -> T:
         try:
-            async with self._auto.begin() as conn:
-                return take(await conn.execute(statement, params))
+            pool = await self._asyncpg_pool()
+            async with pool.acquire() as conn:
+                return take(await self._execute(conn, statement, params))
         except (SQLAlchemyError, OSError) as exc:
             raise _storage_error(exc) from exc
+        except Exception as exc:  # asyncpg's connection errors (InterfaceError, ...)
+            if type(exc).__module__.startswith("asyncpg"):
+                raise _storage_error(exc) from exc
+            raise
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+    async def transaction(self) -> AsyncIterator[Runner]:
         try:
-            async with self.engine.begin() as conn:
-                yield conn
+            pool = await self._asyncpg_pool()
+            async with pool.acquire() as conn, conn.transaction():
+                yield _AsyncpgRunner(self, conn)
         except (SQLAlchemyError, OSError) as exc:
             raise _storage_error(exc) from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith("asyncpg"):
+                raise _storage_error(exc) from exc
+            raise
 
     async def migrate(self, upgrade: Upgrade) -> None:
         from sqlalchemy import text
@@ -154,7 +239,47 @@ class PostgresEngine:
             raise _storage_error(exc) from exc
 
     async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool[1], None
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pool.close(), 10)
+        self._plans.clear()
         await self.engine.dispose()
+
+
+class _AsyncpgRunner:
+    """An asyncpg connection inside a transaction, seen from an operation."""
+
+    __slots__ = ("_conn", "_engine")
+
+    def __init__(self, engine: PostgresEngine, conn: Any) -> None:
+        self._engine = engine
+        self._conn = conn
+
+    async def execute(self, statement: Executable, parameters: Params | None = None) -> Rows:
+        if self._engine._plan_for(statement, parameters or {}) is None:
+            raise StatementError(
+                "a statement inside a PostgreSQL transaction must compile to plain binds",
+                str(statement),
+                parameters,
+                None,
+            )
+        return await self._engine._execute(self._conn, statement, parameters or {})
+
+
+async def _json_codecs(conn: Any) -> None:
+    """JSON columns: SQLAlchemy's bind processors send text; decode what comes back (as
+    SQLAlchemy's asyncpg dialect sets up on its own connections)."""
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, encoder=str, decoder=json.loads, schema="pg_catalog", format="text"
+        )
+
+
+def _status_count(status: str) -> int:
+    """Rows affected, from asyncpg's command tag ('UPDATE 3', 'INSERT 0 1', 'DELETE 0')."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
 
 
 # -- SQLite ----------------------------------------------------------------------------------
@@ -237,6 +362,7 @@ class _Plan:
     binds: tuple[tuple[str, Callable[[Any], Any] | None], ...]
     row: type[_Row]
     readers: tuple[Callable[[Any], Any] | None, ...]
+    returns_rows: bool = True
 
     def parameters(self, params: Params) -> tuple[Any, ...]:
         values = self.compiled.construct_params(params)
@@ -245,6 +371,23 @@ class _Plan:
             value if bind is None else bind(value)
             for value, bind in ((values[name], bind) for name, bind in self.binds)
         )
+
+    def records(self, fetched: Sequence[Any]) -> _Rows:
+        """asyncpg records (by position) as rows, through the columns' result processors."""
+        readers, row = self.readers, self.row
+        if not row._names and fetched:  # text(): the names come from the records
+            names = tuple(fetched[0].keys())
+            row = type("Row", (_Row,), {"__slots__": (), "_names": names})
+            return _Rows([row(values) for values in fetched], len(fetched))
+        if any(reader is not None for reader in readers):
+            return _Rows(
+                [
+                    row(v if r is None else r(v) for v, r in zip(values, readers, strict=True))
+                    for values in fetched
+                ],
+                len(fetched),
+            )
+        return _Rows([row(values) for values in fetched], len(fetched))
 
     def rows(self, cursor: sqlite3.Cursor) -> _Rows:
         fetched = cursor.fetchall()
@@ -258,7 +401,7 @@ class _Plan:
 
 
 def _plan(statement: Executable, params: Params, dialect: Dialect) -> _Plan | None:
-    """Compile ``statement`` for SQLite and these parameter names; None if it needs more
+    """Compile ``statement`` for ``dialect`` and these parameter names; None if it needs more
     than plain positional binds.
 
     Reads three attributes SQLAlchemy keeps for its own execution (``_bind_processors``,
@@ -279,7 +422,10 @@ def _plan(statement: Executable, params: Params, dialect: Dialect) -> _Plan | No
     columns = compiled._result_columns
     readers = tuple(c.type._cached_result_processor(dialect, None) for c in columns)
     row = type("Row", (_Row,), {"__slots__": (), "_names": tuple(c.keyname for c in columns)})
-    return _Plan(compiled, compiled.string, binds, row, readers)
+    returns_rows = bool(columns) or bool(getattr(compiled, "effective_returning", None))
+    if isinstance(statement, TextClause):
+        returns_rows = True
+    return _Plan(compiled, compiled.string, binds, row, readers, returns_rows)
 
 
 def _single(processor: object) -> Callable[[Any], Any] | None:

@@ -96,7 +96,8 @@ async def test_ephemeral_records_live_in_redis_only(
             '"client_id":"client-1","subject":"user-1","redirect_uri":'
             '"http://127.0.0.1:53682/cb","code_challenge":'
             '"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM","scopes":["mcp:read"],'
-            '"resource":"https://mcp.example/mcp","expires_at":4000000060,"consumed_at":null}'
+            '"resource":"https://mcp.example/mcp","expires_at":4000000060,"consumed_at":null,'
+            '"dpop_jkt":null}'
         ),
         "expires_at": str(NOW + 60),
         "grant_id": "grant-1",
