@@ -140,8 +140,8 @@ def serve(
         raise _fail(str(exc)) from None
     json_logs = settings.server.log_format == "json"
     configure_logging(json_format=json_logs)
-    _remember_dev_mode(settings)
     _preflight(settings)
+    _remember_dev_mode(settings)  # only once the data directory proved usable
     console.print(
         f"ostiary issuer [bold]{settings.issuer}[/] ({source}) on {server.host}:{server.port}",
         soft_wrap=True,
