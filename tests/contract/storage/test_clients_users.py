@@ -120,7 +120,8 @@ async def test_admin_flag_round_trips(storage: Storage, tenant: str) -> None:
     await storage.save_user(user(tenant, admin=True))
     assert [u.admin for u in await storage.list_users(tenant)] == [True]
     found = await storage.get_user_by_username(tenant, "alice")
-    assert found is not None and found.admin is True
+    assert found is not None
+    assert found.admin is True
 
 
 async def test_unknown_user_is_none(storage: Storage, tenant: str) -> None:

@@ -371,7 +371,8 @@ def _user_columns(conn: Connection) -> list[str]:
 
 async def _upgrade_from_0002_keeps_users(url: str, tenant: str) -> None:
     """A database at 0002 holding users: initialize() adds ``users.totp_secret`` (NULL for
-    them), a secret can then be stored; going back to 0002 drops exactly that column."""
+    them) and ``users.admin`` (false), a secret can then be stored; going back to 0002 drops
+    exactly those columns."""
     store = SqlStorage(url)
     engine = create_async_engine(store.url)
     old_users = [user(tenant), user(tenant, "user-2", username="bob", disabled=True)]
@@ -379,11 +380,12 @@ async def _upgrade_from_0002_keeps_users(url: str, tenant: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(_migrate, "upgrade", "0002")
             before = await conn.run_sync(_user_columns)
-            # This version's save_user writes totp_secret, which 0002 lacks: insert directly.
+            # This version's save_user writes totp_secret and admin (0003, 0007), which 0002
+            # lacks: insert directly.
             for old in old_users:
                 await conn.execute(
                     users.insert().values(
-                        {c: v for c, v in _row(old).items() if c != "totp_secret"}
+                        {c: v for c, v in _row(old).items() if c not in ("totp_secret", "admin")}
                     )
                 )
 
@@ -403,7 +405,7 @@ async def _upgrade_from_0002_keeps_users(url: str, tenant: str) -> None:
         await store.close()
 
     assert "totp_secret" not in before
-    assert at_head == [*before, "totp_secret"]
+    assert at_head == [*before, "totp_secret", "admin"]
     assert after == before
     assert sorted(row.username for row in kept) == ["alice", "bob"]
 
