@@ -55,6 +55,14 @@ class ServerSettings(_Section):
         "uvicorn's access and error logs), each with the request id also sent back in "
         "X-Request-ID.",
     )
+    max_requests_per_address: int = Field(
+        64,
+        ge=0,
+        le=100_000,
+        description="Requests one client address may have in flight at once (streams and slow "
+        "bodies included); the next gets 429 with Retry-After. 0: no bound. Behind a proxy, "
+        "with trust_forwarded_for, the address is X-Forwarded-For's first entry.",
+    )
     shutdown_timeout: int = Field(
         10,
         ge=0,
@@ -425,6 +433,80 @@ def token_key_problem(value: str) -> bool:
         return True
 
 
+ID_JAG_DRAFT = "draft-ietf-oauth-identity-assertion-authz-grant"
+
+
+class TrustedIssuerSettings(_Section):
+    """An enterprise identity provider whose ID-JAGs this server accepts (SEP-990)."""
+
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$",
+        description="Short id for logs and identity links; never change it once users have "
+        "signed in through it.",
+    )
+    issuer: str = Field(min_length=1, description="The ID-JAG `iss` value, exactly.")
+    jwks_uri: str = Field(
+        min_length=1,
+        description="The identity provider's JWK set (https), fetched through the SSRF guard.",
+    )
+    client_ids: tuple[str, ...] | None = Field(
+        None,
+        description="When set, only ID-JAGs whose `client_id` is one of these are accepted.",
+    )
+    subject_claim: Literal["sub", "email"] = Field(
+        "sub",
+        description="The ID-JAG claim naming the user: its value is linked to a local user.",
+    )
+    match_username: bool = Field(
+        False,
+        description="Link a first-seen subject to the local user whose username equals the "
+        "`subject_claim` value (e.g. users named by their email).",
+    )
+    create_users: bool = Field(
+        False,
+        description="Create a local user (no password) for a subject with no account; when "
+        "false such an ID-JAG is refused with invalid_grant.",
+    )
+
+
+class EnterpriseSettings(_Section):
+    """Enterprise-managed authorization: the ID-JAG grant (RFC 7523 jwt-bearer; SEP-990)."""
+
+    trusted_issuers: tuple[TrustedIssuerSettings, ...] = Field(
+        (),
+        description="Identity providers whose ID-JAGs are exchanged for access tokens, e.g. "
+        '`OSTIARY_ENTERPRISE__TRUSTED_ISSUERS=\'[{"name": "acme", "issuer": '
+        '"https://idp.acme.example", "jwks_uri": "https://idp.acme.example/jwks"}]\'`. '
+        "When empty the jwt-bearer grant is not offered.",
+    )
+    clock_skew_seconds: int = Field(
+        60, ge=0, le=300, description="Leeway on an ID-JAG's `exp`, `iat` and `nbf`."
+    )
+    max_assertion_lifetime: int = Field(
+        600,
+        ge=60,
+        le=3600,
+        description="Longest accepted ID-JAG lifetime (`exp` - `iat`), in seconds.",
+    )
+    jwks_refetch_seconds: int = Field(
+        60,
+        ge=1,
+        description="Shortest time between two fetches of an identity provider's JWK set "
+        "when an ID-JAG names an unknown `kid` (key rotation).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> EnterpriseSettings:
+        for field in ("name", "issuer"):
+            values = [getattr(t, field) for t in self.trusted_issuers]
+            duplicates = sorted({v for v in values if values.count(v) > 1})
+            if duplicates:
+                raise ValueError(
+                    f"enterprise.trusted_issuers: duplicate {field}(s) {', '.join(duplicates)}"
+                )
+        return self
+
+
 class Settings(BaseSettings):
     """Root settings. Build with ``Settings()`` (env + .env) or ``Settings(**overrides)``."""
 
@@ -455,6 +537,7 @@ class Settings(BaseSettings):
     demo: DemoSettings = Field(default_factory=DemoSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
     federation: FederationSettings = Field(default_factory=FederationSettings)
+    enterprise: EnterpriseSettings = Field(default_factory=EnterpriseSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @model_validator(mode="before")

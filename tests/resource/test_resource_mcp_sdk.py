@@ -7,6 +7,7 @@ a real JWKS; the client is ``mcp.client.streamable_http`` + ``ClientSession`` ov
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -437,3 +438,54 @@ async def test_metadata_is_public_when_a_plain_asgi_app_is_mounted_whole() -> No
     assert document.status_code == 200
     assert document.json()["resource"] == resource
     assert protected.status_code == 401
+
+
+async def test_event_streams_per_address_are_bounded(running: Running) -> None:
+    """A stateful endpoint holds at most 8 GET streams per address; the 9th gets 429 at once,
+    while POSTs from that address and streams from another address still work."""
+    token = mint(KEY, aud=running.resource, scope="mcp:read")
+    auth = {"Authorization": f"Bearer {token}"}
+
+    async def session(http: httpx.AsyncClient) -> str:
+        response = await http.post(
+            running.resource,
+            json=INIT,
+            headers={**auth, "Accept": "application/json, text/event-stream"},
+        )
+        assert response.status_code == 200, response.text
+        return str(response.headers["mcp-session-id"])
+
+    def stream_headers(session_id: str) -> dict[str, str]:
+        return {
+            **auth,
+            "Accept": "text/event-stream",
+            "Mcp-Session-Id": session_id,
+            "MCP-Protocol-Version": "2025-06-18",
+        }
+
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+        held = []
+        for _ in range(8):
+            sid = await session(http)
+            held.append(
+                await stack.enter_async_context(
+                    http.stream("GET", running.resource, headers=stream_headers(sid))
+                )
+            )
+        ninth = await http.get(running.resource, headers=stream_headers(await session(http)))
+        post = await raw_post(running.resource, INIT, token)
+        elsewhere = httpx.AsyncClient(
+            transport=httpx.AsyncHTTPTransport(local_address="127.0.0.2"), timeout=10
+        )
+        other = await stack.enter_async_context(elsewhere)
+        sid = await session(other)
+        other_stream = await stack.enter_async_context(
+            other.stream("GET", running.resource, headers=stream_headers(sid))
+        )
+        assert [s.status_code for s in held] == [200] * 8
+        assert ninth.status_code == 429
+        assert ninth.headers["retry-after"] == "1"
+        assert ninth.json()["error"] == "slow_down"
+        assert post.status_code == 200
+        assert other_stream.status_code == 200

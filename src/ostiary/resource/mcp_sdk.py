@@ -54,6 +54,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from ostiary.errors import ConfigurationError
+from ostiary.resource.concurrency import PerAddressConcurrency
 from ostiary.resource.cors import OriginGuardMiddleware, default_allowed_hosts, mcp_cors
 from ostiary.resource.dpop import DPoPOptions
 from ostiary.resource.metadata import (
@@ -166,6 +167,7 @@ def protect_mcp_app(
     mixed_auth: bool = False,
     stateless: bool | None = None,
     dpop: DPoPOptions | bool = True,
+    max_streams_per_address: int = 8,
 ) -> Starlette:
     """Serve an MCP SDK server over streamable HTTP as an OAuth-protected resource.
 
@@ -209,6 +211,9 @@ def protect_mcp_app(
             (the storage, shared by every node), nonces and whether every 401 advertises
             ``DPoP``; False refuses the scheme. A DPoP-bound token sent as ``Bearer`` is
             refused either way.
+
+        max_streams_per_address: Event streams (``GET``) one client address may hold open
+            on a stateful endpoint; the next gets 429. 0: no bound.
 
     Returns:
         A Starlette app whose lifespan runs the SDK's session manager.
@@ -299,6 +304,10 @@ def protect_mcp_app(
         )
         if stateless:
             endpoint = StatelessMethods(endpoint)
+        else:  # event streams stay open: bound them per address (429 past the bound)
+            endpoint = PerAddressConcurrency(
+                endpoint, limit=max_streams_per_address, methods=("GET",)
+            )
         if cors_origins:
             endpoint = mcp_cors(endpoint, cors_origins)
         if dns_rebinding_protection:

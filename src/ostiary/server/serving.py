@@ -21,6 +21,7 @@ from starlette.types import ASGIApp
 
 from ostiary._logging import configure_logging
 from ostiary.errors import ConfigurationError
+from ostiary.resource.concurrency import PerAddressConcurrency
 from ostiary.server.metrics import MetricsMiddleware, collecting_registry
 from ostiary.server.request_ids import RequestIdMiddleware
 from ostiary.settings import Settings, load_settings
@@ -75,7 +76,12 @@ def build_app(settings: Settings, options: ServeOptions) -> ASGIApp:
         )
     metrics = app.state.metrics
     counted = app if metrics is None else MetricsMiddleware(app, metrics)
-    return RequestIdMiddleware(counted)
+    bounded = PerAddressConcurrency(
+        counted,
+        limit=settings.server.max_requests_per_address,
+        trust_forwarded_for=settings.server.trust_forwarded_for,
+    )
+    return RequestIdMiddleware(bounded)
 
 
 def start_metrics_listener(bind: str, app: ASGIApp) -> None:
@@ -87,7 +93,9 @@ def start_metrics_listener(bind: str, app: ASGIApp) -> None:
     from prometheus_client import start_http_server
 
     host, _, port = bind.rpartition(":")
-    inner = app.app if isinstance(app, RequestIdMiddleware) else app
+    inner = app
+    while not isinstance(inner, MetricsMiddleware) and hasattr(inner, "app"):
+        inner = inner.app  # RequestIdMiddleware, PerAddressConcurrency
     own = inner.metrics.registry if isinstance(inner, MetricsMiddleware) else CollectorRegistry()
     start_http_server(int(port), addr=host.strip("[]"), registry=collecting_registry(own))
 
