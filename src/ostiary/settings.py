@@ -433,9 +433,6 @@ def token_key_problem(value: str) -> bool:
         return True
 
 
-ID_JAG_DRAFT = "draft-ietf-oauth-identity-assertion-authz-grant"
-
-
 class TrustedIssuerSettings(_Section):
     """An enterprise identity provider whose ID-JAGs this server accepts (SEP-990)."""
 
