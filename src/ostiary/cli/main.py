@@ -599,6 +599,7 @@ def clients_add(
             now=system_clock(),
             supported_scopes=settings.scopes.supported,
             client_credentials_enabled=settings.features.client_credentials,
+            jwt_bearer_enabled=bool(settings.enterprise.trusted_issuers),
             secret_ttl=0,
         )
         await storage.save_client(replace(client, source="static"))

@@ -54,6 +54,15 @@ class JwksSource(Protocol):
     async def load(self, client: Client, *, now: int) -> Mapping[str, Any]: ...
 
 
+class IssuerKeySource(Protocol):
+    """Loads a trusted identity provider's JWK set (ID-JAG signatures), cached."""
+
+    async def load(self, jwks_uri: str, *, now: int, refresh: bool = False) -> Mapping[str, Any]:
+        """The set at ``jwks_uri``; ``refresh`` asks for a fresh copy (an unknown ``kid``),
+        which the source may decline when it fetched the set very recently."""
+        ...
+
+
 @dataclass
 class KeyManager:
     """Loads, creates and rotates the tenant's signing keys; caches the imported ring.
@@ -132,6 +141,8 @@ class ServerContext:
     clock: Clock = system_clock
     resolver: MetadataResolver | None = None
     jwks: JwksSource | None = None
+    #: Trusted identity providers' key sets for the ID-JAG grant (``enterprise``).
+    issuer_keys: IssuerKeySource | None = None
     extra: dict[str, object] = field(default_factory=dict)
     #: Per-address request counters (``security.rate_limit_scope``); None: the storage.
     request_counters: RateLimiter | None = None
@@ -156,6 +167,7 @@ class ServerContext:
         resolver: MetadataResolver | None = None,
         jwks: JwksSource | None = None,
         cipher: SecretCipher | None = None,
+        issuer_keys: IssuerKeySource | None = None,
     ) -> ServerContext:
         """The context for ``settings``; without ``cipher``, the storage key it names.
 
@@ -182,6 +194,7 @@ class ServerContext:
             clock=clock,
             resolver=resolver,
             jwks=jwks,
+            issuer_keys=issuer_keys,
             request_counters=ProcessCounters() if in_process else None,
             clients=TtlCache(CLIENT_CACHE_ENTRIES if security.client_cache_seconds else 0),
         )

@@ -13,6 +13,8 @@ from ostiary.core.dpop import DPOP_ALGORITHMS
 from ostiary.core.prompt import SUPPORTED as PROMPT_VALUES
 from ostiary.settings import Settings
 
+JWT_BEARER_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+ID_JAG_PROFILE = "urn:ietf:params:oauth:grant-profile:id-jag"
 AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_key_jwt")
 ASSERTION_ALGS = ("ES256", "ES384", "RS256", "PS256", "Ed25519", "EdDSA")
 
@@ -26,6 +28,8 @@ def build_metadata(settings: Settings) -> dict[str, Any]:
     grant_types = ["authorization_code", "refresh_token"]
     if settings.features.client_credentials:
         grant_types.append("client_credentials")
+    if settings.enterprise.trusted_issuers:
+        grant_types.append(JWT_BEARER_GRANT_TYPE)
     doc: dict[str, Any] = {
         "issuer": settings.issuer,
         "authorization_endpoint": endpoint(settings, "/authorize"),
@@ -47,6 +51,9 @@ def build_metadata(settings: Settings) -> dict[str, Any]:
         "client_id_metadata_document_supported": settings.features.client_id_metadata_documents,
         "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
     }
+    if settings.enterprise.trusted_issuers:
+        # draft-ietf-oauth-identity-assertion-authz-grant: ID-JAGs are accepted here.
+        doc["authorization_grant_profiles_supported"] = [ID_JAG_PROFILE]
     if settings.features.dynamic_registration:
         doc["registration_endpoint"] = endpoint(settings, "/register")
     return doc

@@ -49,6 +49,7 @@ def build_registered_client(
     now: int,
     supported_scopes: Sequence[str],
     client_credentials_enabled: bool,
+    jwt_bearer_enabled: bool = False,
     secret_ttl: int,
 ) -> tuple[Client, IssuedCredentials]:
     """Validate a registration request and mint the client's identifiers (RFC 7591 §3.1-§3.2).
@@ -59,6 +60,7 @@ def build_registered_client(
         now: Current Unix time.
         supported_scopes: Scopes the server knows.
         client_credentials_enabled: Whether the client_credentials grant may be registered.
+        jwt_bearer_enabled: Whether the jwt-bearer (ID-JAG) grant may be registered.
         secret_ttl: Seconds until a client secret expires; 0 means never.
 
     Returns:
@@ -80,6 +82,7 @@ def build_registered_client(
         metadata,
         supported_scopes=supported_scopes,
         client_credentials_enabled=client_credentials_enabled,
+        jwt_bearer_enabled=jwt_bearer_enabled,
     )
     client = client_from_metadata(
         validated,
@@ -165,6 +168,7 @@ def apply_client_update(
     now: int,
     supported_scopes: Sequence[str],
     client_credentials_enabled: bool,
+    jwt_bearer_enabled: bool = False,
 ) -> Client:
     """Replace a client's metadata (RFC 7592 §2.2).
 
@@ -179,6 +183,7 @@ def apply_client_update(
         now: Current Unix time (kept for symmetry with registration; unused today).
         supported_scopes: Scopes the server knows.
         client_credentials_enabled: Whether the client_credentials grant may be registered.
+        jwt_bearer_enabled: Whether the jwt-bearer (ID-JAG) grant may be registered.
 
     Returns:
         The updated client record to store.
@@ -193,6 +198,7 @@ def apply_client_update(
         metadata,
         supported_scopes=supported_scopes,
         client_credentials_enabled=client_credentials_enabled,
+        jwt_bearer_enabled=jwt_bearer_enabled,
     )
     uses_secret = validated.token_endpoint_auth_method in SECRET_AUTH_METHODS
     if uses_secret and existing.client_secret_hash is None:

@@ -47,7 +47,13 @@ __all__ = [
     "validate_client_metadata",
 ]
 
-SUPPORTED_GRANT_TYPES: Final = ("authorization_code", "refresh_token", "client_credentials")
+JWT_BEARER_GRANT_TYPE: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+SUPPORTED_GRANT_TYPES: Final = (
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    JWT_BEARER_GRANT_TYPE,
+)
 DEFAULT_GRANT_TYPES: Final = ("authorization_code", "refresh_token")
 AUTH_METHODS: Final[tuple[AuthMethod, ...]] = get_args(AuthMethod)
 #: Optional URL-valued metadata (RFC 7591 §2): https, or http on loopback.
@@ -126,7 +132,7 @@ def _web_url(name: str, value: str) -> str:
 
 
 def _grant_types(
-    metadata: Mapping[str, Any], *, client_credentials_enabled: bool
+    metadata: Mapping[str, Any], *, client_credentials_enabled: bool, jwt_bearer_enabled: bool
 ) -> tuple[str, ...]:
     grant_types = _string_list(metadata, "grant_types")
     if grant_types is None:
@@ -138,6 +144,8 @@ def _grant_types(
             raise _invalid(f"unsupported grant_type: {_safe(grant_type)}")
     if "client_credentials" in grant_types and not client_credentials_enabled:
         raise _invalid("the client_credentials grant is not enabled on this server")
+    if JWT_BEARER_GRANT_TYPE in grant_types and not jwt_bearer_enabled:
+        raise _invalid("the jwt-bearer grant is not enabled on this server")
     return grant_types
 
 
@@ -279,6 +287,7 @@ def validate_client_metadata(
     *,
     supported_scopes: Sequence[str],
     client_credentials_enabled: bool,
+    jwt_bearer_enabled: bool = False,
     allowed_auth_methods: Sequence[AuthMethod] = AUTH_METHODS,
 ) -> ClientMetadata:
     """Validate RFC 7591 §2 client metadata.
@@ -287,6 +296,7 @@ def validate_client_metadata(
         metadata: The parsed JSON object sent by the client (or fetched, for CIMD).
         supported_scopes: Scopes the server knows; ``scope`` must be a subset.
         client_credentials_enabled: Whether the client_credentials grant may be registered.
+        jwt_bearer_enabled: Whether the jwt-bearer (ID-JAG) grant may be registered.
         allowed_auth_methods: Token endpoint authentication methods acceptable here.
 
     Returns:
@@ -298,12 +308,19 @@ def validate_client_metadata(
     """
     if not isinstance(metadata, Mapping):
         raise _invalid("client metadata must be a JSON object")
-    grant_types = _grant_types(metadata, client_credentials_enabled=client_credentials_enabled)
+    grant_types = _grant_types(
+        metadata,
+        client_credentials_enabled=client_credentials_enabled,
+        jwt_bearer_enabled=jwt_bearer_enabled,
+    )
     response_types = _response_types(metadata, grant_types)
     method = _auth_method(metadata, allowed_auth_methods)
     if "client_credentials" in grant_types and method == "none":
         # OAuth 2.1 §4.2: the client_credentials grant is for confidential clients only.
         raise _invalid("the client_credentials grant requires a confidential client")
+    if JWT_BEARER_GRANT_TYPE in grant_types and method == "none":
+        # SEP-990: the MCP AS authenticates the client presenting an ID-JAG.
+        raise _invalid("the jwt-bearer grant requires a confidential client")
     jwks, jwks_uri = _key_material(metadata, method)
     redirect_uris = _redirect_uris(metadata, grant_types)
     application_type = _application_type(metadata, redirect_uris)

@@ -82,3 +82,55 @@ class JwksLoader:
     def forget(self, jwks_uri: str) -> None:
         """Drop a cached set, e.g. to pick up a rotated key after an unknown ``kid``."""
         self._cache.pop(jwks_uri, None)
+
+
+class IssuerJwksCache:
+    """Trusted identity providers' key sets (ID-JAG signatures), cached, refetched on rotation.
+
+    A set is reused per its cache headers (clamped); an ID-JAG naming a ``kid`` the cached set
+    lacks asks for a fresh copy, granted at most once per ``refetch_seconds`` per URL so a
+    stream of made-up ``kid`` values cannot turn this server into a fetch amplifier.
+
+    Args:
+        fetcher: The SSRF-guarded fetcher.
+        refetch_seconds: Shortest time between two fetches of one URL.
+        min_cache_seconds: Shortest time a fetched set is reused.
+        max_cache_seconds: Longest time a fetched set is reused.
+    """
+
+    def __init__(
+        self,
+        fetcher: SafeFetcher,
+        *,
+        refetch_seconds: int = 60,
+        min_cache_seconds: int = 300,
+        max_cache_seconds: int = 86400,
+    ) -> None:
+        self.fetcher = fetcher
+        self.refetch_seconds = refetch_seconds
+        self.min_cache_seconds = min_cache_seconds
+        self.max_cache_seconds = max_cache_seconds
+        #: jwks_uri -> (fresh until, fetched at, set)
+        self._cache: dict[str, tuple[int, int, dict[str, Any]]] = {}
+
+    async def load(self, jwks_uri: str, *, now: int, refresh: bool = False) -> Mapping[str, Any]:
+        """The set at ``jwks_uri``, fetched when stale or (rate-limited) when ``refresh``.
+
+        Raises:
+            FetchError: The fetch failed or the body is not a JWK set.
+        """
+        cached = self._cache.get(jwks_uri)
+        if cached is not None:
+            fresh_until, fetched_at, jwks = cached
+            recent = now - fetched_at < self.refetch_seconds
+            if (fresh_until > now and not refresh) or (refresh and recent):
+                return jwks
+        fetched = await self.fetcher.get_json(jwks_uri)
+        data = fetched.data
+        if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+            raise FetchError("the jwks_uri document is not a JWK set")
+        ttl = fetched.max_age if fetched.max_age is not None else self.min_cache_seconds
+        ttl = min(max(ttl, self.min_cache_seconds), self.max_cache_seconds)
+        jwks = cast("dict[str, Any]", data)
+        self._cache[jwks_uri] = (now + ttl, now, jwks)
+        return jwks

@@ -18,7 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ostiary.core.context import JwksSource, MetadataResolver, ServerContext
+from ostiary.core.context import IssuerKeySource, JwksSource, MetadataResolver, ServerContext
 from ostiary.core.metadata import well_known_paths
 from ostiary.server.activity import Activity, ActivityMiddleware
 from ostiary.server.endpoints import (
@@ -144,6 +144,26 @@ def default_fetchers(settings: Settings) -> tuple[MetadataResolver, JwksSource]:
     return resolver, JwksLoader(SafeFetcher(policy))
 
 
+def default_issuer_keys(settings: Settings) -> IssuerKeySource:
+    """Trusted identity providers' key sets (``enterprise.trusted_issuers``), SSRF-guarded.
+
+    A key set is larger than a client metadata document (several RSA keys), so it may be
+    up to 64 KiB whatever ``security.fetch_max_bytes`` says.
+    """
+    from ostiary.net.fetch import FetchPolicy, SafeFetcher
+    from ostiary.net.jwks import IssuerJwksCache
+
+    security = settings.security
+    policy = FetchPolicy(
+        allow_private=security.allow_private_fetch,
+        timeout_seconds=security.fetch_timeout_seconds,
+        max_bytes=max(security.fetch_max_bytes, 64 * 1024),
+    )
+    return IssuerJwksCache(
+        SafeFetcher(policy), refetch_seconds=settings.enterprise.jwks_refetch_seconds
+    )
+
+
 def create_authorization_server(
     settings: Settings,
     storage: Storage | None = None,
@@ -168,6 +188,8 @@ def create_authorization_server(
             settings, storage, resolver=resolver or default_resolver, jwks=jwks
         )
     ctx = context
+    if ctx.issuer_keys is None and settings.enterprise.trusted_issuers:
+        ctx.issuer_keys = default_issuer_keys(settings)
     routes = build_routes(ctx)
     # The operator console's recent events and per-minute rates (server/activity.py).
     activity = Activity(ctx.clock)

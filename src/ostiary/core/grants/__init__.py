@@ -15,7 +15,7 @@ from ostiary.core import client_auth
 from ostiary.core.clients import load_client
 from ostiary.core.context import ServerContext
 from ostiary.core.dpop_token import check_token_proof
-from ostiary.core.grants import authorization_code, client_credentials, refresh_token
+from ostiary.core.grants import authorization_code, client_credentials, jwt_bearer, refresh_token
 from ostiary.core.models import Client
 from ostiary.core.requests import Params
 from ostiary.core.tokens import TokenResponse
@@ -37,6 +37,7 @@ GRANTS: Final[Mapping[str, Handler]] = {
     authorization_code.GRANT_TYPE: authorization_code.handle,
     refresh_token.GRANT_TYPE: refresh_token.handle,
     client_credentials.GRANT_TYPE: client_credentials.handle,
+    jwt_bearer.GRANT_TYPE: jwt_bearer.handle,
 }
 
 
@@ -54,7 +55,7 @@ async def exchange(
     if grant_type is None:
         raise InvalidRequestError("grant_type is required")
     handler = GRANTS.get(grant_type)
-    if handler is None:
+    if handler is None or (grant_type == jwt_bearer.GRANT_TYPE and not jwt_bearer.is_enabled(ctx)):
         raise UnsupportedGrantTypeError(_unsupported(grant_type))
     client = await authenticate(ctx, params, authorization_header)
     if grant_type not in client.grant_types:

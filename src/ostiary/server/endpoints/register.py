@@ -40,6 +40,7 @@ def registration_endpoint(ctx: ServerContext) -> Endpoint:
             now=ctx.clock(),
             supported_scopes=settings.scopes.supported,
             client_credentials_enabled=settings.features.client_credentials,
+            jwt_bearer_enabled=bool(settings.enterprise.trusted_issuers),
             secret_ttl=settings.tokens.client_secret_ttl,
         )
         await ctx.storage.save_client(client)
@@ -111,6 +112,7 @@ def client_management_endpoint(ctx: ServerContext) -> Endpoint:
             now=ctx.clock(),
             supported_scopes=settings.scopes.supported,
             client_credentials_enabled=settings.features.client_credentials,
+            jwt_bearer_enabled=bool(settings.enterprise.trusted_issuers),
         )
         await ctx.storage.save_client(updated)
         forget_client(ctx, client.client_id)
