@@ -38,7 +38,10 @@ def idp() -> Iterator[EnterpriseIdp]:
 
 
 def enterprise_settings(
-    settings_factory: Callable[..., Settings], idp: EnterpriseIdp, **issuer: Any
+    settings_factory: Callable[..., Settings],
+    idp: EnterpriseIdp,
+    storage: dict[str, str] | None = None,
+    **issuer: Any,
 ) -> Settings:
     trusted = {
         "name": "acme",
@@ -51,6 +54,7 @@ def enterprise_settings(
         issuer=ISSUER,
         security={"allow_private_fetch": True},
         enterprise={"trusted_issuers": [trusted], "jwks_refetch_seconds": 1},
+        **({"storage": storage} if storage else {}),
     )
 
 
