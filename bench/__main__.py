@@ -32,6 +32,7 @@ import httpx
 
 from bench.flows import OAuthTarget, Pkce
 from bench.report import Results, print_report
+from ostiary.client.dpop import DPoPSigner
 
 ROOT = Path(__file__).resolve().parent.parent
 WRK_DIR = Path(__file__).resolve().parent / "wrk"
@@ -206,6 +207,7 @@ class Bench:
     postgres: str | None = None
     envs: dict[str, dict[str, str]] = field(default_factory=dict)
     procs: dict[str, Proc] = field(default_factory=dict)
+    dpop: DPoPSigner = field(default_factory=DPoPSigner)
     targets: dict[str, OAuthTarget] = field(default_factory=dict)
     clients: dict[str, str] = field(default_factory=dict)
     access: dict[str, str] = field(default_factory=dict)
@@ -295,6 +297,10 @@ class Bench:
             self.access["ostiary-rs"] = (await issue(rs, self.clients["ostiary"], 1))[0][
                 "access_token"
             ]
+            async with httpx.AsyncClient(timeout=30) as http:
+                bound = await rs.tokens(http, self.clients["ostiary"], dpop=self.dpop)
+            assert bound["token_type"] == "DPoP", bound
+            self.access["ostiary-rs-dpop"] = bound["access_token"]
 
         asyncio.run(run())
 
@@ -350,6 +356,26 @@ class Bench:
             args = tools_call_args(self.access.get(name))
             run = partial(wrk, "post.lua", url, args, duration=self.duration, threads=2, conns=16)
             self.results.add("tools_call", name, measured(self.procs[name], run))
+        self.tools_call_dpop()
+
+    def tools_call_dpop(self) -> None:
+        """The same call with a DPoP-bound token and a fresh proof per request (RFC 9449 §7),
+        on the same ostiary-rs server: the cost of sender-constrained tokens."""
+        rs = self.results.cells["tools_call"]["ostiary-rs"]
+        rate = max(r["ops_per_s"] for r in rs)
+        url = f"{self.base['ostiary-rs']}/mcp"
+        count = int(rate * self.duration * 1.5) + 2000
+        proofs = self.work / "dpop-proofs.txt"
+        token = self.access["ostiary-rs-dpop"]
+        started = time.monotonic()
+        proofs.write_text(
+            "\n".join(self.dpop.proof("POST", url, access_token=token) for _ in range(count))
+        )
+        print(f"bench: {count} DPoP proofs signed in {time.monotonic() - started:.1f}s", flush=True)
+        plain = tools_call_args(None)
+        args = [*plain[:3], token, str(proofs), "2", *plain[3:]]
+        run = partial(wrk, "dpop.lua", url, args, duration=self.duration, threads=2, conns=16)
+        self.results.add("tools_call", "ostiary-rs-dpop", measured(self.procs["ostiary-rs"], run))
 
     def memory(self, tokens: int) -> None:
         db = self.work / "ostiary" / "ostiary.db"

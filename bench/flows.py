@@ -137,14 +137,19 @@ class OAuthTarget:
         code: str = query["code"][0]
         return code
 
-    async def tokens(self, http: httpx.AsyncClient, client_id: str) -> dict[str, Any]:
-        """One full flow (authorize, token)."""
+    async def tokens(
+        self, http: httpx.AsyncClient, client_id: str, *, dpop: Any = None
+    ) -> dict[str, Any]:
+        """One full flow (authorize, token); with ``dpop`` (a DPoPSigner) a DPoP-bound one."""
         pkce = Pkce.new()
         code = await self.code(http, client_id, pkce)
+        headers = {"content-type": "application/x-www-form-urlencoded"}
+        if dpop is not None:
+            headers["DPoP"] = dpop.proof("POST", f"{self.base}/token")
         response = await http.post(
             f"{self.base}/token",
             content=self.code_body(client_id, pkce) + "&code=" + code,
-            headers={"content-type": "application/x-www-form-urlencoded"},
+            headers=headers,
         )
         assert response.status_code == 200, f"{self.name} token: {response.text}"
         body: dict[str, Any] = response.json()

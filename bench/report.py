@@ -13,7 +13,8 @@ TITLES = {
     "(wrk + Lua, 4 x 1, 2 requests each; ostiary: signed-in user with remembered consent; "
     "peers auto-approve)",
     "refresh": "token endpoint: refresh_token grant with rotation (wrk + Lua, 4 x 1)",
-    "tools_call": "protected tools/call echo, stateless streamable HTTP (wrk, 2 x 16)",
+    "tools_call": "protected tools/call echo, stateless streamable HTTP (wrk, 2 x 16; "
+    "ostiary-rs-dpop: the same server, DPoP-bound token and a fresh proof per call)",
 }
 
 
@@ -110,6 +111,13 @@ def print_report(results: Results, *, repeat: int, duration: int, tokens: int) -
                 print(f"ratio {ours}{ratios}")
             verdict = _verdict(ops["ostiary-rs"] >= 0.95 * ops["noauth"])
             print(f"target ostiary-rs >= 0.95 x noauth (same server, same tool): {verdict}")
+            if "ostiary-rs-dpop" in ops:
+                ratio = ops["ostiary-rs-dpop"] / ops["ostiary-rs"]
+                cpu = _cpu(rows["ostiary-rs"]) / _cpu(rows["ostiary-rs-dpop"])
+                print(
+                    f"target DPoP >= 0.85 x Bearer on ostiary-rs: {ratio:.2f} in ops/s, "
+                    f"{cpu:.2f} in CPU/op: {_verdict(ratio >= 0.85)}"
+                )
             continue
         fastest = max(ops[p] for p in PEERS)
         if "floor" in ops:

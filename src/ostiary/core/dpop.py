@@ -17,6 +17,7 @@ resource server, ``ath`` = base64url(SHA-256(access token)).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import warnings
@@ -145,12 +146,20 @@ def _public_key(header: Mapping[str, Any]) -> Key:
         # RFC 9449 §4.3 item 7: the jwk "does not contain a private key".
         raise _invalid("The DPoP proof jwk must not contain a private key.")
     try:
-        key = JWKRegistry.import_key(jwk)
+        members = tuple(sorted((k, v) for k, v in jwk.items() if isinstance(v, str)))
+        key = _imported(members) if len(members) == len(jwk) else JWKRegistry.import_key(jwk)
     except (JoseError, ValueError, TypeError) as exc:
         raise _invalid("The DPoP proof jwk is not a usable public key.", repr(exc)) from None
     if key.key_type == "RSA" and key.raw_value.key_size < MIN_RSA_BITS:  # type: ignore[union-attr]
         raise _invalid("The DPoP proof RSA key is shorter than 2048 bits.")
     return key
+
+
+@functools.lru_cache(maxsize=1024)
+def _imported(members: tuple[tuple[str, str], ...]) -> Key:
+    """A public JWK imported once: a client signs every proof with the same key, and the
+    import (point decoding and validation) cost more than the signature check itself."""
+    return JWKRegistry.import_key(dict(members))
 
 
 def _verified_claims(proof: str, key: Key, alg: str) -> dict[str, Any]:
