@@ -23,6 +23,19 @@ async def issue_access_token(
     With ``jkt`` (a DPoP proof key's thumbprint) the token carries ``cnf.jkt`` (RFC 9449
     §6.1) and a resource server accepts it only with a proof of that key.
     """
+    token, ttl, record = await mint_access_token_for(ctx, grant, scopes, jkt=jkt)
+    await ctx.storage.save_access_token(record)
+    return token, ttl
+
+
+async def mint_access_token_for(
+    ctx: ServerContext, grant: Grant, scopes: tuple[str, ...], *, jkt: str | None = None
+) -> tuple[str, int, AccessTokenRecord]:
+    """A signed JWT for ``grant`` and the record that books it, not yet stored.
+
+    For a caller that books it in its own transaction (the refresh grant books it with the
+    rotation); the token is good only once its record is stored.
+    """
     now = ctx.clock()
     ttl = min(ctx.settings.tokens.access_token_ttl, max(grant.expires_at - now, 1))
     claims = AccessTokenClaims(
@@ -38,17 +51,15 @@ async def issue_access_token(
     )
     ring = await ctx.keys.ring(now)
     token = mint_access_token(ring, claims)
-    await ctx.storage.save_access_token(
-        AccessTokenRecord(
-            tenant_id=ctx.tenant,
-            jti=claims.jti,
-            grant_id=grant.grant_id,
-            client_id=grant.client_id,
-            subject=grant.subject,
-            expires_at=claims.expires_at,
-        )
+    record = AccessTokenRecord(
+        tenant_id=ctx.tenant,
+        jti=claims.jti,
+        grant_id=grant.grant_id,
+        client_id=grant.client_id,
+        subject=grant.subject,
+        expires_at=claims.expires_at,
     )
-    return token, ttl
+    return token, ttl, record
 
 
 def wants_refresh_token(ctx: ServerContext, client: Client, scopes: tuple[str, ...]) -> bool:

@@ -121,8 +121,13 @@ class RefreshTokenStore(Protocol):
         grace_seconds: int,
         *,
         sealed_successor: str | None = None,
+        access_token: AccessTokenRecord | None = None,
     ) -> RotateResult:
         """Atomically retire ``old_hash`` for ``new``, or say why not (RFC 9700 §4.14.2).
+
+        On OK and SUPERSEDED the same transaction also marks the grant used (``last_used_at
+        = now``) and books ``access_token``, the access token the caller will answer with:
+        one refresh is one transaction.
 
         OK when the old token is live and unrotated: it gets ``rotated_at = now``,
         ``successor_hash = new.token_hash`` and ``sealed_successor`` (the raw ``new`` sealed

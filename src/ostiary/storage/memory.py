@@ -254,6 +254,7 @@ class MemoryStorage:
         grace_seconds: int,
         *,
         sealed_successor: str | None = None,
+        access_token: AccessTokenRecord | None = None,
     ) -> RotateResult:
         async with self._lock:
             old = self._refresh.get((tenant_id, old_hash))
@@ -263,6 +264,8 @@ class MemoryStorage:
             if old.successor_hash is not None:
                 successor = self._refresh.get((tenant_id, old.successor_hash))
             status = rotation_status(old, now, grace_seconds, successor)
+            if status in (RotateStatus.OK, RotateStatus.SUPERSEDED):
+                self._used(tenant_id, old.grant_id, now, access_token)
             if status is RotateStatus.SUPERSEDED:
                 return RotateResult(status, old, successor)
             if status is not RotateStatus.OK:
@@ -278,6 +281,18 @@ class MemoryStorage:
             self._previous[(new.tenant_id, new.token_hash)] = old_hash
             self._refresh[(new.tenant_id, new.token_hash)] = self._under_grant(new)
             return RotateResult(status, old)
+
+    def _used(
+        self, tenant_id: str, grant_id: str, now: int, access_token: AccessTokenRecord | None
+    ) -> None:
+        """A refresh went through (lock held): touch the grant, book the access token."""
+        grant = self._grants.get((tenant_id, grant_id))
+        if grant is not None:
+            self._grants[(tenant_id, grant_id)] = replace(grant, last_used_at=now)
+        if access_token is not None:
+            self._access[(access_token.tenant_id, access_token.jti)] = self._under_grant(
+                access_token
+            )
 
     def _forget_previous(self, tenant_id: str, token_hash: str) -> None:
         """Clear the sealed successor of the token ``token_hash`` replaced (lock held)."""

@@ -334,8 +334,17 @@ class SqlStorage:
         grace_seconds: int,
         *,
         sealed_successor: str | None = None,
+        access_token: AccessTokenRecord | None = None,
     ) -> RotateResult:
         key = _key(tenant_id=tenant_id, token_hash=old_hash)
+        touch = {**_key(tenant_id=tenant_id, grant_id=new.grant_id), "now": now}
+
+        async def used(conn: Runner) -> None:
+            """A refresh went through: touch the grant and book the access token, here."""
+            await conn.execute(q.TOUCH_GRANT, touch)
+            if access_token is not None:
+                await conn.execute(self._up.save[t.access_tokens], _values(access_token))
+
         successor = {
             "successor_hash": new.token_hash,
             "sealed_successor": sealed_successor if grace_seconds > 0 else None,
@@ -343,8 +352,9 @@ class SqlStorage:
         async with self._tx() as conn:
             # PostgreSQL: lock order grant → token, as in revoke_grant: a revocation running
             # now either finishes first (we then see the old token revoked) or waits for our
-            # commit (its cascade then sees the new token). SQLite: BEGIN IMMEDIATE already
-            # holds the database's one write lock.
+            # commit (its cascade then sees the new token). The grant lock is exclusive (FOR
+            # NO KEY UPDATE, what touching the grant takes), so concurrent rotations of one
+            # grant queue here. SQLite: BEGIN IMMEDIATE already holds the one write lock.
             if not self._sqlite:
                 await conn.execute(q.LOCK_GRANT, _key(tenant_id=tenant_id, grant_id=new.grant_id))
             won = (await conn.execute(q.ROTATE, {**key, "now": now, **successor})).first()
@@ -352,6 +362,7 @@ class SqlStorage:
                 old = _record(RefreshToken, won)
                 await conn.execute(q.FORGET_PREVIOUS, {**key, "k_grant_id": old.grant_id})
                 await conn.execute(self._up.insert_refresh, _values(new))
+                await used(conn)
                 return RotateResult(RotateStatus.OK, old)
             # Lost, or nothing to win. On PostgreSQL our UPDATE waited for a concurrent winner
             # to commit, so these reads (a fresh snapshot each, READ COMMITTED) see its row
@@ -365,11 +376,12 @@ class SqlStorage:
                 next_key = _key(tenant_id=tenant_id, token_hash=old.successor_hash)
                 following = (await conn.execute(q.GET[t.refresh_tokens], next_key)).first()
                 current = None if following is None else _record(RefreshToken, following)
-        status = rotation_status(old, now, grace_seconds, current)
+            status = rotation_status(old, now, grace_seconds, current)
+            if status is RotateStatus.SUPERSEDED:
+                await used(conn)
+                return RotateResult(status, old, current)
         if status is RotateStatus.OK:  # inserted after our UPDATE looked: unknown then
             return RotateResult(RotateStatus.NOT_FOUND)
-        if status is RotateStatus.SUPERSEDED:
-            return RotateResult(status, old, current)
         return RotateResult(status, old)
 
     async def revoke_refresh_token(self, tenant_id: str, token_hash: str, now: int) -> bool:

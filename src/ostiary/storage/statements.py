@@ -133,7 +133,11 @@ CONSUME_CODE = (
 )
 
 #: Share lock on the grant row: taken before any token lock, as revoke_grant does.
-LOCK_GRANT = select(literal(1)).select_from(grants).where(key_of(grants)).with_for_update(read=True)
+#: The lock a rotation takes first: the row lock its TOUCH_GRANT needs anyway, so two rotations
+#: of one grant queue here instead of both sharing the row and deadlocking on the touch.
+LOCK_GRANT = (
+    select(literal(1)).select_from(grants).where(key_of(grants)).with_for_update(key_share=True)
+)
 
 
 #: Exactly one caller, in any process, finds the token unrotated; it records the successor.

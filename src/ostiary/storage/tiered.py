@@ -192,9 +192,16 @@ class TieredStorage:
         grace_seconds: int,
         *,
         sealed_successor: str | None = None,
+        access_token: AccessTokenRecord | None = None,
     ) -> RotateResult:
         return await self.durable.rotate_refresh_token(
-            tenant_id, old_hash, new, now, grace_seconds, sealed_successor=sealed_successor
+            tenant_id,
+            old_hash,
+            new,
+            now,
+            grace_seconds,
+            sealed_successor=sealed_successor,
+            access_token=access_token,
         )
 
     async def revoke_refresh_token(self, tenant_id: str, token_hash: str, now: int) -> bool:

@@ -20,7 +20,7 @@ from ostiary.core.models import RefreshToken, RotateResult, RotateStatus
 from ostiary.settings import MAX_REFRESH_GRACE_SECONDS
 from ostiary.storage import Storage
 
-from .records import NOW, grant, refresh
+from .records import NOW, access, grant, refresh
 
 OLD = "o" * 64
 GRACE = 30
@@ -435,3 +435,50 @@ async def test_purge_forgets_sealed_successors_past_the_longest_grace_window(
     assert await storage.get_refresh_token(tenant, "c" * 64) == _rotated(
         tokens["c"], old_enough + 1, tokens["d"]
     )
+
+
+async def test_a_rotation_books_its_access_token_and_touches_the_grant(
+    storage: Storage, tenant: str
+) -> None:
+    """One refresh, one transaction: OK and SUPERSEDED book the access token the caller
+    answers with and mark the grant used; a refused rotation books nothing."""
+    await storage.save_grant(grant(tenant))
+    old = refresh(tenant, token_hash=OLD)
+    first = refresh(tenant, token_hash="1" * 64)
+    await storage.save_refresh_token(old)
+
+    won = await storage.rotate_refresh_token(
+        tenant, OLD, first, NOW + 5, GRACE, sealed_successor="s", access_token=access(tenant, "a")
+    )
+    touched = await storage.get_grant(tenant, "grant-1")
+    retried = await storage.rotate_refresh_token(
+        tenant,
+        OLD,
+        refresh(tenant, token_hash="2" * 64),
+        NOW + 9,
+        GRACE,
+        sealed_successor="s",
+        access_token=access(tenant, "b"),
+    )
+    retouched = await storage.get_grant(tenant, "grant-1")
+    reused = await storage.rotate_refresh_token(
+        tenant,
+        OLD,
+        refresh(tenant, token_hash="3" * 64),
+        NOW + 9 + GRACE + 1,
+        GRACE,
+        access_token=access(tenant, "c"),
+    )
+
+    assert (won.status, retried.status, reused.status) == (
+        RotateStatus.OK,
+        RotateStatus.SUPERSEDED,
+        RotateStatus.REUSED,
+    )
+    assert await storage.get_access_token(tenant, "a") == access(tenant, "a")
+    assert await storage.get_access_token(tenant, "b") == access(tenant, "b")
+    assert await storage.get_access_token(tenant, "c") is None
+    assert touched is not None
+    assert touched.last_used_at == NOW + 5
+    assert retouched is not None
+    assert retouched.last_used_at == NOW + 9

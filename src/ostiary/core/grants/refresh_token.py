@@ -18,8 +18,8 @@ from typing import Final
 from ostiary.core.cipher import DecryptionError, SecretCipher
 from ostiary.core.context import ServerContext
 from ostiary.core.dpop_token import require_key
-from ostiary.core.issuance import issue_access_token, new_refresh_token
-from ostiary.core.models import Client, RefreshToken, RotateStatus
+from ostiary.core.issuance import mint_access_token_for, new_refresh_token
+from ostiary.core.models import AccessTokenRecord, Client, RefreshToken, RotateStatus
 from ostiary.core.requests import Params
 from ostiary.core.resource import validate_resource_for_grant
 from ostiary.core.scopes import narrow_scopes, parse_scope
@@ -60,10 +60,10 @@ async def handle(
         raise InvalidGrantError(_FAILURES[RotateStatus.REVOKED])
 
     raw, successor = new_refresh_token(ctx, grant, dpop_jkt=current.dpop_jkt)
-    raw = await _rotate(ctx, client, presented, raw, successor)
-    now = ctx.clock()
-    await ctx.storage.touch_grant(ctx.tenant, grant.grant_id, now)
-    access_token, expires_in = await issue_access_token(ctx, grant, scopes, jkt=jkt)
+    # Signed now, booked by the rotation itself: touching the grant, retiring the old token,
+    # storing its successor and booking the access token are one transaction.
+    access_token, expires_in, record = await mint_access_token_for(ctx, grant, scopes, jkt=jkt)
+    raw = await _rotate(ctx, client, presented, raw, successor, record)
     ctx.audit(
         "token.refreshed",
         client_id=client.client_id,
@@ -75,14 +75,26 @@ async def handle(
 
 
 async def _rotate(
-    ctx: ServerContext, client: Client, presented: str, raw: str, successor: RefreshToken
+    ctx: ServerContext,
+    client: Client,
+    presented: str,
+    raw: str,
+    successor: RefreshToken,
+    access_token: AccessTokenRecord,
 ) -> str:
-    """Rotate ``presented`` to ``successor``; the raw refresh token to answer with."""
+    """Rotate ``presented`` to ``successor`` and book ``access_token`` with it; the raw
+    refresh token to answer with."""
     now = ctx.clock()
     grace = ctx.settings.tokens.refresh_grace_seconds
     sealed = seal_successor(ctx.cipher, presented, successor, raw) if grace > 0 else None
     result = await ctx.storage.rotate_refresh_token(
-        ctx.tenant, presented, successor, now, grace, sealed_successor=sealed
+        ctx.tenant,
+        presented,
+        successor,
+        now,
+        grace,
+        sealed_successor=sealed,
+        access_token=access_token,
     )
     if result.status is RotateStatus.OK:
         return raw
