@@ -116,7 +116,10 @@ def check_workers(settings: Settings, workers: int) -> None:
 
 def worker_environment(settings: Settings, options: ServeOptions) -> str:
     """The value of :data:`OPTIONS_ENV` for the workers of this ``serve``."""
-    resolved = {"issuer": settings.issuer, "server": settings.server.model_dump(mode="json")}
+    # Only what the parent resolved from its command line: everything else (secrets
+    # included, which a JSON dump would mask) each worker reads from the same environment.
+    bind = {"host": settings.server.host, "port": settings.server.port}
+    resolved = {"issuer": settings.issuer, "server": bind}
     return json.dumps({"settings": resolved, "options": asdict(options)})
 
 
