@@ -211,7 +211,6 @@ def protect_mcp_app(
             (the storage, shared by every node), nonces and whether every 401 advertises
             ``DPoP``; False refuses the scheme. A DPoP-bound token sent as ``Bearer`` is
             refused either way.
-
         max_streams_per_address: Event streams (``GET``) one client address may hold open
             on a stateful endpoint; the next gets 429. 0: no bound.
 

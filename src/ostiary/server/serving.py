@@ -5,8 +5,10 @@ app through :func:`worker_app` (a uvicorn factory). Everything they must agree o
 the process: the settings come from the same environment plus the issuer and bind address the
 parent resolved (passed in :data:`OPTIONS_ENV`, so every worker has the same issuer), the
 storage key from the key file or setting the parent's pre-flight made sure of, the signing keys,
-rate-limit counters, sessions and codes from the shared storage (SQLite file, PostgreSQL,
-Redis). ``memory://`` storage is per process and so refused with more than one worker.
+sessions and codes from the shared storage (SQLite file, PostgreSQL, Redis). Per-process state
+stays per process: the per-address rate-limit counters (unless ``security.rate_limit_scope``
+is ``storage`` or Redis is configured), the client cache, the console's recent activity.
+``memory://`` storage is per process and so refused with more than one worker.
 """
 
 from __future__ import annotations
