@@ -20,6 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ostiary.core.users import new_user
+from ostiary.server.combined import CombinedApp
 from ostiary.server.serving import ServeOptions, build_app
 from ostiary.settings import Settings
 from tests._services import unavailable
@@ -32,7 +33,9 @@ TOKEN = "metrics-token-0123456789"
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     app = build_app(settings, ServeOptions())
-    inner = getattr(app, "app", app)  # MetricsMiddleware wraps the combined app
+    inner: Any = app
+    while not isinstance(inner, CombinedApp):  # request ids, limits, metrics around it
+        inner = inner.app
     ready, stop = asyncio.Event(), asyncio.Event()
 
     async def lifespan() -> None:
@@ -41,7 +44,11 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[Any, httpx.AsyncCli
             await stop.wait()
 
     task = asyncio.create_task(lifespan())
-    await ready.wait()
+    waiting = asyncio.create_task(ready.wait())
+    await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():  # the start-up failed: say why instead of waiting forever
+        waiting.cancel()
+        task.result()
     try:
         ctx = inner.state.ctx
         await ctx.storage.save_user(await new_user(ctx.tenant, USERNAME, PASSWORD, ctx.clock()))
