@@ -489,3 +489,35 @@ async def test_event_streams_per_address_are_bounded(running: Running) -> None:
         assert ninth.json()["error"] == "slow_down"
         assert post.status_code == 200
         assert other_stream.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("tool_scopes", "prompt_scopes", "message"),
+    [
+        (
+            {"create_notes": ["mcp:write"]},
+            {},
+            "tool_scopes names 'create_notes', which the server does not have (it has: "
+            "create_note, public_search, purge, whoami)",
+        ),
+        ({}, {"summary": ["mcp:read"]}, "prompt_scopes names 'summary', which the server "),
+    ],
+    ids=["misspelt tool", "unknown prompt"],
+)
+async def test_a_scope_map_naming_nothing_stops_the_app_at_start(
+    tool_scopes: dict[str, list[str]], prompt_scopes: dict[str, list[str]], message: str
+) -> None:
+    """A typo in a scope map would leave the real tool with the endpoint's scopes only."""
+    resource = "https://mcp.example.com/mcp"
+    app = protect_mcp_app(
+        build_server(),
+        resource=resource,
+        issuer=ISSUER,
+        verifier=JWTVerifier(ISSUER, resource, JWKS_URI),
+        tool_scopes=tool_scopes,
+        prompt_scopes=prompt_scopes,
+    )
+    with pytest.raises(ConfigurationError) as info:
+        async with app.router.lifespan_context(app):
+            pass
+    assert str(info.value).startswith(message)

@@ -319,7 +319,8 @@ def protect_mcp_app(
         *extra_routes,
         *_protected_routes(inner, protect),
     ]
-    return Starlette(routes=routes, lifespan=_lifespan_of(inner))
+    named = _NamedScopes(mcp_server_or_app, dict(tool_scopes or {}), dict(prompt_scopes or {}))
+    return Starlette(routes=routes, lifespan=_lifespan_of(inner, named.check))
 
 
 def _protected_routes(inner: ASGIApp, protect: Callable[[ASGIApp], ASGIApp]) -> list[BaseRoute]:
@@ -351,13 +352,52 @@ def _default_origins(resource: str, cors_origins: Sequence[str]) -> list[str]:
     return origins
 
 
+class _NamedScopes:
+    """Scope maps must name tools and prompts the server has (checked when the app starts).
+
+    A misspelt key would otherwise leave the real tool with only the endpoint's scopes: a
+    tool meant for ``mcp:write`` callable with ``mcp:read``. Tools are usually registered
+    after :func:`protect_mcp_app` is called, so the check waits for the lifespan. Only an
+    ``MCPServer`` says what it has; other apps (a gateway's upstream) are not checked.
+    """
+
+    def __init__(
+        self,
+        server: Any,
+        tool_scopes: Mapping[str, Sequence[str]],
+        prompt_scopes: Mapping[str, Sequence[str]],
+    ) -> None:
+        self.server = server
+        self.tool_scopes = tool_scopes
+        self.prompt_scopes = prompt_scopes
+
+    def check(self) -> None:
+        """Raises: ConfigurationError: a scope map names a tool or prompt the server lacks."""
+        if not isinstance(self.server, MCPServer):
+            return
+        tools = {t.name for t in self.server._tool_manager.list_tools()}
+        prompts = {p.name for p in self.server._prompt_manager.list_prompts()}
+        for kind, names, known in (
+            ("tool_scopes", self.tool_scopes, tools),
+            ("prompt_scopes", self.prompt_scopes, prompts),
+        ):
+            unknown = sorted(set(names) - known)
+            if unknown:
+                raise ConfigurationError(
+                    f"{kind} names {', '.join(map(repr, unknown))}, which the server does not "
+                    f"have (it has: {', '.join(sorted(known)) or 'none'})"
+                )
+
+
 def _lifespan_of(
-    inner: ASGIApp,
+    inner: ASGIApp, check: Callable[[], None] = lambda: None
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
-    """Run the inner app's lifespan (the SDK's session manager) inside ours."""
+    """Run the inner app's lifespan (the SDK's session manager) inside ours, after
+    ``check`` (a configuration that fails it never serves)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        check()
         router = getattr(inner, "router", None)
         context = getattr(router, "lifespan_context", None)
         if context is None:
