@@ -22,9 +22,9 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any, Final, Literal
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ostiary.server.metrics import HEADLINE_EVENTS
+from ostiary.server.metrics import HEADLINE_EVENTS, StatusRecorder
 
 __all__ = ["DAY_MINUTES", "RING_SIZE", "Activity", "ActivityMiddleware", "Window"]
 
@@ -168,17 +168,10 @@ class ActivityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        recorder = StatusRecorder(send)
         try:
-            await self.app(scope, receive, record_status)
+            await self.app(scope, receive, recorder)
         finally:
             route = getattr(scope.get("route"), "path", None)
             if route is not None:
-                self.activity.answered(route, status)
+                self.activity.answered(route, recorder.status)

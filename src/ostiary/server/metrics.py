@@ -20,6 +20,7 @@ any worker, or the separate listener in the parent, answers with the sum over al
 from __future__ import annotations
 
 import hmac
+import inspect
 import os
 import time
 from collections.abc import Callable
@@ -125,7 +126,11 @@ class Metrics:
 
 
 class _TimedStorage:
-    """Forwards every attribute; coroutine methods are timed by name."""
+    """Forwards every attribute; coroutine methods are timed by name.
+
+    A method is wrapped on first use and kept on the proxy, so later calls find it without
+    ``__getattr__`` (storage calls are the hot path).
+    """
 
     def __init__(self, inner: Any, histogram: Histogram) -> None:
         self._inner = inner
@@ -135,24 +140,37 @@ class _TimedStorage:
         value = getattr(self._inner, name)
         if not callable(value) or name.startswith("_"):
             return value
-        observe = self._histogram.labels(name).observe
-
-        async def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return await value(*args, **kwargs)
-            finally:
-                observe(time.perf_counter() - started)
-
-        if not _is_coroutine_function(value):
-            return value
-        return timed
+        if inspect.iscoroutinefunction(value):
+            value = _timed(value, self._histogram.labels(name).observe)
+        setattr(self, name, value)
+        return value
 
 
-def _is_coroutine_function(value: Callable[..., Any]) -> bool:
-    import inspect
+def _timed(method: Callable[..., Any], observe: Callable[[float], None]) -> Callable[..., Any]:
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await method(*args, **kwargs)
+        finally:
+            observe(time.perf_counter() - started)
 
-    return inspect.iscoroutinefunction(value)
+    return timed
+
+
+class StatusRecorder:
+    """An ASGI ``send`` that notes the response status on its way (500 until one is sent:
+    an exception escaping the app is answered 500 by the server)."""
+
+    __slots__ = ("send", "status")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
 
 
 class MetricsMiddleware:
@@ -168,19 +186,12 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500  # an exception escaping the app is answered 500 by the server
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        recorder = StatusRecorder(send)
         try:
-            await self.app(scope, receive, record_status)
+            await self.app(scope, receive, recorder)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.requests.labels(route, scope["method"], str(recorder.status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)
 
 
