@@ -355,6 +355,15 @@ async def test_two_servers_racing_one_refresh_token_hand_out_one_successor(
 
 async def _tokens_over_http(http: httpx.AsyncClient, issuer: str, client_id: str) -> Any:
     """Log in, approve and redeem the code against a running server."""
+    response = await http.post("/token", data=await _code_form_over_http(http, issuer, client_id))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def _code_form_over_http(
+    http: httpx.AsyncClient, issuer: str, client_id: str
+) -> dict[str, str]:
+    """Log in and approve against a running server; the token request redeeming the code."""
     verifier, challenge = pkce_pair()
     query = {
         "response_type": "code",
@@ -370,16 +379,11 @@ async def _tokens_over_http(http: httpx.AsyncClient, issuer: str, client_id: str
         http, f"{issuer}/authorize?{urlencode(query)}", username=USERNAME, password=PASSWORD
     )
     code = parse_qs(urlsplit(location).query)["code"][0]
-    response = await http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "code_verifier": verifier,
-            "client_id": client_id,
-            "resource": f"{issuer}/mcp",
-        },
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
+    return {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "code_verifier": verifier,
+        "client_id": client_id,
+        "resource": f"{issuer}/mcp",
+    }

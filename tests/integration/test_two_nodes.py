@@ -23,8 +23,13 @@ from ostiary.settings import Settings
 from ostiary.storage import open_storage
 from tests._services import redis_url
 from tests.e2e.server import free_port, running_server
-from tests.integration.conftest import PASSWORD, REDIRECT, USERNAME, pkce_pair
-from tests.integration.test_hostile_concurrency import _env, _shared_storage, _tokens_over_http
+from tests.integration.conftest import PASSWORD, REDIRECT, USERNAME
+from tests.integration.test_hostile_concurrency import (
+    _code_form_over_http,
+    _env,
+    _shared_storage,
+    _tokens_over_http,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
@@ -143,30 +148,5 @@ async def test_two_nodes_share_everything_and_survive_a_kill(
 async def _code_race(
     a: httpx.AsyncClient, b: httpx.AsyncClient, issuer: str, client_id: str
 ) -> list[Any]:
-    from urllib.parse import parse_qs, urlencode, urlsplit
-
-    from tests.helpers.browserless import authorize
-
-    verifier, challenge = pkce_pair()
-    query = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": REDIRECT,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "state": "st4te",
-        "scope": "mcp:read",
-        "resource": f"{issuer}/mcp",
-    }
-    location = await authorize(
-        a, f"{issuer}/authorize?{urlencode(query)}", username=USERNAME, password=PASSWORD
-    )
-    code = parse_qs(urlsplit(location).query)["code"][0]
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": REDIRECT,
-        "code_verifier": verifier,
-        "client_id": client_id,
-    }
+    form = await _code_form_over_http(a, issuer, client_id)
     return list(await asyncio.gather(a.post("/token", data=form), b.post("/token", data=form)))
