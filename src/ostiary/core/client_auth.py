@@ -175,9 +175,12 @@ def _audience_matches(aud: object, audiences: Sequence[str]) -> bool:
     return any(isinstance(v, str) and v.removesuffix("/") in wanted for v in values)
 
 
-def _verify_signature(assertion: str, keys: list[Key]) -> dict[str, Any]:
+def signed_claims(assertion: str, keys: Sequence[Key]) -> dict[str, Any] | None:
+    """The claims of a JWT assertion whose signature one of ``keys`` verifies, with an
+    allowed asymmetric algorithm (client assertions, ID-JAGs); None when none does."""
     with warnings.catch_warnings():
-        # joserfc flags "EdDSA" as deprecated by RFC 9864; it is still what many clients send.
+        # joserfc flags "EdDSA" as deprecated by RFC 9864; clients and identity providers
+        # still send it.
         warnings.simplefilter("ignore", SecurityWarning)
         for key in keys:
             try:
@@ -185,7 +188,7 @@ def _verify_signature(assertion: str, keys: list[Key]) -> dict[str, Any]:
             except (JoseError, ValueError, TypeError):
                 continue
             return dict(token.claims)
-    raise InvalidClientError("client assertion signature is invalid")
+    return None
 
 
 def _number(claims: Mapping[str, Any], name: str) -> int | None:
@@ -256,7 +259,9 @@ async def _check_assertion(
     if len(assertion) > MAX_ASSERTION_LENGTH or assertion.count(".") != 2:
         raise InvalidClientError("client assertion is malformed")
     kid = _header_kid(assertion)
-    claims = _verify_signature(assertion, await _signing_keys(client, load_jwks, kid))
+    claims = signed_claims(assertion, await _signing_keys(client, load_jwks, kid))
+    if claims is None:
+        raise InvalidClientError("client assertion signature is invalid")
     if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
         raise InvalidClientError("client assertion iss and sub must be the client_id")
     if not _audience_matches(claims.get("aud"), audiences):

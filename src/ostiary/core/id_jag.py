@@ -14,16 +14,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from joserfc import jwt
-from joserfc.errors import JoseError, SecurityWarning
+from joserfc.errors import JoseError
 from joserfc.jwk import Key, KeySet
 
-from ostiary.core.client_auth import ALLOWED_ASSERTION_ALGORITHMS
+from ostiary.core.client_auth import ALLOWED_ASSERTION_ALGORITHMS, signed_claims
 from ostiary.errors import InvalidGrantError
 from ostiary.settings import TrustedIssuerSettings
 
@@ -126,17 +124,11 @@ def _string_claim(claims: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def _verify_signature(assertion: str, keys: Sequence[Key]) -> dict[str, Any]:
-    with warnings.catch_warnings():
-        # joserfc flags "EdDSA" as deprecated by RFC 9864; identity providers still send it.
-        warnings.simplefilter("ignore", SecurityWarning)
-        for key in keys:
-            try:
-                token = jwt.decode(assertion, key, algorithms=list(ALLOWED_ASSERTION_ALGORITHMS))
-            except (JoseError, ValueError, TypeError):
-                continue
-            return dict(token.claims)
-    raise InvalidGrantError("the ID-JAG signature is invalid")
+def _verified(assertion: str, keys: Sequence[Key]) -> dict[str, Any]:
+    claims = signed_claims(assertion, keys)
+    if claims is None:
+        raise InvalidGrantError("the ID-JAG signature is invalid")
+    return claims
 
 
 def _matching(jwks: Mapping[str, Any], kid: object) -> list[Key]:
@@ -190,7 +182,7 @@ async def verify_id_jag(
         ) from None
     if not keys:
         raise InvalidGrantError("no key of the identity provider matches the ID-JAG kid")
-    claims = _verify_signature(assertion, keys)
+    claims = _verified(assertion, keys)
     if claims.get("iss") != trusted.issuer:
         raise InvalidGrantError("the ID-JAG issuer is not a trusted identity provider")
     if not _audience_is(claims.get("aud"), audience):
