@@ -22,9 +22,20 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ostiary.errors import SlowDownError
 
-__all__ = ["PerAddressConcurrency"]
+__all__ = ["PerAddressConcurrency", "client_address"]
 
 _HEADERS: Final = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+
+
+def client_address(scope: Scope, trust_forwarded_for: bool) -> str:
+    """The request's client address: the TCP peer, or the first ``X-Forwarded-For`` entry
+    behind a proxy that sets it; ``unknown`` when the server gives none."""
+    if trust_forwarded_for:
+        forwarded = next((v for k, v in scope["headers"] if k == b"x-forwarded-for"), b"")
+        if forwarded:
+            return str(forwarded.decode("latin-1")).split(",")[0].strip()
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 class PerAddressConcurrency:
@@ -51,14 +62,6 @@ class PerAddressConcurrency:
         self.trust_forwarded_for = trust_forwarded_for
         self._in_flight: dict[str, int] = {}
 
-    def _address(self, scope: Scope) -> str:
-        if self.trust_forwarded_for:
-            for name, value in scope["headers"]:
-                if name == b"x-forwarded-for":
-                    return str(value.decode("latin-1")).split(",")[0].strip()
-        client = scope.get("client")
-        return str(client[0]) if client else "unknown"
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""
         if (
@@ -68,7 +71,7 @@ class PerAddressConcurrency:
         ):
             await self.app(scope, receive, send)
             return
-        address = self._address(scope)
+        address = client_address(scope, self.trust_forwarded_for)
         count = self._in_flight.get(address, 0)
         if count >= self.limit:
             await self._refuse(send)

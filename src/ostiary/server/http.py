@@ -15,6 +15,7 @@ from ostiary import jsonbody
 from ostiary.core.context import ServerContext
 from ostiary.core.requests import Params
 from ostiary.errors import InvalidRequestError, SlowDownError
+from ostiary.resource.concurrency import client_address as address_of
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 
@@ -78,11 +79,7 @@ def query_params(request: Request) -> Params:
 
 
 def client_address(request: Request, trust_forwarded: bool) -> str:
-    if trust_forwarded:
-        forwarded = request.headers.get("x-forwarded-for")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-    return request.client.host if request.client else "unknown"
+    return address_of(request.scope, trust_forwarded)
 
 
 async def rate_limit(ctx: ServerContext, request: Request, bucket: str) -> None:
