@@ -20,10 +20,10 @@ import pytest
 import uvicorn
 
 from ostiary.core.context import system_clock
+from ostiary.core.storage import Storage
 from ostiary.demo.app import create_demo_app
 from ostiary.resource.verifiers import IntrospectionVerifier
 from ostiary.storage import open_storage
-from ostiary.storage.base import Storage
 from tests.demo._support import (
     PASSWORD,
     USERNAME,

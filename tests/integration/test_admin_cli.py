@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ostiary.storage.base import Storage
+from ostiary.core.storage import Storage
 from tests.integration.test_pages_admin_cli import _storage_call, env, ostiary
 
 __all__ = ["env"]

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 from ostiary.cli.main import app
 from ostiary.core import totp
 from ostiary.core.models import Client, Grant, User
+from ostiary.core.storage import Storage
 from ostiary.core.users import open_totp_secret
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
-from ostiary.storage.base import Storage
 from ostiary.storage_key import storage_cipher
 
 runner = CliRunner()

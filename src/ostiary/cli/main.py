@@ -27,11 +27,11 @@ from ostiary.core.client_id_metadata import is_client_id_metadata_url
 from ostiary.core.context import ServerContext, system_clock
 from ostiary.core.models import Client, User
 from ostiary.core.registration import build_registered_client
+from ostiary.core.storage import Storage
 from ostiary.core.users import hash_password, new_user, validate_password, with_totp_secret
 from ostiary.errors import ConfigurationError, OAuthError, StorageError
 from ostiary.settings import DEV_MARKER, Settings, load_settings, resolve_issuer
 from ostiary.storage import open_storage
-from ostiary.storage.base import Storage
 from ostiary.storage_key import KEY_FILE_NAME, storage_cipher
 
 app = typer.Typer(no_args_is_help=True, help="OAuth 2.1 for MCP servers.")

@@ -23,8 +23,8 @@ from ostiary.core.keys import (
     seal_signing_key,
 )
 from ostiary.core.models import Client, SigningKey
+from ostiary.core.storage import RateLimiter, Storage
 from ostiary.settings import Settings
-from ostiary.storage.base import RateLimiter, Storage
 from ostiary.storage_key import storage_cipher
 from ostiary.ttl_cache import TtlCache
 

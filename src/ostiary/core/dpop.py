@@ -85,7 +85,7 @@ class DPoPProof:
 
 
 class ReplayCache(Protocol):
-    """The storage's one-time-value cache (``storage.base.ReplayCache``)."""
+    """The storage's one-time-value cache (``core.storage.ReplayCache``)."""
 
     async def remember_jti(self, tenant_id: str, key: str, expires_at: int, now: int) -> bool: ...
 

@@ -21,8 +21,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from ostiary.core.cipher import DecryptionError, SecretCipher, is_sealed
 from ostiary.core.models import User
 from ostiary.core.secrets import new_secret
+from ostiary.core.storage import RateLimiter, UserStore
 from ostiary.errors import ConfigurationError
-from ostiary.storage.base import RateLimiter, UserStore
 
 _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash("ostiary-dummy-password-for-timing")

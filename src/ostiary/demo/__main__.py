@@ -14,8 +14,8 @@ import asyncio
 import os
 
 from ostiary.core.context import system_clock
+from ostiary.core.storage import Storage
 from ostiary.demo.server import build_demo_server
-from ostiary.storage.base import Storage
 from ostiary.storage.memory import MemoryStorage
 from ostiary.storage.sql import SqlStorage
 

@@ -15,11 +15,11 @@ from typing import Any, Final
 
 from starlette.applications import Starlette
 
+from ostiary.core.storage import Storage
 from ostiary.demo.server import PUBLIC_TOOLS, DemoScopes, build_demo_server
 from ostiary.resource.dpop import DPoPOptions
 from ostiary.resource.mcp_sdk import protect_mcp_app
 from ostiary.resource.verifiers import TokenVerifier
-from ostiary.storage.base import Storage
 
 __all__ = ["STREAMABLE_HTTP_OPTIONS", "create_demo_app"]
 

@@ -6,7 +6,7 @@ are the ones the reference servers describe: ``echo``, ``get_time`` and ``public
 no scope beyond the endpoint's (and, in mixed auth, no token: advertised ``noauth``);
 ``get_user_info``, ``list_secure_notes`` and
 ``get_api_usage`` need the read scope, ``create_secure_note`` the write scope. Notes and usage
-counters live in the same :class:`~ostiary.storage.base.Storage` as the authorization server,
+counters live in the same :class:`~ostiary.core.storage.Storage` as the authorization server,
 per subject, so they survive restarts and are shared by every ``ostiary serve`` process.
 
 Every ``tools/call`` is counted (``record_usage``) for the caller, anonymous callers of public
@@ -27,9 +27,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 
 from ostiary.core.models import Note
+from ostiary.core.storage import Storage
 from ostiary.resource.middleware import current_principal
 from ostiary.resource.verifiers import Principal
-from ostiary.storage.base import Storage
 
 __all__ = [
     "ANONYMOUS",

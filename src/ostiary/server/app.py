@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from ostiary.core.context import IssuerKeySource, JwksSource, MetadataResolver, ServerContext
 from ostiary.core.metadata import well_known_paths
+from ostiary.core.storage import Storage
 from ostiary.server.activity import Activity, ActivityMiddleware
 from ostiary.server.endpoints import (
     account,
@@ -36,7 +37,6 @@ from ostiary.server.metrics import Metrics, metrics_endpoint
 from ostiary.server.ui.render import STATIC, theme_endpoint
 from ostiary.settings import Settings
 from ostiary.storage import open_storage, run_purge_loop
-from ostiary.storage.base import Storage
 
 log = logging.getLogger("ostiary.server")
 

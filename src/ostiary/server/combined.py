@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ostiary.core.context import ServerContext
 from ostiary.core.dpop_token import proof_window
+from ostiary.core.storage import Storage
 from ostiary.demo.app import create_demo_app
 from ostiary.demo.server import DemoScopes
 from ostiary.errors import ConfigurationError, InvalidTokenError
@@ -28,7 +29,6 @@ from ostiary.resource.dpop import DPoPOptions
 from ostiary.resource.verifiers import JWTVerifier, Principal, TokenVerifier
 from ostiary.server.app import create_authorization_server
 from ostiary.settings import Settings
-from ostiary.storage.base import Storage
 
 __all__ = [
     "CombinedApp",

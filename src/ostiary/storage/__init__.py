@@ -1,4 +1,4 @@
-"""Storage backends behind one protocol (``storage/base.py``), chosen by ``storage.url``.
+"""Storage backends behind one protocol (``core/storage.py``), chosen by ``storage.url``.
 
 ``memory://`` → :class:`MemoryStorage` (tests, demos); ``sqlite:///…`` and
 ``postgresql://…`` (or ``postgres://…``) → :class:`SqlStorage`. With ``storage.redis_url``
@@ -9,9 +9,9 @@ Redis instead: :class:`TieredStorage` over the durable store and a
 
 from __future__ import annotations
 
+from ostiary.core.storage import Storage
 from ostiary.errors import ConfigurationError
 from ostiary.settings import Settings
-from ostiary.storage.base import Storage
 from ostiary.storage.memory import MemoryStorage
 from ostiary.storage.purge import run_purge_loop
 from ostiary.storage.redis import RedisEphemeralStore

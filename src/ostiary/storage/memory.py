@@ -1,4 +1,4 @@
-"""In-memory reference implementation of the storage protocol (``storage/base.py``; RFC 9700 §4.14).
+"""In-memory reference implementation of the storage protocol (``core/storage.py``; RFC 9700 §4.14).
 
 Dicts keyed by ``(tenant_id, id)``; every operation runs under one ``asyncio.Lock`` so
 single-use codes, refresh rotation and cascading revocation are atomic within the process.
@@ -58,7 +58,7 @@ def _drop(table: dict[K, V], dead: Callable[[V], bool]) -> int:
 
 
 class MemoryStorage:
-    """Dict-backed :class:`~ostiary.storage.base.Storage`; atomic under one asyncio lock."""
+    """Dict-backed :class:`~ostiary.core.storage.Storage`; atomic under one asyncio lock."""
 
     def __init__(self) -> None:
         self._lock = asyncio.Lock()

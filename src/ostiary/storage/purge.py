@@ -11,8 +11,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from ostiary.core.storage import Storage
 from ostiary.errors import StorageError
-from ostiary.storage.base import Storage
 
 logger = logging.getLogger("ostiary.storage")
 

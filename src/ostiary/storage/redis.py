@@ -150,7 +150,7 @@ def _code(raw: Any, consumed_at: Any) -> AuthorizationCode:
 class RedisEphemeralStore:
     """Authorization codes, replay cache, rate limits, interactions and sessions in Redis.
 
-    Not a whole :class:`~ostiary.storage.base.Storage`: wrap it with a durable store in
+    Not a whole :class:`~ostiary.core.storage.Storage`: wrap it with a durable store in
     :class:`~ostiary.storage.tiered.TieredStorage` (``open_storage`` does when
     ``storage.redis_url`` is set).
 

@@ -140,7 +140,7 @@ def _consent(row: Row[Any]) -> Consent:
 
 
 class SqlStorage:
-    """:class:`~ostiary.storage.base.Storage` on SQLite or PostgreSQL.
+    """:class:`~ostiary.core.storage.Storage` on SQLite or PostgreSQL.
 
     Args:
         url: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or

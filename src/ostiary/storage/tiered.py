@@ -37,12 +37,12 @@ from ostiary.core.models import (
     UpstreamToken,
     User,
 )
-from ostiary.storage.base import Storage
+from ostiary.core.storage import Storage
 from ostiary.storage.redis import RedisEphemeralStore
 
 
 class TieredStorage:
-    """:class:`~ostiary.storage.base.Storage` over a durable store and Redis.
+    """:class:`~ostiary.core.storage.Storage` over a durable store and Redis.
 
     Args:
         durable: The SQL (or memory) store; owns everything but the ephemeral records.

@@ -1,1 +1,1 @@
-"""The storage contract suite (storage/base.py): one suite, every backend."""
+"""The storage contract suite (core/storage.py): one suite, every backend."""
