@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import logging
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ostiary.errors import ConfigurationError
+from ostiary.loopback import is_loopback_host
 
 log = logging.getLogger("ostiary.settings")
 
@@ -661,16 +661,6 @@ def issuer_problem(issuer: str, *, dev: bool) -> str | None:
         if not is_loopback_host(parts.hostname):
             return f"{issuer!r}: http is allowed only for loopback hosts, even in dev mode"
     return None
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for ``localhost`` and loopback IP literals (RFC 8252 §7.3)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -13,6 +13,7 @@ import pytest
 from ostiary.core.pkce import s256, validate_code_challenge, verify_code_verifier
 from ostiary.core.redirect_uris import match_redirect_uri, validate_registered_redirect_uri
 from ostiary.errors import InvalidRedirectUriError
+from ostiary.loopback import LOOPBACK_HOSTS, is_loopback_host
 
 DATA = Path(__file__).parent / "data"
 
@@ -24,6 +25,7 @@ def _load(name: str) -> dict[str, Any]:
 
 PKCE = _load("rfc7636_appendix_b.json")
 REDIRECTS = _load("redirect_uri_cases.json")
+LOOPBACK = _load("loopback_host_cases.json")
 
 
 def test_rfc7636_appendix_b_s256() -> None:
@@ -52,3 +54,13 @@ def test_redirect_uri_registration(case: dict[str, Any]) -> None:
 )
 def test_redirect_uri_matching(case: dict[str, Any]) -> None:
     assert match_redirect_uri(case["requested"], case["registered"]) is case["match"]
+
+
+@pytest.mark.parametrize("case", LOOPBACK["hosts"], ids=lambda c: repr(c["host"]))
+def test_loopback_host(case: dict[str, Any]) -> None:
+    """RFC 8252 §7.3/§8.3, RFC 6761 §6.3: the one loopback rule (ostiary.loopback)."""
+    assert is_loopback_host(case["host"]) is case["loopback"], case["why"]
+
+
+def test_listed_loopback_spellings_are_loopback() -> None:
+    assert all(is_loopback_host(host) for host in LOOPBACK_HOSTS)

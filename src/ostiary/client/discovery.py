@@ -23,7 +23,9 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ostiary.core.resource_uri import canonical_resource as shared_canonical_resource
+from ostiary.core.urls import split_url
 from ostiary.errors import DiscoveryError, InvalidTargetError
+from ostiary.loopback import is_loopback_host
 
 __all__ = [
     "AuthorizationServerMetadata",
@@ -112,21 +114,21 @@ def canonical_resource(url: str) -> str:
         raise DiscoveryError(f"{url[:200]!r} is not a resource URI: {exc.description}") from None
 
 
-_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
-
-
 def is_secure_url(url: str) -> bool:
     """True for ``https`` URLs and for ``http`` on a loopback host (MCP security BCP, SSRF).
+
+    Loopback is :func:`ostiary.loopback.is_loopback_host`, the rule the server applies to
+    redirect URIs and issuers: ``127.0.0.1.nip.io`` or ``foo.localhost`` are not loopback.
 
     Args:
         url: A URL learned from a server (metadata location, issuer, endpoint).
     """
-    parts = urlsplit(url)
+    parts = split_url(url)
+    if parts is None:
+        return False  # e.g. a bad port or an IPv4 address in brackets
     if parts.scheme == "https" and parts.hostname:
         return True
-    host = (parts.hostname or "").lower()
-    loopback = host in _LOOPBACK_NAMES or host.startswith("127.") or host.endswith(".localhost")
-    return parts.scheme == "http" and loopback
+    return parts.scheme == "http" and is_loopback_host(parts.hostname or "")
 
 
 def require_secure_urls(urls: list[str | None], what: str) -> None:

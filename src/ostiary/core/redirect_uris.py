@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from ostiary.core.urls import split_url
 from ostiary.errors import InvalidRedirectUriError
-from ostiary.settings import is_loopback_host
+from ostiary.loopback import is_loopback_host
 
 # RFC 3986 §3.1 scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")

@@ -36,7 +36,7 @@ from ostiary.errors import (
     InvalidRedirectUriError,
     InvalidScopeError,
 )
-from ostiary.settings import is_loopback_host
+from ostiary.loopback import is_loopback_host
 
 __all__ = [
     "AUTH_METHODS",

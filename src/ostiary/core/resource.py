@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from ostiary.core.resource_uri import canonical_resource
 from ostiary.errors import InvalidTargetError
-from ostiary.settings import is_loopback_host
+from ostiary.loopback import is_loopback_host
 
 __all__ = ["canonical_resource", "validate_resource_for_grant", "validate_resources"]
 

@@ -27,12 +27,14 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ostiary.errors import InvalidRequestError
+from ostiary.loopback import LOOPBACK_HOSTS, is_loopback_host
 
 __all__ = [
     "MCP_EXPOSED_HEADERS",
     "MCP_REQUEST_HEADERS",
     "OriginGuardMiddleware",
     "default_allowed_hosts",
+    "default_allowed_origins",
     "mcp_cors",
 ]
 
@@ -49,7 +51,6 @@ MCP_REQUEST_HEADERS: Final = (
 )
 #: Response headers a browser client must be able to read.
 MCP_EXPOSED_HEADERS: Final = ("www-authenticate", "mcp-session-id", "mcp-protocol-version")
-_LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "[::1]")
 
 
 def mcp_cors(app: ASGIApp, allowed_origins: Sequence[str], *, max_age: int = 600) -> ASGIApp:
@@ -86,10 +87,33 @@ def default_allowed_hosts(resource: str) -> tuple[str, ...]:
         ('127.0.0.1:8000', '127.0.0.1:*', 'localhost:*', '[::1]:*')
     """
     netloc = urlsplit(resource).netloc.lower()
-    host = netloc.rsplit(":", 1)[0] if not netloc.endswith("]") else netloc
-    if host in _LOOPBACK_HOSTS:
-        return (netloc, *(f"{name}:*" for name in _LOOPBACK_HOSTS))
+    if _is_local(resource):
+        return (netloc, *(f"{name}:*" for name in LOOPBACK_HOSTS))
     return (netloc,)
+
+
+def default_allowed_origins(resource: str, extra: Sequence[str] = ()) -> list[str]:
+    """Origins to accept for ``resource``: its own and ``extra``, plus loopback ones if local.
+
+    A local server is opened from pages on any loopback spelling and port (an Inspector on
+    ``http://localhost:6274`` calling ``http://127.0.0.1:8000/mcp``).
+
+    Example:
+        >>> default_allowed_origins("https://mcp.example.com/mcp", ["https://app.example"])
+        ['https://mcp.example.com', 'https://app.example']
+        >>> default_allowed_origins("http://localhost:8000/mcp")[1:]
+        ['http://127.0.0.1:*', 'http://localhost:*', 'http://[::1]:*']
+    """
+    parts = urlsplit(resource)
+    origins = [f"{parts.scheme}://{parts.netloc}", *extra]
+    if _is_local(resource):
+        origins.extend(f"http://{name}:*" for name in LOOPBACK_HOSTS)
+    return origins
+
+
+def _is_local(resource: str) -> bool:
+    """Whether ``resource``'s host is loopback (:func:`ostiary.loopback.is_loopback_host`)."""
+    return is_loopback_host(urlsplit(resource).hostname or "")
 
 
 def _matches(value: str, patterns: Sequence[str]) -> bool:

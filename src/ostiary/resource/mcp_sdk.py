@@ -55,7 +55,12 @@ from starlette.types import ASGIApp
 
 from ostiary.errors import ConfigurationError
 from ostiary.resource.concurrency import PerAddressConcurrency
-from ostiary.resource.cors import OriginGuardMiddleware, default_allowed_hosts, mcp_cors
+from ostiary.resource.cors import (
+    OriginGuardMiddleware,
+    default_allowed_hosts,
+    default_allowed_origins,
+    mcp_cors,
+)
 from ostiary.resource.dpop import DPoPOptions
 from ostiary.resource.metadata import (
     build_protected_resource_metadata,
@@ -284,7 +289,7 @@ def protect_mcp_app(
         )
     ]
     anonymous = McpPublicAccess(public_tools) if mixed_auth else None
-    origins = _default_origins(resource, cors_origins)
+    origins = default_allowed_origins(resource, cors_origins)
     hosts = default_allowed_hosts(resource) if allowed_hosts is None else allowed_hosts
 
     def protect(app: ASGIApp) -> ASGIApp:
@@ -342,14 +347,6 @@ def _protected_routes(inner: ASGIApp, protect: Callable[[ASGIApp], ASGIApp]) -> 
 def _sdk_stateless(server_or_app: Any, options: Mapping[str, Any]) -> bool:
     """Whether the SDK app built for ``server_or_app`` keeps no sessions."""
     return _is_sdk_server(server_or_app) and bool(options.get("stateless_http", False))
-
-
-def _default_origins(resource: str, cors_origins: Sequence[str]) -> list[str]:
-    parts = urlsplit(resource)
-    origins = [f"{parts.scheme}://{parts.netloc}", *cors_origins]
-    if any(parts.netloc.startswith(host) for host in ("127.0.0.1", "localhost", "[::1]")):
-        origins.extend(f"http://{host}:*" for host in ("127.0.0.1", "localhost", "[::1]"))
-    return origins
 
 
 class _NamedScopes:

@@ -26,6 +26,7 @@ from ostiary.errors import (
     LoginRequiredError,
     OAuthError,
 )
+from ostiary.loopback import is_loopback_host
 from ostiary.server import sessions
 from ostiary.server.endpoints.login import LOGIN_PROVIDERS, ProviderButton, code_page, login_page
 from ostiary.server.http import query_params, read_form
@@ -43,7 +44,6 @@ from ostiary.server.interactions import (
 )
 from ostiary.server.responses import Endpoint, unexpected
 from ostiary.server.ui.render import render_page
-from ostiary.settings import is_loopback_host
 
 #: The federation endpoints import the page helpers from here.
 __all__ = [
