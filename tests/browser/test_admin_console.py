@@ -28,7 +28,6 @@ import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from ostiary.core import totp
-from ostiary.core.context import ServerContext
 from ostiary.core.models import Client
 from ostiary.core.users import new_user, with_totp_secret
 from ostiary.server.app import create_authorization_server
@@ -39,6 +38,7 @@ from tests.browser.test_accessibility import VIEWPORTS
 from tests.browser.test_pages import sign_in_with_keyboard
 from tests.e2e.server import free_port
 from tests.helpers.browserless import authorize
+from tests.helpers.context import build_context
 
 ADMIN = "rosa"
 ADMIN_PASSWORD = "operator password 1"
@@ -146,7 +146,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, client_app: ClientApp) -> 
         tokens={"refresh_grace_seconds": 0},
     )
     secret = totp.new_secret()
-    ctx = ServerContext.build(settings, open_storage(settings))
+    ctx = build_context(settings, open_storage(settings))
     tenant = settings.storage.tenant
 
     async def seed() -> None:

@@ -20,7 +20,6 @@ import uvicorn
 from playwright.sync_api import Browser
 
 from ostiary.core import totp
-from ostiary.core.context import ServerContext
 from ostiary.core.users import new_user
 from ostiary.server.app import create_authorization_server
 from ostiary.server.endpoints.authorize import LOGIN_PROVIDERS, ProviderButton
@@ -35,6 +34,7 @@ from tests.browser.conftest import (
 from tests.browser.test_accessibility import VIEWPORTS, check
 from tests.browser.test_pages import sign_in_with_keyboard
 from tests.e2e.server import free_port
+from tests.helpers.context import build_context
 
 
 @dataclass
@@ -76,7 +76,7 @@ def in_process(
     seeding.start()
     seeding.join(30)
     assert not seeding.is_alive(), "seeding the user did not finish"
-    ctx = ServerContext.build(settings, open_storage(settings))
+    ctx = build_context(settings, open_storage(settings))
     ctx.extra[LOGIN_PROVIDERS] = lambda interaction_id: [
         ProviderButton("github", "GitHub", f"{issuer}/federation/github/{interaction_id}"),
         ProviderButton("google", "Google", f"{issuer}/federation/google/{interaction_id}"),

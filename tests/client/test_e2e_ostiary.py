@@ -33,7 +33,6 @@ from ostiary.client.cli import client_app
 from ostiary.client.registration import ClientConfig
 from ostiary.client.session import open_mcp_client
 from ostiary.client.token_store import FileTokenStore
-from ostiary.core.context import ServerContext
 from ostiary.core.users import new_user
 from ostiary.resource.mcp_sdk import protect_mcp_app
 from ostiary.resource.verifiers import JWTVerifier
@@ -41,6 +40,7 @@ from ostiary.server.app import create_authorization_server
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
 from tests.helpers.browserless import parse_form
+from tests.helpers.context import build_context
 
 pytestmark = pytest.mark.e2e
 
@@ -83,7 +83,7 @@ def deployment(settings_factory: Callable[..., Settings], tmp_path: Path) -> Ite
         storage={"url": f"sqlite:///{tmp_path}/as.db"},
         resources={"allowed": [resource]},
     )
-    ctx = ServerContext.build(settings, open_storage(settings))
+    ctx = build_context(settings, open_storage(settings))
     inner = create_authorization_server(settings, context=ctx)
 
     @asynccontextmanager

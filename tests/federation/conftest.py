@@ -37,6 +37,7 @@ from tests.federation._idp import (
     RunningIdp,
     start_idp,
 )
+from tests.helpers.context import build_context
 
 RESOURCE = f"{ISSUER}/mcp"
 REDIRECT = "http://127.0.0.1:9999/callback"
@@ -271,7 +272,7 @@ async def _fed(
         **overrides,
     )
     clock = Clock()
-    ctx = ServerContext.build(settings, open_storage(settings), clock=clock)
+    ctx = build_context(settings, open_storage(settings), clock=clock)
     app = create_authorization_server(settings, context=ctx)
     await startup(ctx)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as http:

@@ -21,6 +21,7 @@ from ostiary.settings import Settings
 from ostiary.storage import open_storage
 from tests._services import postgres_url
 from tests.helpers.browserless import authorize
+from tests.helpers.context import build_context
 
 ISSUER = "http://127.0.0.1:8000"
 RESOURCE = f"{ISSUER}/mcp"
@@ -127,7 +128,7 @@ async def auth_server(
     storage = _storage_for(request.param, tmp_path)
     settings = settings_factory(issuer=ISSUER, storage=storage, **overrides)
     clock = Clock()
-    ctx = ServerContext.build(settings, open_storage(settings), clock=clock)
+    ctx = build_context(settings, open_storage(settings), clock=clock)
     app = create_authorization_server(settings, context=ctx)
     await startup(ctx)
     user = await new_user(settings.storage.tenant, USERNAME, PASSWORD, clock())

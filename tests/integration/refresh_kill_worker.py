@@ -23,11 +23,14 @@ from ostiary.core.models import RefreshToken, RotateResult
 from ostiary.server.app import create_authorization_server, startup
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
+from ostiary.storage_key import storage_cipher
 
 
 async def main(client_id: str, refresh_token: str, now: int) -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    ctx = ServerContext.build(settings, open_storage(settings), clock=lambda: now)
+    ctx = ServerContext.build(
+        settings, open_storage(settings), cipher=storage_cipher(settings), clock=lambda: now
+    )
     rotate = ctx.storage.rotate_refresh_token
 
     async def rotate_then_die(

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ostiary.core.context import MetadataResolver, ServerContext
+from ostiary.core.context import MetadataResolver
 from ostiary.core.models import Client
 from ostiary.core.users import new_user
 from ostiary.net.cimd import METADATA_UNAVAILABLE, ClientMetadataResolver
@@ -38,6 +38,7 @@ from ostiary.server.app import create_authorization_server, default_fetchers, st
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
 from tests.helpers.browserless import authorize
+from tests.helpers.context import build_context
 from tests.integration.conftest import (
     AS,
     ISSUER,
@@ -229,7 +230,7 @@ def trusting_resolver(settings: Settings, pki: Pki) -> MetadataResolver:
 @asynccontextmanager
 async def cimd_server(settings: Settings, resolver: MetadataResolver) -> AsyncIterator[AS]:
     clock = Clock(int(time.time()))
-    ctx = ServerContext.build(settings, open_storage(settings), clock=clock, resolver=resolver)
+    ctx = build_context(settings, open_storage(settings), clock=clock, resolver=resolver)
     app = create_authorization_server(settings, context=ctx)
     await startup(ctx)
     await ctx.storage.save_user(

@@ -20,12 +20,12 @@ import httpx
 import pytest
 from starlette.types import ASGIApp
 
-from ostiary.core.context import ServerContext
 from ostiary.core.users import new_user
 from ostiary.server.app import create_authorization_server, startup
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
 from tests._services import postgres_url
+from tests.helpers.context import build_context
 from tests.helpers.hostile import disconnect_mid_body
 from tests.integration.conftest import AS, ISSUER, PASSWORD, REDIRECT, USERNAME, Clock
 from tests.integration.test_hostile_helpers import assert_oauth_error, guard, snapshot
@@ -52,7 +52,7 @@ async def server(
     }.get(request.param) or {"url": postgres_url(), "tenant": f"t-{uuid.uuid4().hex}"}
     settings = settings_factory(issuer=ISSUER, storage=storage)
     clock = Clock()
-    ctx = ServerContext.build(settings, open_storage(settings), clock=clock)
+    ctx = build_context(settings, open_storage(settings), clock=clock)
     app = create_authorization_server(settings, context=ctx)
     await startup(ctx)
     await ctx.storage.save_user(

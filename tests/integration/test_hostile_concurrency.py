@@ -32,6 +32,7 @@ from ostiary.storage import open_storage
 from tests._services import postgres_url, redis_url
 from tests.e2e.server import free_port, running_server
 from tests.helpers.browserless import authorize, parse_form
+from tests.helpers.context import build_context
 from tests.integration.conftest import (
     AS,
     ISSUER,
@@ -62,7 +63,7 @@ def _storage(kind: str, tmp_path: Path) -> dict[str, str]:
 
 async def _server(settings: Settings) -> tuple[AS, Any]:
     clock = Clock()
-    ctx = ServerContext.build(settings, open_storage(settings), clock=clock)
+    ctx = build_context(settings, open_storage(settings), clock=clock)
     app = create_authorization_server(settings, context=ctx)
     await startup(ctx)
     await ctx.storage.save_user(
@@ -230,7 +231,7 @@ def _env(settings: Settings) -> dict[str, str]:
 async def _restarted(settings: Settings, now: int) -> tuple[AS, ServerContext]:
     """A fresh server on the same storage (no new user: alice is already stored)."""
     clock = Clock(now)
-    ctx = ServerContext.build(settings, open_storage(settings), clock=clock)
+    ctx = build_context(settings, open_storage(settings), clock=clock)
     app = create_authorization_server(settings, context=ctx)
     await startup(ctx)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER)

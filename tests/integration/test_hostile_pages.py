@@ -14,12 +14,12 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from ostiary.core.context import ServerContext
 from ostiary.core.users import new_user
 from ostiary.server.app import create_authorization_server, startup
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
 from tests.helpers.browserless import parse_form
+from tests.helpers.context import build_context
 from tests.integration.conftest import AS, PASSWORD, REDIRECT, USERNAME, Clock, pkce_pair
 from tests.integration.test_hostile_helpers import guard, snapshot
 
@@ -31,7 +31,7 @@ FORM = "application/x-www-form-urlencoded"
 async def server(settings_factory: Callable[..., Settings]) -> AsyncIterator[AS]:
     settings = settings_factory(issuer=HTTPS_ISSUER, resources={"allowed": [f"{HTTPS_ISSUER}/mcp"]})
     clock = Clock()
-    ctx = ServerContext.build(settings, open_storage(settings), clock=clock)
+    ctx = build_context(settings, open_storage(settings), clock=clock)
     app = create_authorization_server(settings, context=ctx)
     await startup(ctx)
     await ctx.storage.save_user(

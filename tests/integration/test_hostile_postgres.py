@@ -17,12 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ostiary.core.context import ServerContext
 from ostiary.core.users import new_user
 from ostiary.server.app import create_authorization_server, startup
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
 from tests._services import postgres_url, redis_url
+from tests.helpers.context import build_context
 from tests.integration.conftest import AS, ISSUER, PASSWORD, REDIRECT, USERNAME, Clock
 from tests.integration.test_hostile_helpers import (
     assert_error_page,
@@ -45,7 +45,7 @@ async def server(
         storage["redis_url"] = redis_url()
     settings = settings_factory(issuer=ISSUER, storage=storage)
     clock = Clock()
-    ctx = ServerContext.build(settings, open_storage(settings), clock=clock)
+    ctx = build_context(settings, open_storage(settings), clock=clock)
     app = create_authorization_server(settings, context=ctx)
     await startup(ctx)
     await ctx.storage.save_user(

@@ -20,6 +20,7 @@ import pytest
 from ostiary.core.cipher import SecretCipher
 from ostiary.core.secrets import hash_secret
 from ostiary.settings import Settings
+from tests.helpers.context import build_context
 from tests.integration.conftest import AS, REDIRECT, RESOURCE
 from tests.integration.test_hostile_helpers import (
     assert_oauth_error,
@@ -937,14 +938,13 @@ async def test_expired_client_secret(
     settings_factory: Callable[..., Settings], tmp_path: Path
 ) -> None:
     """tokens.client_secret_ttl: a DCR secret past client_secret_expires_at no longer works."""
-    from ostiary.core.context import ServerContext
     from ostiary.server.app import create_authorization_server, startup
     from ostiary.storage import open_storage
     from tests.integration.conftest import ISSUER, Clock
 
     settings = settings_factory(issuer=ISSUER, tokens={"client_secret_ttl": 3600})
     clock = Clock()
-    ctx = ServerContext.build(settings, open_storage(settings), clock=clock)
+    ctx = build_context(settings, open_storage(settings), clock=clock)
     await startup(ctx)
     transport = httpx.ASGITransport(app=create_authorization_server(settings, context=ctx))
     async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:

@@ -44,6 +44,7 @@ from ostiary.settings import Settings
 from ostiary.storage import open_storage
 from tests._services import postgres_url
 from tests.helpers.browserless import parse_form
+from tests.helpers.context import build_context
 from tests.integration.conftest import AS, ISSUER, PASSWORD, USERNAME, Clock, pkce_pair
 
 KEY_1 = base64.b64encode(bytes(range(32))).decode()
@@ -87,7 +88,7 @@ async def raw_column(settings: Settings, table: str, column: str) -> list[str]:
 
 
 async def started(settings: Settings) -> ServerContext:
-    ctx = ServerContext.build(settings, open_storage(settings))
+    ctx = build_context(settings, open_storage(settings))
     await startup(ctx)
     return ctx
 
@@ -222,7 +223,7 @@ async def test_a_wrong_key_fails_start_up_clearly_and_makes_no_new_key(
     await ctx.storage.close()
 
     wrong = make_settings(encryption_key=KEY_2)
-    ctx = ServerContext.build(wrong, open_storage(wrong))
+    ctx = build_context(wrong, open_storage(wrong))
     with pytest.raises(ConfigurationError) as caught:
         await startup(ctx)
     assert str(caught.value) == _wrong_key_message(kid, wrong.storage.tenant)
@@ -269,7 +270,7 @@ async def test_a_sealed_key_copied_under_another_kid_does_not_load(
     copy = replace(original, kid="copied-kid", created_at=original.created_at + 1)
     await ctx.storage.save_signing_key(copy)
     await ctx.storage.close()
-    ctx = ServerContext.build(settings, open_storage(settings))
+    ctx = build_context(settings, open_storage(settings))
     with pytest.raises(ConfigurationError, match=r"^signing key copied-kid of tenant"):
         await startup(ctx)
     await ctx.storage.close()

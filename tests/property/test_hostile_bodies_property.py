@@ -24,10 +24,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ostiary.core.context import ServerContext
 from ostiary.server.app import create_authorization_server, startup
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
+from tests.helpers.context import build_context
 from tests.helpers.hostile import (
     READ_TOKEN,
     WRITE_TOKEN,
@@ -155,7 +155,7 @@ async def _open(
             storage={"url": url},
             security={"rate_limit_per_minute": 10**9},
         )
-        ctx = ServerContext.build(config, open_storage(config))
+        ctx = build_context(config, open_storage(config))
         await startup(ctx)
         stack.push_async_callback(ctx.storage.close)
         transport = httpx.ASGITransport(app=create_authorization_server(config, context=ctx))

@@ -20,7 +20,6 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 
-from ostiary.core.context import ServerContext
 from ostiary.errors import InvalidTokenError, TemporarilyUnavailableError
 from ostiary.resource.mcp_sdk import protect_mcp_app
 from ostiary.resource.middleware import require_principal
@@ -32,6 +31,7 @@ from ostiary.resource.verifiers import (
 from ostiary.server.app import create_authorization_server, startup
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
+from tests.helpers.context import build_context
 
 ISSUER = "http://127.0.0.1:8000"
 
@@ -65,7 +65,7 @@ async def issued(settings_factory: Callable[..., Settings]) -> AsyncIterator[Iss
     settings = settings_factory(
         issuer=ISSUER, storage={"url": "memory://"}, resources={"allow_any": True}
     )
-    ctx = ServerContext.build(settings, open_storage(settings))
+    ctx = build_context(settings, open_storage(settings))
     app = create_authorization_server(settings, context=ctx)
     await startup(ctx)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as http:

@@ -290,7 +290,8 @@ def _preflight(settings: Settings) -> None:
     first one is made here on a first start), and a hint when there are no users yet."""
 
     async def work(storage: Storage) -> bool:
-        await ServerContext.build(settings, storage).keys.ensure(system_clock())
+        ctx = ServerContext.build(settings, storage, cipher=storage_cipher(settings))
+        await ctx.keys.ensure(system_clock())
         return not await storage.list_users(settings.storage.tenant)
 
     if _with_storage(settings, work):
@@ -683,7 +684,7 @@ def keys_rotate() -> None:
     settings = _settings()
 
     async def work(storage: Storage) -> str:
-        ctx = ServerContext.build(settings, storage)
+        ctx = ServerContext.build(settings, storage, cipher=storage_cipher(settings))
         return (await ctx.keys.rotate(system_clock())).kid
 
     console.print(f"new signing key [bold]{_with_storage(settings, work)}[/]")

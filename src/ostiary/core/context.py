@@ -25,7 +25,6 @@ from ostiary.core.keys import (
 from ostiary.core.models import Client, SigningKey
 from ostiary.core.storage import RateLimiter, Storage
 from ostiary.settings import Settings
-from ostiary.storage_key import storage_cipher
 from ostiary.ttl_cache import TtlCache
 
 Clock = Callable[[], int]
@@ -163,18 +162,17 @@ class ServerContext:
         settings: Settings,
         storage: Storage,
         *,
+        cipher: SecretCipher,
         clock: Clock = system_clock,
         resolver: MetadataResolver | None = None,
         jwks: JwksSource | None = None,
-        cipher: SecretCipher | None = None,
         issuer_keys: IssuerKeySource | None = None,
     ) -> ServerContext:
-        """The context for ``settings``; without ``cipher``, the storage key it names.
+        """The context for ``settings`` over ``storage``, sealing secrets with ``cipher``.
 
-        Raises:
-            ConfigurationError: The storage key file exists but holds no valid key.
+        The caller brings the cipher (``ostiary.storage_key.storage_cipher`` reads or creates
+        the key file): the core does no file I/O.
         """
-        cipher = cipher if cipher is not None else storage_cipher(settings)
         keys = KeyManager(
             storage=storage,
             tenant_id=settings.storage.tenant,

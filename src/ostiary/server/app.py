@@ -37,6 +37,7 @@ from ostiary.server.metrics import Metrics, metrics_endpoint
 from ostiary.server.ui.render import STATIC, theme_endpoint
 from ostiary.settings import Settings
 from ostiary.storage import open_storage, run_purge_loop
+from ostiary.storage_key import storage_cipher
 
 log = logging.getLogger("ostiary.server")
 
@@ -185,7 +186,11 @@ def create_authorization_server(
             storage = metrics.instrument(storage)
         default_resolver, jwks = default_fetchers(settings)
         context = ServerContext.build(
-            settings, storage, resolver=resolver or default_resolver, jwks=jwks
+            settings,
+            storage,
+            cipher=storage_cipher(settings),
+            resolver=resolver or default_resolver,
+            jwks=jwks,
         )
     ctx = context
     if ctx.issuer_keys is None and settings.enterprise.trusted_issuers:

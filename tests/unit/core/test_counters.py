@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ostiary.core.context import ServerContext
 from ostiary.core.counters import ProcessCounters
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
 from ostiary.ttl_cache import TtlCache
+from tests.helpers.context import build_context
 
 
 async def test_counts_per_bucket_within_a_fixed_window() -> None:
@@ -31,7 +31,7 @@ def test_the_context_picks_the_counters_the_settings_name(
         storage={"url": "memory://", "redis_url": "redis://127.0.0.1:6379/15"},
     )
     built = {
-        name: ServerContext.build(s, open_storage(s))
+        name: build_context(s, open_storage(s))
         for name, s in (("default", default), ("shared", shared), ("redis", redis))
     }
     assert isinstance(built["default"].request_counters, ProcessCounters)
