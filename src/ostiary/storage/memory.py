@@ -40,8 +40,7 @@ from ostiary.core.models import (
 )
 from ostiary.errors import StorageError
 from ostiary.settings import MAX_REFRESH_GRACE_SECONDS
-from ostiary.storage.rules import consume_status, rotation_status
-from ostiary.storage.statements import PENDING_UPSTREAM_TTL
+from ostiary.storage.rules import PENDING_UPSTREAM_TTL, consume_status, rotation_status
 
 T = TypeVar("T", RefreshToken, AccessTokenRecord)
 J = TypeVar("J", Client, SigningKey, Interaction)

@@ -2,12 +2,17 @@
 
 Every backend performs its atomic step (a locked dict update or a conditional SQL UPDATE)
 and, when that step did not succeed, classifies the stored record with these functions, so
-the order of the checks is identical everywhere.
+the order of the checks is identical everywhere. The retention rules every backend shares
+live here too, free of any driver, so the memory backend loads without SQLAlchemy.
 """
 
 from __future__ import annotations
 
 from ostiary.core.models import AuthorizationCode, ConsumeStatus, RefreshToken, RotateStatus
+
+#: How long an upstream token saved under a ``pending:<id>`` grant id (a login that never
+#: reached consent) is kept before ``purge_expired`` removes it (every backend).
+PENDING_UPSTREAM_TTL = 3600
 
 
 def rotation_status(

@@ -37,6 +37,7 @@ from sqlalchemy import (
 
 from ostiary.settings import MAX_REFRESH_GRACE_SECONDS
 from ostiary.storage import schema as t
+from ostiary.storage.rules import PENDING_UPSTREAM_TTL
 
 NOW: BindParameter[int] = bindparam("now", type_=BigInteger)
 
@@ -70,10 +71,6 @@ def _retire(table: Table, column: str, which: ColumnElement[bool]) -> Update:
 
 codes, rts, ats, grants = t.authorization_codes, t.refresh_tokens, t.access_tokens, t.grants
 notes, usage, links, ups = t.notes, t.api_usage, t.linked_identities, t.upstream_tokens
-
-#: How long an upstream token saved under a ``pending:<id>`` grant id (a login that never
-#: reached consent) is kept before ``purge_expired`` removes it.
-PENDING_UPSTREAM_TTL = 3600
 
 GET: dict[Table, Select[Any]] = {table: _by_key(table) for table in t.metadata.sorted_tables}
 DELETE: dict[Table, Delete] = {
