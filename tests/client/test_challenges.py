@@ -1,8 +1,16 @@
-"""WWW-Authenticate parsing (RFC 9110 §11.6.1, RFC 6750 §3, RFC 9728 §5.1)."""
+"""What the MCP client reads from a challenge (RFC 6750 §3, RFC 9728 §5.1).
+
+The grammar is :mod:`ostiary.www_authenticate`'s (tested in
+``tests/unit/test_www_authenticate.py``); here: the client reads it leniently, prefers
+``Bearer`` to ``DPoP``, and reads back exactly what ostiary's resource server builds.
+"""
 
 from __future__ import annotations
 
-import pytest
+from typing import Literal
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ostiary.client.challenges import (
     BearerChallenge,
@@ -10,53 +18,17 @@ from ostiary.client.challenges import (
     parse_bearer_challenge,
     parse_challenges,
 )
+from ostiary.resource.challenges import build_bearer_challenge, build_dpop_challenge
 
 
-@pytest.mark.parametrize(
-    ("headers", "expected"),
-    [
-        (
-            ['Bearer resource_metadata="https://rs/.well-known/oauth-protected-resource/mcp"'],
-            [
-                Challenge(
-                    "Bearer",
-                    {"resource_metadata": "https://rs/.well-known/oauth-protected-resource/mcp"},
-                )
-            ],
-        ),
-        (
-            ['Bearer error="insufficient_scope", scope="a b", error_description="need \\"b\\""'],
-            [
-                Challenge(
-                    "Bearer",
-                    {
-                        "error": "insufficient_scope",
-                        "scope": "a b",
-                        "error_description": 'need "b"',
-                    },
-                )
-            ],
-        ),
-        (
-            ['Basic realm="x", Bearer realm="y",scope="s"'],
-            [Challenge("Basic", {"realm": "x"}), Challenge("Bearer", {"realm": "y", "scope": "s"})],
-        ),
-        (["Bearer"], [Challenge("Bearer")]),
-        (["Negotiate abc123=="], [Challenge("Negotiate", token68="abc123==")]),
-        (
-            ["Bearer resource_metadata=https://rs/x, SCOPE=unquoted"],
-            [Challenge("Bearer", {"resource_metadata": "https://rs/x", "scope": "unquoted"})],
-        ),
-        (
-            ['Bearer realm="a, b"', 'DPoP algs="ES256"'],
-            [Challenge("Bearer", {"realm": "a, b"}), Challenge("DPoP", {"algs": "ES256"})],
-        ),
-        ([", ,  "], []),
-        (['Bearer scope="first", scope="second"'], [Challenge("Bearer", {"scope": "first"})]),
-    ],
-)
-def test_parse_challenges(headers: list[str], expected: list[Challenge]) -> None:
-    assert parse_challenges(headers) == expected
+def test_the_client_reads_leniently() -> None:
+    """Unquoted URLs, repeated parameters and unterminated quotes do not stop a client."""
+    assert parse_challenges(
+        ["Bearer resource_metadata=https://rs/x, scope=a, scope=b", 'DPoP algs="ES256']
+    ) == [
+        Challenge("Bearer", {"resource_metadata": "https://rs/x", "scope": "a"}),
+        Challenge("DPoP", {"algs": "ES256"}),
+    ]
 
 
 def test_bearer_challenge_is_preferred_over_other_schemes() -> None:
@@ -69,10 +41,60 @@ def test_bearer_challenge_is_preferred_over_other_schemes() -> None:
     assert challenge.scopes == ("mcp:basic", "mcp:write")
 
 
+def test_a_dpop_challenge_is_used_without_a_bearer_one() -> None:
+    assert parse_bearer_challenge(['Basic realm="x"', 'DPoP algs="ES256", scope="a"']) == (
+        BearerChallenge(scheme="DPoP", scope="a")
+    )
+
+
 def test_no_bearer_challenge() -> None:
     assert parse_bearer_challenge(['Basic realm="x"']) is None
     assert parse_bearer_challenge([]) is None
 
 
-def test_unterminated_quote_does_not_raise() -> None:
-    assert parse_challenges(['Bearer scope="open']) == [Challenge("Bearer", {"scope": "open"})]
+#: Unicode category of control characters, which no header value may carry.
+_CONTROLS: tuple[Literal["Cc"]] = ("Cc",)
+
+_scope_token = st.text(
+    st.characters(codec="ascii", min_codepoint=0x21, max_codepoint=0x7E, exclude_characters='"\\'),
+    min_size=1,
+    max_size=12,
+)
+_text = st.text(st.characters(codec="latin-1", min_codepoint=0x20, exclude_categories=_CONTROLS))
+
+
+@given(
+    resource_metadata=st.none() | _text,
+    scopes=st.lists(_scope_token, max_size=5, unique=True),
+    error=st.none() | st.sampled_from(["invalid_token", "insufficient_scope"]),
+    description=_text,
+    dpop=st.booleans(),
+)
+def test_the_client_reads_what_the_resource_server_builds(
+    resource_metadata: str | None,
+    scopes: list[str],
+    error: str | None,
+    description: str,
+    dpop: bool,
+) -> None:
+    header = build_bearer_challenge(
+        resource_metadata=resource_metadata,
+        scopes=scopes,
+        error=error,
+        error_description=description,
+    )
+    if dpop:
+        header = build_dpop_challenge(
+            algs=("ES256",),
+            resource_metadata=resource_metadata,
+            scopes=scopes,
+            error=error,
+            error_description=description,
+        )
+    assert parse_bearer_challenge([header]) == BearerChallenge(
+        scheme="DPoP" if dpop else "Bearer",
+        error=error,
+        error_description=description if error is not None and description else None,
+        scope=" ".join(scopes) or None,
+        resource_metadata=resource_metadata,
+    )

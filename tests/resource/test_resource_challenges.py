@@ -1,20 +1,22 @@
-"""WWW-Authenticate challenges: exact bytes (RFC 6750 §3, RFC 9728 §5.1) and parsing."""
+"""WWW-Authenticate challenges: exact bytes (RFC 6750 §3, RFC 9728 §5.1) and reading them back.
+
+The grammar itself (several challenges, token68, malformed values, quoting) is tested once,
+in ``tests/unit/test_www_authenticate.py``.
+"""
 
 from __future__ import annotations
 
-import pytest
+from typing import Literal
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ostiary.errors import InsufficientScopeError, InvalidRequestError, InvalidTokenError
 from ostiary.resource.challenges import (
     BearerChallenge,
-    Challenge,
     build_bearer_challenge,
     challenge_for_error,
     parse_bearer_challenge,
-    parse_www_authenticate,
-    quote_string,
 )
 
 PRM = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
@@ -84,46 +86,9 @@ def test_description_is_only_sent_with_an_error() -> None:
     assert build_bearer_challenge(resource_metadata=None, error_description="x") == "Bearer"
 
 
-def test_quote_string_escapes_quote_and_backslash() -> None:
-    assert quote_string('a"b\\c') == '"a\\"b\\\\c"'
-
-
-@pytest.mark.parametrize("bad", ["a\r\nSet-Cookie: x=1", "nul\x00", "del\x7f", "snow\u2603"])
-def test_quote_string_refuses_header_injection(bad: str) -> None:
-    with pytest.raises(ValueError, match="cannot appear in an HTTP header"):
-        quote_string(bad)
-
-
 def test_challenge_render_round_trip() -> None:
     challenge = BearerChallenge(resource_metadata=PRM, scopes=("x",), error="invalid_token")
     assert parse_bearer_challenge(challenge.render()) == challenge
-
-
-def test_parse_rfc9110_example_with_several_challenges() -> None:
-    value = 'Newauth realm="apps", type=1, title="Login to \\"apps\\"", Basic realm="simple"'
-    assert parse_www_authenticate(value) == [
-        Challenge("Newauth", {"realm": "apps", "type": "1", "title": 'Login to "apps"'}),
-        Challenge("Basic", {"realm": "simple"}),
-    ]
-
-
-def test_parse_token68_and_bare_schemes() -> None:
-    assert parse_www_authenticate("Negotiate abc+/==, Bearer, DPoP") == [
-        Challenge("Negotiate", token68="abc+/=="),
-        Challenge("Bearer"),
-        Challenge("DPoP"),
-    ]
-
-
-def test_parse_token68_only_directly_after_scheme() -> None:
-    assert parse_www_authenticate('Bearer , Basic realm="x"') == [
-        Challenge("Bearer"),
-        Challenge("Basic", {"realm": "x"}),
-    ]
-    assert parse_www_authenticate("Basic abc= , DPoP") == [
-        Challenge("Basic", token68="abc="),
-        Challenge("DPoP"),
-    ]
 
 
 def test_parse_is_case_insensitive_for_scheme_and_names() -> None:
@@ -141,23 +106,8 @@ def test_parse_returns_none_without_bearer() -> None:
     assert parse_bearer_challenge('Basic realm="x"') is None
 
 
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        ('Bearer error="x', "unterminated"),
-        ('Bearer a="1", a="2"', "repeated"),
-        ('Bearer a="1" b', "unexpected character"),
-        ("=oops", "expected an auth-scheme"),
-        ('Bearer"x"', "unexpected character after auth-scheme"),
-        ('Bearer x="\\', "unterminated"),
-        ("X a b", "unexpected character"),
-        ('X b="c", a=@', "unexpected character after auth-scheme"),
-    ],
-)
-def test_parse_rejects_malformed_values(value: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        parse_www_authenticate(value)
-
+#: Unicode category of control characters, which no header value may carry.
+_CONTROLS: tuple[Literal["Cc"]] = ("Cc",)
 
 # RFC 6749 charsets: scope-token %x21 / %x23-5B / %x5D-7E; description adds SP.
 _scope_token = st.text(
@@ -172,7 +122,7 @@ _description = st.text(
 )
 # Header values in general: any visible ASCII, SP and HTAB, quotes and backslashes included.
 _any_value = st.text(
-    st.characters(codec="latin-1", min_codepoint=0x09, exclude_categories=("Cc",))
+    st.characters(codec="latin-1", min_codepoint=0x09, exclude_categories=_CONTROLS)
     | st.sampled_from(['"', "\\", "\t", " "]),
     max_size=40,
 )
@@ -206,8 +156,3 @@ def test_build_then_parse_round_trips(
         error_description=error_description if error is not None else None,
         realm=realm,
     )
-
-
-@given(_any_value)
-def test_quote_string_then_parse_is_identity(value: str) -> None:
-    assert parse_www_authenticate(f"X p={quote_string(value)}") == [Challenge("X", {"p": value})]

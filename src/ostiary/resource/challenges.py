@@ -14,18 +14,23 @@ Attribute order on the wire is fixed (``error``, ``error_description``, ``scope`
 a quoted-string (RFC 9110 §5.6.4); ``"`` and ``\\`` are escaped and control characters are
 refused, so no caller can inject a header line.
 
-The parser accepts any RFC 9110 ``WWW-Authenticate`` value (several challenges, token68,
-token or quoted-string parameters, case-insensitive names) and is used by tests and by the
-MCP OAuth client.
+Parsing is :mod:`ostiary.www_authenticate`'s one RFC 9110 parser (the MCP client reads
+challenges with it too); :func:`parse_bearer_challenge` reads its strict result back into a
+:class:`BearerChallenge`, so a built challenge round-trips.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ostiary.errors import InsufficientScopeError, OAuthError
+from ostiary.www_authenticate import (
+    Challenge,
+    find_challenge,
+    parse_www_authenticate,
+    quote_string,
+)
 
 __all__ = [
     "BearerChallenge",
@@ -37,28 +42,6 @@ __all__ = [
     "parse_www_authenticate",
     "quote_string",
 ]
-
-_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_TOKEN68_CHARS = frozenset("-._~+/0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-# RFC 9110 §5.6.4 qdtext / quoted-pair: HTAB, SP, VCHAR and obs-text; no other controls.
-_QUOTABLE = re.compile(r"^[\t\x20-\x7E\x80-\xFF]*$")
-_ESCAPE = re.compile(r'(["\\])')
-
-
-def quote_string(value: str) -> str:
-    """Render ``value`` as an RFC 9110 §5.6.4 quoted-string.
-
-    Raises:
-        ValueError: ``value`` holds a control character (CR, LF, NUL, ...) or a code point
-            outside Latin-1, which no header may carry.
-
-    Example:
-        >>> quote_string('say "hi"')
-        '"say \\\\"hi\\\\""'
-    """
-    if not _QUOTABLE.match(value):
-        raise ValueError(f"value cannot appear in an HTTP header: {value!r}")
-    return '"' + _ESCAPE.sub(r"\\\1", value) + '"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,155 +182,6 @@ def challenge_for_error(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    """One parsed challenge of any scheme (RFC 9110 §11.6.1).
-
-    Attributes:
-        scheme: The auth-scheme as sent (compare case-insensitively).
-        params: Parameters with lower-cased names and unescaped values.
-        token68: The token68 form, when the challenge used it instead of parameters.
-    """
-
-    scheme: str
-    params: Mapping[str, str] = field(default_factory=dict)
-    token68: str | None = None
-
-
-class _Reader:
-    """A cursor over a header value; every method advances past what it consumed."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
-
-    def peek(self) -> str:
-        return self.text[self.pos] if self.pos < len(self.text) else ""
-
-    def at_end(self) -> bool:
-        return self.pos >= len(self.text)
-
-    def skip_ows(self) -> None:
-        while self.peek() in (" ", "\t") and not self.at_end():
-            self.pos += 1
-
-    def skip_separators(self) -> None:
-        while self.peek() in (" ", "\t", ",") and not self.at_end():
-            self.pos += 1
-
-    def token(self) -> str:
-        start = self.pos
-        while not self.at_end() and self.text[self.pos] in _TCHAR:
-            self.pos += 1
-        return self.text[start : self.pos]
-
-    def quoted(self) -> str:
-        # Caller checked the opening quote.
-        self.pos += 1
-        out: list[str] = []
-        while not self.at_end():
-            char = self.text[self.pos]
-            self.pos += 1
-            if char == '"':
-                return "".join(out)
-            if char == "\\":
-                if self.at_end():
-                    break
-                char = self.text[self.pos]
-                self.pos += 1
-            out.append(char)
-        raise ValueError("unterminated quoted-string in WWW-Authenticate")
-
-
-def _read_token68(reader: _Reader) -> str | None:
-    """Read a token68 if one starts here and is the whole challenge body, else rewind."""
-    start = reader.pos
-    while not reader.at_end() and reader.text[reader.pos] in _TOKEN68_CHARS:
-        reader.pos += 1
-    if reader.pos == start:
-        return None
-    while reader.peek() == "=":
-        reader.pos += 1
-    end = reader.pos
-    reader.skip_ows()
-    if reader.at_end() or reader.peek() == ",":
-        return reader.text[start:end]
-    reader.pos = start
-    return None
-
-
-def _read_param(reader: _Reader) -> tuple[str, str] | None:
-    """Read ``name = value`` if one starts here; otherwise rewind and return None."""
-    start = reader.pos
-    name = reader.token()
-    reader.skip_ows()
-    if not name or reader.peek() != "=":
-        reader.pos = start
-        return None
-    reader.pos += 1
-    reader.skip_ows()
-    if reader.peek() == '"':
-        return name.lower(), reader.quoted()
-    value = reader.token()
-    if not value:
-        reader.pos = start
-        return None
-    return name.lower(), value
-
-
-def _read_challenge(reader: _Reader) -> Challenge:
-    scheme = reader.token()
-    if not scheme:
-        raise ValueError(f"expected an auth-scheme at offset {reader.pos}")
-    if reader.at_end() or reader.peek() == ",":
-        return Challenge(scheme=scheme)
-    if reader.peek() not in (" ", "\t"):
-        raise ValueError(f"unexpected character after auth-scheme at offset {reader.pos}")
-    reader.skip_ows()
-    # token68 can only come straight after the scheme, never after a comma.
-    token68 = _read_token68(reader)
-    if token68 is not None:
-        return Challenge(scheme=scheme, token68=token68)
-    params: dict[str, str] = {}
-    while not reader.at_end():
-        mark = reader.pos
-        reader.skip_separators()
-        param = _read_param(reader)
-        if param is None:
-            reader.pos = mark  # the next challenge starts here, after a comma
-            reader.skip_ows()
-            if not reader.at_end() and reader.peek() != ",":
-                raise ValueError(f"unexpected character at offset {reader.pos}")
-            break
-        name, value = param
-        if name in params:
-            raise ValueError(f"parameter {name!r} repeated in one challenge (RFC 9110 §11.2)")
-        params[name] = value
-        reader.skip_ows()
-        if not reader.at_end() and reader.peek() != ",":
-            raise ValueError(f"unexpected character at offset {reader.pos}")
-    return Challenge(scheme=scheme, params=params)
-
-
-def parse_www_authenticate(value: str) -> list[Challenge]:
-    """Parse a ``WWW-Authenticate`` value into its challenges (RFC 9110 §11.6.1).
-
-    Raises:
-        ValueError: The value is not valid challenge syntax.
-
-    Example:
-        >>> [c.scheme for c in parse_www_authenticate('DPoP algs="ES256", Bearer realm="x"')]
-        ['DPoP', 'Bearer']
-    """
-    reader = _Reader(value)
-    challenges: list[Challenge] = []
-    reader.skip_separators()
-    while not reader.at_end():
-        challenges.append(_read_challenge(reader))
-        reader.skip_separators()
-    return challenges
-
-
 def parse_bearer_challenge(value: str) -> BearerChallenge | None:
     """The first ``Bearer`` challenge in a ``WWW-Authenticate`` value, or None.
 
@@ -358,17 +192,16 @@ def parse_bearer_challenge(value: str) -> BearerChallenge | None:
         >>> parse_bearer_challenge('Bearer error="insufficient_scope", scope="a b"').scopes
         ('a', 'b')
     """
-    for challenge in parse_www_authenticate(value):
-        if challenge.scheme.lower() != "bearer":
-            continue
-        params = dict(challenge.params)
-        scope = params.pop("scope", "")
-        return BearerChallenge(
-            resource_metadata=params.pop("resource_metadata", None),
-            scopes=tuple(dict.fromkeys(s for s in scope.split(" ") if s)),
-            error=params.pop("error", None),
-            error_description=params.pop("error_description", None),
-            realm=params.pop("realm", None),
-            extra=params,
-        )
-    return None
+    challenge = find_challenge(parse_www_authenticate(value), "bearer")
+    if challenge is None:
+        return None
+    params = dict(challenge.params)
+    scope = params.pop("scope", "")
+    return BearerChallenge(
+        resource_metadata=params.pop("resource_metadata", None),
+        scopes=tuple(dict.fromkeys(s for s in scope.split(" ") if s)),
+        error=params.pop("error", None),
+        error_description=params.pop("error_description", None),
+        realm=params.pop("realm", None),
+        extra=params,
+    )
