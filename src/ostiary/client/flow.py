@@ -14,14 +14,12 @@ leaves its result on the flow object and yields its sub-steps to :func:`drive`.
 This module holds the driver, the records and the decisions that tie the steps together
 (retry, recover, step up). The steps themselves are mixed in by concern: metadata fetching
 from :mod:`ostiary.client.flow_discovery`, registration and token requests from
-:mod:`ostiary.client.flow_tokens`.
+:mod:`ostiary.client.flow_tokens`; the records and the step type all three use are in
+:mod:`ostiary.client.flow_types`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -39,51 +37,31 @@ from ostiary.client.discovery import (
 from ostiary.client.dpop import DPoPSigner
 from ostiary.client.flow_discovery import DiscoverySteps
 from ostiary.client.flow_tokens import TokenSteps
+from ostiary.client.flow_types import (
+    AssertionProvider,
+    Flow,
+    Grant,
+    OriginalRequest,
+    ServerContext,
+    Step,
+)
 from ostiary.client.registration import ClientConfig, ClientRegistration
 from ostiary.client.token_store import MemoryTokenStore, TokenStore
 from ostiary.client.tokens import TokenSet
 from ostiary.errors import AuthorizationFlowError
 
-__all__ = ["MAX_STEP_UP_ATTEMPTS", "OAuthFlow", "OriginalRequest", "ServerContext"]
+__all__ = [
+    "MAX_STEP_UP_ATTEMPTS",
+    "AssertionProvider",
+    "Grant",
+    "OAuthFlow",
+    "OriginalRequest",
+    "ServerContext",
+]
 
 #: MCP "Step-Up Authorization Flow": retry no more than a few times. Counts every
 #: authorization made while handling one request, the first one included.
 MAX_STEP_UP_ATTEMPTS = 3
-
-Grant = Literal["authorization_code", "client_credentials", "jwt_bearer"]
-
-
-@dataclass(frozen=True)
-class OriginalRequest:
-    """Yielded by the flow: send the request being authenticated with these headers.
-
-    A ``None`` value means "remove the header".
-    """
-
-    headers: dict[str, str | None]
-
-
-@dataclass(frozen=True)
-class ServerContext:
-    """What discovery found for one MCP server."""
-
-    server_url: str
-    resource: str
-    prm: ProtectedResourceMetadata
-    metadata: AuthorizationServerMetadata
-
-    @property
-    def issuer(self) -> str:
-        """The validated issuer of the selected authorization server."""
-        return self.metadata.issuer
-
-
-FlowItem = HttpRequest | OriginalRequest
-AssertionProvider = Callable[[ServerContext], Awaitable[str]]
-"""Returns an RFC 7523 assertion for the MCP server's authorization server."""
-#: A flow step yields requests to send or sub-steps to run; :func:`drive` flattens them.
-Step = AsyncGenerator["HttpRequest | OriginalRequest | Step", HttpResponse]
-Flow = AsyncGenerator[FlowItem, HttpResponse]
 
 
 async def drive(root: Step) -> Flow:

@@ -3,7 +3,7 @@
 Mixed into :class:`ostiary.client.flow.OAuthFlow`. Each step yields the requests for the
 documents to try, in the order :mod:`ostiary.client.discovery` gives, and leaves what it
 found on ``_prm`` / ``_metadata``; ``OAuthFlow._discover`` turns that into a
-:class:`~ostiary.client.flow.ServerContext`. MCP 2025-03-26 servers without PRM are handled
+:class:`~ostiary.client.flow_types.ServerContext`. MCP 2025-03-26 servers without PRM are handled
 by :meth:`DiscoverySteps._discover_legacy`.
 """
 
@@ -28,7 +28,7 @@ from ostiary.errors import DiscoveryError
 
 if TYPE_CHECKING:
     from ostiary.client.challenges import BearerChallenge
-    from ostiary.client.flow import Step
+    from ostiary.client.flow_types import Step
     from ostiary.client.registration import ClientConfig
 
 __all__ = ["DiscoverySteps"]

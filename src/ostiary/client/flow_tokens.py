@@ -38,7 +38,7 @@ from ostiary.errors import AuthorizationFlowError
 if TYPE_CHECKING:
     from ostiary.client.authorization import AuthorizationCallback
     from ostiary.client.challenges import BearerChallenge
-    from ostiary.client.flow import AssertionProvider, Grant, ServerContext, Step
+    from ostiary.client.flow_types import AssertionProvider, Grant, ServerContext, Step
     from ostiary.client.token_store import TokenStore
 
 __all__ = ["OFFLINE_ACCESS", "TokenSteps"]
