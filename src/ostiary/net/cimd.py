@@ -12,7 +12,6 @@ one fetch. Every fetch failure has the same public description; the reason is pr
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Final
 
@@ -20,6 +19,7 @@ from ostiary.core.client_id_metadata import build_metadata_client, is_client_id_
 from ostiary.core.models import Client
 from ostiary.errors import InvalidClientMetadataError
 from ostiary.net.fetch import FetchError, SafeFetcher
+from ostiary.ttl_cache import TtlCache
 
 _CacheKey = tuple[str, str, tuple[str, ...]]
 
@@ -62,7 +62,7 @@ class ClientMetadataResolver:
         self.max_cache_seconds = max_cache_seconds
         self.max_entries = max_entries
         self.client_credentials_enabled = client_credentials_enabled
-        self._cache: OrderedDict[_CacheKey, Client] = OrderedDict()
+        self._cache: TtlCache[_CacheKey, Client] = TtlCache(max_entries)
         self._inflight: dict[_CacheKey, asyncio.Task[Client]] = {}
         self.max_fetches_per_minute = max_fetches_per_minute
         self._window: tuple[int, int] = (0, 0)  # (minute, fetches started in it)
@@ -88,9 +88,8 @@ class ClientMetadataResolver:
         if not is_client_id_metadata_url(client_id):
             raise InvalidClientMetadataError("client_id is not a valid client metadata URL")
         key: _CacheKey = (tenant_id, client_id, tuple(supported_scopes))
-        cached = self._cache.get(key)
-        if cached is not None and cached.metadata_expires_at > now:
-            self._cache.move_to_end(key)
+        cached = self._cache.get(key, now)
+        if cached is not None:
             return cached
         task = self._inflight.get(key)
         if task is None:
@@ -139,12 +138,8 @@ class ClientMetadataResolver:
         return client
 
     def _store(self, key: _CacheKey, client: Client) -> None:
-        self._cache[key] = client
-        self._cache.move_to_end(key)
-        while len(self._cache) > self.max_entries:
-            self._cache.popitem(last=False)
+        self._cache.put(key, client, deadline=client.metadata_expires_at)
 
     def forget(self, client_id: str) -> None:
         """Drop every cached copy of ``client_id`` (e.g. after a client reports a change)."""
-        for key in [k for k in self._cache if k[1] == client_id]:
-            del self._cache[key]
+        self._cache.pop_matching(lambda key: key[1] == client_id)

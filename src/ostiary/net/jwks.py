@@ -7,12 +7,12 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, cast
 
 from ostiary.core.models import Client
 from ostiary.net.fetch import FetchError, SafeFetcher
+from ostiary.ttl_cache import TtlCache
 
 
 class JwksLoader:
@@ -43,7 +43,7 @@ class JwksLoader:
         self.min_cache_seconds = min_cache_seconds
         self.max_cache_seconds = max_cache_seconds
         self.max_entries = max_entries
-        self._cache: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
+        self._cache: TtlCache[str, dict[str, Any]] = TtlCache(max_entries)
 
     async def load(self, client: Client, *, now: int) -> Mapping[str, Any]:
         """The client's JWK set.
@@ -62,10 +62,9 @@ class JwksLoader:
             return client.jwks
         if client.jwks_uri is None:
             raise FetchError("the client has no registered keys")
-        cached = self._cache.get(client.jwks_uri)
-        if cached is not None and cached[0] > now:
-            self._cache.move_to_end(client.jwks_uri)
-            return cached[1]
+        cached = self._cache.get(client.jwks_uri, now)
+        if cached is not None:
+            return cached
         fetched = await self.fetcher.get_json(client.jwks_uri)
         data = fetched.data
         if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
@@ -73,15 +72,12 @@ class JwksLoader:
         ttl = fetched.max_age if fetched.max_age is not None else self.min_cache_seconds
         ttl = min(max(ttl, self.min_cache_seconds), self.max_cache_seconds)
         jwks = cast("dict[str, Any]", data)
-        self._cache[client.jwks_uri] = (now + ttl, jwks)
-        self._cache.move_to_end(client.jwks_uri)
-        while len(self._cache) > self.max_entries:
-            self._cache.popitem(last=False)
+        self._cache.put(client.jwks_uri, jwks, deadline=now + ttl)
         return jwks
 
     def forget(self, jwks_uri: str) -> None:
         """Drop a cached set, e.g. to pick up a rotated key after an unknown ``kid``."""
-        self._cache.pop(jwks_uri, None)
+        self._cache.pop(jwks_uri)
 
 
 class IssuerJwksCache:
@@ -96,6 +92,8 @@ class IssuerJwksCache:
         refetch_seconds: Shortest time between two fetches of one URL.
         min_cache_seconds: Shortest time a fetched set is reused.
         max_cache_seconds: Longest time a fetched set is reused.
+        max_entries: Cache size (least recently used evicted first); one per trusted issuer
+            is enough.
     """
 
     def __init__(
@@ -105,13 +103,15 @@ class IssuerJwksCache:
         refetch_seconds: int = 60,
         min_cache_seconds: int = 300,
         max_cache_seconds: int = 86400,
+        max_entries: int = 100,
     ) -> None:
         self.fetcher = fetcher
         self.refetch_seconds = refetch_seconds
         self.min_cache_seconds = min_cache_seconds
         self.max_cache_seconds = max_cache_seconds
-        #: jwks_uri -> (fresh until, fetched at, set)
-        self._cache: dict[str, tuple[int, int, dict[str, Any]]] = {}
+        #: jwks_uri -> (fresh until, fetched at, set); an entry is kept while it is fresh or
+        #: still bars a refetch, and dropped once it is neither (it would be refetched anyway).
+        self._cache: TtlCache[str, tuple[int, int, dict[str, Any]]] = TtlCache(max_entries)
 
     async def load(self, jwks_uri: str, *, now: int, refresh: bool = False) -> Mapping[str, Any]:
         """The set at ``jwks_uri``, fetched when stale or (rate-limited) when ``refresh``.
@@ -119,7 +119,7 @@ class IssuerJwksCache:
         Raises:
             FetchError: The fetch failed or the body is not a JWK set.
         """
-        cached = self._cache.get(jwks_uri)
+        cached = self._cache.get(jwks_uri, now)
         if cached is not None:
             fresh_until, fetched_at, jwks = cached
             recent = now - fetched_at < self.refetch_seconds
@@ -132,5 +132,6 @@ class IssuerJwksCache:
         ttl = fetched.max_age if fetched.max_age is not None else self.min_cache_seconds
         ttl = min(max(ttl, self.min_cache_seconds), self.max_cache_seconds)
         jwks = cast("dict[str, Any]", data)
-        self._cache[jwks_uri] = (now + ttl, now, jwks)
+        deadline = now + max(ttl, self.refetch_seconds)
+        self._cache.put(jwks_uri, (now + ttl, now, jwks), deadline=deadline)
         return jwks

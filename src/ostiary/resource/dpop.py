@@ -22,7 +22,6 @@ gets 401 ``use_dpop_nonce`` with a ``DPoP-Nonce`` header.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -39,6 +38,7 @@ from ostiary.core.dpop import (
 from ostiary.core.dpop_nonce import NonceSource
 from ostiary.errors import InvalidDpopProofError, InvalidTokenError
 from ostiary.resource.principal import Principal
+from ostiary.ttl_cache import TtlCache
 
 __all__ = ["BoundedReplayCache", "DPoPOptions", "bound_jkt"]
 
@@ -52,22 +52,18 @@ class BoundedReplayCache:
     """
 
     def __init__(self, max_entries: int = DEFAULT_REPLAY_ENTRIES) -> None:
-        self.max_entries = max_entries
-        self._seen: OrderedDict[tuple[str, str], int] = OrderedDict()
+        # Past the bound the oldest entry goes, expired or not: a flood of fresh proofs can
+        # push a jti out early, which is why several nodes want the shared storage.
+        self._seen: TtlCache[tuple[str, str], bool] = TtlCache(max_entries)
+
+    @property
+    def max_entries(self) -> int:
+        """How many ``jti`` values are kept."""
+        return self._seen.max_entries
 
     async def remember_jti(self, tenant_id: str, key: str, expires_at: int, now: int) -> bool:
         """True the first time ``key`` is seen before it expires (no await: atomic)."""
-        item = (tenant_id, key)
-        seen = self._seen.get(item)
-        if seen is not None and seen > now:
-            return False
-        self._seen[item] = expires_at
-        self._seen.move_to_end(item)
-        while len(self._seen) > self.max_entries:
-            # Past the bound the oldest entry goes, expired or not: a flood of fresh proofs
-            # can push a jti out early, which is why several nodes want the shared storage.
-            self._seen.popitem(last=False)
-        return True
+        return self._seen.add((tenant_id, key), True, deadline=expires_at, now=now)
 
     def __len__(self) -> int:
         return len(self._seen)

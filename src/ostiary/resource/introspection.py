@@ -23,12 +23,12 @@ from ostiary.resource.principal import (
     Principal,
     _AudienceCheck,
     _audiences,
-    _BoundedCache,
     _check_times,
     _scopes,
     _token_hash,
     fetch_authorization_server_metadata,
 )
+from ostiary.ttl_cache import TtlCache
 
 __all__ = ["IntrospectionVerifier"]
 
@@ -78,7 +78,8 @@ class IntrospectionVerifier:
         self._clock = clock
         self._http = http_client
         self._audience_ok = _AudienceCheck(audience)
-        self._cache = _BoundedCache(max_entries)
+        # Verdicts by token hash (never the raw token): a principal, or the error to raise.
+        self._cache: TtlCache[bytes, Principal | InvalidTokenError] = TtlCache(max_entries)
         self._inflight: dict[bytes, asyncio.Future[Principal]] = {}
         # RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
         pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}".encode()

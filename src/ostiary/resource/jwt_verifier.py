@@ -28,13 +28,13 @@ from ostiary.resource.principal import (
     Principal,
     _AudienceCheck,
     _audiences,
-    _BoundedCache,
     _check_times,
     _scopes,
     _token_hash,
     fetch_authorization_server_metadata,
     log,
 )
+from ostiary.ttl_cache import TtlCache
 
 __all__ = ["DEFAULT_ALGORITHMS", "JWTVerifier"]
 
@@ -115,7 +115,8 @@ class JWTVerifier:
         self._fetched_at: float | None = None  # monotonic
         self._loaded = False
         self._lock = asyncio.Lock()
-        self._cache = _BoundedCache(cache_size)
+        # Verdicts by token hash (never the raw token): a principal, or the error to raise.
+        self._cache: TtlCache[bytes, Principal | InvalidTokenError] = TtlCache(cache_size)
         self.jwks_fetches = 0
 
     @classmethod

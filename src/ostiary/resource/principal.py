@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, runtime_checkable
@@ -192,32 +191,3 @@ def _check_times(claims: Mapping[str, Any], now: float, leeway: int) -> int:
                 "The access token is not valid yet.", detail=f"{name}={value} now={now:.0f}"
             )
     return int(exp)
-
-
-class _BoundedCache:
-    """LRU map from token hash to (principal or error, deadline); never holds raw tokens."""
-
-    def __init__(self, max_entries: int) -> None:
-        self.max_entries = max_entries
-        self._items: OrderedDict[bytes, tuple[Principal | InvalidTokenError, float]] = OrderedDict()
-
-    def get(self, key: bytes, now: float) -> Principal | InvalidTokenError | None:
-        item = self._items.get(key)
-        if item is None:
-            return None
-        if now >= item[1]:
-            del self._items[key]
-            return None
-        self._items.move_to_end(key)
-        return item[0]
-
-    def put(self, key: bytes, value: Principal | InvalidTokenError, deadline: float) -> None:
-        if self.max_entries <= 0:
-            return
-        self._items[key] = (value, deadline)
-        self._items.move_to_end(key)
-        while len(self._items) > self.max_entries:
-            self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
