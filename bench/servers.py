@@ -128,9 +128,9 @@ def ostiary_memory(port: int) -> Any:
     import asyncio
     import os
 
+    from ostiary.assembly.demo import create_combined_app
     from ostiary.core.context import system_clock
     from ostiary.core.users import new_user
-    from ostiary.server.combined import create_combined_app
     from ostiary.settings import load_settings
 
     issuer = f"http://127.0.0.1:{port}"

@@ -10,10 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
+from ostiary.assembly.demo import create_combined_app
+from ostiary.assembly.in_process import CombinedApp
 from ostiary.core.users import new_user
 from ostiary.demo.server import DemoScopes
 from ostiary.errors import ConfigurationError
-from ostiary.server.combined import CombinedApp, create_combined_app
 from ostiary.settings import Settings
 from tests.demo._support import PASSWORD, USERNAME, mcp_headers, obtain_token, rpc
 

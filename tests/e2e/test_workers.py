@@ -1,6 +1,6 @@
 """``ostiary serve --workers N``: several processes on one port and one storage.
 
-Each worker builds its own app (``ostiary.server.serving.worker_app``) from the issuer and bind
+Each worker builds its own app (``ostiary.assembly.serving.worker_app``) from the issuer and bind
 address the parent resolved; signing keys, the storage key, codes, sessions and refresh tokens
 are shared through the storage, so a token or code made by one worker is good at the other.
 """

@@ -19,13 +19,13 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 
+from ostiary.assembly.in_process import local_jwt_verifier
 from ostiary.core.models import UpstreamToken
 from ostiary.federation import UpstreamTokenError, federation_of, upstream_access_token
 from ostiary.federation.cipher import TokenDecryptionError, token_context
 from ostiary.resource.mcp_sdk import protect_mcp_app
 from ostiary.resource.middleware import require_principal
 from ostiary.resource.principal import Principal
-from ostiary.server.combined import local_jwt_verifier
 from ostiary.settings import Settings
 from tests.federation._flow import federated_login
 from tests.federation._idp import ISSUER, RunningIdp

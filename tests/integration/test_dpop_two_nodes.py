@@ -14,7 +14,8 @@ import httpx
 import pytest
 from joserfc.jwk import ECKey
 
-from ostiary.server.combined import CombinedApp, create_combined_app
+from ostiary.assembly.demo import create_combined_app
+from ostiary.assembly.in_process import CombinedApp
 from ostiary.settings import Settings
 from tests._services import postgres_url, redis_url
 from tests.demo.test_combined_app import start

@@ -14,10 +14,11 @@ import httpx
 import pytest
 from joserfc.jwk import ECKey, OctKey
 
+from ostiary.assembly.demo import create_combined_app
+from ostiary.assembly.in_process import CombinedApp
 from ostiary.client.auth import OAuthClientAuth
 from ostiary.client.enterprise import IdJagAssertionProvider
 from ostiary.client.registration import ClientConfig
-from ostiary.server.combined import CombinedApp, create_combined_app
 from ostiary.settings import Settings
 from tests.demo._support import USERNAME, mcp_headers, rpc
 from tests.demo.test_combined_app import start

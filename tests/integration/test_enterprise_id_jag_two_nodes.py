@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from ostiary.server.combined import create_combined_app
+from ostiary.assembly.demo import create_combined_app
 from ostiary.settings import Settings
 from tests._services import postgres_url, redis_url
 from tests.demo._support import USERNAME

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ostiary.assembly.in_process import CombinedApp
+from ostiary.assembly.serving import ServeOptions, build_app
 from ostiary.core.users import new_user
-from ostiary.server.combined import CombinedApp
-from ostiary.server.serving import ServeOptions, build_app
 from ostiary.settings import Settings
 from tests._services import unavailable
 from tests.demo._support import PASSWORD, USERNAME, mcp_headers, obtain_token, rpc

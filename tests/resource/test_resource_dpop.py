@@ -16,13 +16,14 @@ import pytest
 from joserfc.jwk import ECKey
 from mcp.server.mcpserver import MCPServer
 
+from ostiary.assembly.demo import create_combined_app
+from ostiary.assembly.in_process import CombinedApp, local_jwt_verifier
 from ostiary.client.auth import OAuthClientAuth
 from ostiary.client.authorization import CallbackResult, callback_result_from_url
 from ostiary.client.registration import ClientConfig
 from ostiary.core.dpop_nonce import NonceSource
 from ostiary.resource.dpop import DPoPOptions
 from ostiary.resource.mcp_sdk import protect_mcp_app
-from ostiary.server.combined import CombinedApp, create_combined_app, local_jwt_verifier
 from ostiary.settings import Settings
 from tests.demo._support import PASSWORD, USERNAME, mcp_headers, rpc
 from tests.demo.test_combined_app import start

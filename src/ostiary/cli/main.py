@@ -123,7 +123,7 @@ def serve(
     """Run the authorization server and the demo MCP server (one port) with uvicorn."""
     import uvicorn
 
-    from ostiary.server import serving
+    from ostiary.assembly import serving
 
     settings, source = _serving_settings(host, port, issuer)
     server = settings.server
@@ -177,7 +177,7 @@ def serve(
         return
     os.environ[serving.OPTIONS_ENV] = serving.worker_environment(settings, options)
     console.print(f"{workers} worker processes")
-    uvicorn.run("ostiary.server.serving:worker_app", factory=True, workers=workers, **run)
+    uvicorn.run("ostiary.assembly.serving:worker_app", factory=True, workers=workers, **run)
 
 
 @app.command(

@@ -31,7 +31,7 @@ from ostiary.resource.mcp_sdk import protect_mcp_app
 from ostiary.resource.verifiers import TokenVerifier
 
 if TYPE_CHECKING:
-    from ostiary.server.combined import CombinedApp
+    from ostiary.assembly.in_process import CombinedApp
     from ostiary.settings import Settings
 
 __all__ = [
@@ -210,12 +210,12 @@ def create_embedded_gateway(
 
     Tokens are verified against the embedded AS's key ring in-process.
     """
-    from ostiary.server.app import create_authorization_server
-    from ostiary.server.combined import (
+    from ostiary.assembly.in_process import (
         CombinedApp,
         RevocationCheckingVerifier,
         local_jwt_verifier,
     )
+    from ostiary.server.app import create_authorization_server
 
     authorization_server = create_authorization_server(settings)
     ctx = authorization_server.state.ctx

@@ -176,7 +176,7 @@ def create_authorization_server(
 
     ``app.state.activity`` feeds the operator console at ``/admin``. With metrics on
     (``metrics.token`` or ``metrics.bind``), ``app.state.metrics`` counts the
-    audit events and times the storage; :func:`ostiary.server.serving.build_app` adds the
+    audit events and times the storage; :func:`ostiary.assembly.serving.build_app` adds the
     per-request counts around the whole app.
     """
     metrics = Metrics() if settings.metrics.enabled else None

@@ -1,10 +1,13 @@
-"""One ASGI app on one port: the authorization server plus the demo MCP server at ``{issuer}/mcp``.
+"""An MCP app served beside the authorization server, in one process and on one port.
 
-The two share the storage, the key ring and one lifespan. The demo's bearer checks verify
-RFC 9068 JWTs exactly as a remote resource server would (:class:`JWTVerifier`: ``typ``,
-``alg`` allow-list, ``iss``, ``aud`` = the demo resource, ``exp``/``nbf``), but its JWKS comes
-straight from the in-process key ring through :class:`KeyRingTransport`, so there is no HTTP
-round trip and a rotation is seen at the next unknown ``kid``.
+:class:`CombinedApp` routes to the MCP app when one of its routes matches and runs both
+lifespans. The MCP app's bearer checks verify RFC 9068 JWTs exactly as a remote resource
+server would (:class:`JWTVerifier`: ``typ``, ``alg`` allow-list, ``iss``, ``aud``,
+``exp``/``nbf``), but its JWKS comes straight from the in-process key ring through
+:class:`KeyRingTransport`, so there is no HTTP round trip and a rotation is seen at the next
+unknown ``kid``; :class:`RevocationCheckingVerifier` adds the AS's own revocation record
+(RFC 7009) at no cost. Used by the demo (:mod:`ostiary.assembly.demo`) and the embedded
+gateway (:mod:`ostiary.assembly.gateway`).
 """
 
 from __future__ import annotations
@@ -20,21 +23,13 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ostiary.core.context import ServerContext
-from ostiary.core.dpop_token import proof_window
-from ostiary.core.storage import Storage
-from ostiary.demo.app import create_demo_app
-from ostiary.demo.server import DemoScopes
-from ostiary.errors import ConfigurationError, InvalidTokenError
-from ostiary.resource.dpop import DPoPOptions
+from ostiary.errors import InvalidTokenError
 from ostiary.resource.verifiers import JWTVerifier, Principal, TokenVerifier
-from ostiary.server.app import create_authorization_server
-from ostiary.settings import Settings
 
 __all__ = [
     "CombinedApp",
     "KeyRingTransport",
     "RevocationCheckingVerifier",
-    "create_combined_app",
     "local_jwt_verifier",
 ]
 
@@ -145,65 +140,3 @@ class CombinedApp:
             await send({"type": failed, "message": repr(exc)})
             raise
         await send({"type": "lifespan.shutdown.complete"})
-
-
-def create_combined_app(
-    settings: Settings,
-    storage: Storage | None = None,
-    *,
-    scopes: DemoScopes | None = None,
-    hide_unauthorized_tools: bool | None = None,
-    mixed_auth: bool | None = None,
-    count_usage: bool = True,
-    **as_options: Any,
-) -> CombinedApp:
-    """The AS and the demo MCP server at ``{issuer}/mcp``, sharing storage and lifespan.
-
-    ``app.state.ctx`` is the AS's :class:`ServerContext`. ``scopes``,
-    ``hide_unauthorized_tools`` and ``mixed_auth`` default to ``settings.demo``.
-
-    Raises:
-        ConfigurationError: A demo scope is not one the authorization server supports, so
-            no token could ever carry it.
-
-    Example:
-        >>> # uvicorn.run(create_combined_app(load_settings()), port=8000)
-    """
-    demo = settings.demo
-    scopes = scopes or DemoScopes(read=demo.read_scope, write=demo.write_scope)
-    unknown = [s for s in (scopes.read, scopes.write) if s not in settings.scopes.supported]
-    if unknown:
-        raise ConfigurationError(
-            f"demo scope(s) {', '.join(unknown)} not in scopes.supported "
-            f"({', '.join(settings.scopes.supported)}): add them there (OSTIARY_SCOPES__SUPPORTED)"
-        )
-    if hide_unauthorized_tools is None:
-        hide_unauthorized_tools = demo.hide_unauthorized_tools
-    if mixed_auth is None:
-        mixed_auth = demo.mixed_auth
-    authorization_server = create_authorization_server(settings, storage, **as_options)
-    ctx: ServerContext = authorization_server.state.ctx
-    resource = f"{settings.issuer}/mcp"
-    mcp_app = create_demo_app(
-        ctx.storage,
-        ctx.tenant,
-        resource=resource,
-        issuer=settings.issuer,
-        verifier=RevocationCheckingVerifier(ctx, local_jwt_verifier(ctx, resource)),
-        clock=ctx.clock,
-        scopes=scopes,
-        hide_unauthorized_tools=hide_unauthorized_tools,
-        mixed_auth=mixed_auth,
-        cors_origins=settings.server.cors_origins,
-        count_usage=count_usage,
-        # RFC 9449: proofs spent in the AS's storage, so a replay to another node is refused.
-        dpop=DPoPOptions(
-            resource,
-            replay=ctx.storage,
-            tenant=ctx.tenant,
-            window=proof_window(ctx),
-            advertise=False,
-            clock=ctx.clock,
-        ),
-    )
-    return CombinedApp(authorization_server, mcp_app)

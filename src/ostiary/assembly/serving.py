@@ -59,9 +59,9 @@ def build_app(settings: Settings, options: ServeOptions) -> ASGIApp:
     Raises:
         ConfigurationError: A demo scope the authorization server does not support.
     """
+    from ostiary.assembly.demo import create_combined_app
     from ostiary.demo.server import DemoScopes
     from ostiary.server.app import create_authorization_server
-    from ostiary.server.combined import create_combined_app
 
     app: Any
     if not options.demo:
