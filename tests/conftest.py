@@ -27,9 +27,15 @@ settings.register_profile("dev")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+#: Passwords in tests hash at argon2's minimum cost (production refuses it without dev mode):
+#: at full strength each user a fixture creates costs a third of a second of CPU.
+FAST_PASSWORD_HASH: dict[str, Any] = {"password_hash": "insecure-test"}
+
+
 @pytest.fixture
 def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
-    """Build Settings with dev mode on, storage in memory, and per-test overrides."""
+    """Build Settings with dev mode on, storage in memory, cheap password hashing, and
+    per-test overrides (a ``security`` dict is merged with the cheap hashing)."""
 
     def build(**overrides: Any) -> Settings:
         base: dict[str, Any] = {
@@ -37,7 +43,10 @@ def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
             "data_dir": tmp_path / "data",
             "dev": {"enabled": True},
             "storage": {"url": "memory://"},
+            "security": FAST_PASSWORD_HASH,
         }
+        if isinstance(overrides.get("security"), dict):
+            overrides["security"] = {**FAST_PASSWORD_HASH, **overrides["security"]}
         base.update(overrides)
         return Settings(_env_file=None, **base)  # type: ignore[call-arg]
 

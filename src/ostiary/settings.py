@@ -210,6 +210,10 @@ class StorageSettings(_Section):
         return self
 
 
+#: Parameter sets for ``security.password_hash`` (``ostiary.core.passwords``).
+PasswordHashProfile = Literal["rfc9106", "insecure-test"]
+
+
 class SecuritySettings(_Section):
     allow_private_fetch: bool = Field(
         False,
@@ -255,6 +259,12 @@ class SecuritySettings(_Section):
         True,
         description="Refuse the operator console (/admin) to an administrator without an "
         "enrolled TOTP second factor (`ostiary users totp enable <user>`).",
+    )
+    password_hash: PasswordHashProfile = Field(
+        "rfc9106",
+        description="argon2id parameters for new password hashes: 'rfc9106' (t=3, m=64 MiB, "
+        "p=4; RFC 9106 §4) or 'insecure-test' (argon2's minimum cost, for test suites; refused "
+        "unless dev mode is on). A login whose stored hash is weaker re-hashes it.",
     )
 
 
@@ -572,6 +582,11 @@ class Settings(BaseSettings):
                 f"features.cimd_ack must be {CIMD_DRAFT!r} (the draft ostiary implements); "
                 f"got {self.features.cimd_ack!r}"
             )
+        if self.security.password_hash != "rfc9106" and not self.dev.enabled:
+            raise ValueError(
+                f"security.password_hash {self.security.password_hash!r} is for test suites "
+                "and needs dev mode (dev.enabled); production hashes with 'rfc9106'"
+            )
         return self
 
     @property
@@ -599,6 +614,11 @@ class Settings(BaseSettings):
         if self.issuer.startswith("http://"):
             relaxed.append(f"issuer {self.issuer} is plain http (allowed on loopback in dev mode)")
         relaxed.append("session cookies are not marked Secure on an http issuer")
+        if self.security.password_hash != "rfc9106":
+            relaxed.append(
+                f"passwords are hashed at argon2's minimum cost "
+                f"(security.password_hash={self.security.password_hash!r})"
+            )
         if (self.data_dir / DEV_MARKER).is_file():
             relaxed.append(
                 f"dev mode is remembered in {self.data_dir / DEV_MARKER} "

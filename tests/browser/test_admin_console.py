@@ -29,6 +29,7 @@ from playwright.sync_api import Browser, BrowserContext, Page
 
 from ostiary.core import totp
 from ostiary.core.models import Client
+from ostiary.core.passwords import INSECURE_TEST
 from ostiary.core.users import new_user, with_totp_secret
 from ostiary.server.app import create_authorization_server
 from ostiary.settings import Settings
@@ -151,13 +152,20 @@ def console(tmp_path_factory: pytest.TempPathFactory, client_app: ClientApp) -> 
 
     async def seed() -> None:
         now = int(time.time())
-        admin = await new_user(tenant, ADMIN, ADMIN_PASSWORD, now, "Rosa Root")
+        admin = await new_user(
+            tenant, ADMIN, ADMIN_PASSWORD, now, "Rosa Root", hashing=INSECURE_TEST
+        )
         await ctx.storage.save_user(
             with_totp_secret(replace(admin, admin=True), secret, ctx.cipher)
         )
-        await ctx.storage.save_user(await new_user(tenant, USERNAME, PASSWORD, now, "Ada Lovelace"))
         await ctx.storage.save_user(
-            replace(await new_user(tenant, "mallory", "not allowed in 1", now), disabled=True)
+            await new_user(tenant, USERNAME, PASSWORD, now, "Ada Lovelace", hashing=INSECURE_TEST)
+        )
+        await ctx.storage.save_user(
+            replace(
+                await new_user(tenant, "mallory", "not allowed in 1", now, hashing=INSECURE_TEST),
+                disabled=True,
+            )
         )
         await ctx.storage.save_client(
             Client(tenant, "build-bot", ("https://ci.example.com/cb",), source="static",

@@ -20,6 +20,7 @@ import uvicorn
 from playwright.sync_api import Browser
 
 from ostiary.core import totp
+from ostiary.core.passwords import INSECURE_TEST
 from ostiary.core.users import new_user
 from ostiary.server.app import create_authorization_server
 from ostiary.server.endpoints.authorize import LOGIN_PROVIDERS, ProviderButton
@@ -66,7 +67,9 @@ def in_process(
         storage = open_storage(settings)
         try:
             await storage.initialize()
-            user = await new_user(settings.storage.tenant, USERNAME, PASSWORD, int(time.time()))
+            user = await new_user(
+                settings.storage.tenant, USERNAME, PASSWORD, int(time.time()), hashing=INSECURE_TEST
+            )
             await storage.save_user(replace(user, totp_secret=secret))
         finally:
             await storage.close()

@@ -33,6 +33,7 @@ from ostiary.client.cli import client_app
 from ostiary.client.registration import ClientConfig
 from ostiary.client.session import open_mcp_client
 from ostiary.client.token_store import FileTokenStore
+from ostiary.core.passwords import INSECURE_TEST
 from ostiary.core.users import new_user
 from ostiary.resource.mcp_sdk import protect_mcp_app
 from ostiary.resource.verifiers import JWTVerifier
@@ -89,7 +90,9 @@ def deployment(settings_factory: Callable[..., Settings], tmp_path: Path) -> Ite
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with inner.router.lifespan_context(inner):
-            user = await new_user(settings.storage.tenant, USERNAME, PASSWORD, int(time.time()))
+            user = await new_user(
+                settings.storage.tenant, USERNAME, PASSWORD, int(time.time()), hashing=INSECURE_TEST
+            )
             await ctx.storage.save_user(user)
             yield
 

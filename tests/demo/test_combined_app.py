@@ -12,6 +12,7 @@ import pytest
 
 from ostiary.assembly.demo import create_combined_app
 from ostiary.assembly.in_process import CombinedApp
+from ostiary.core.passwords import INSECURE_TEST
 from ostiary.core.users import new_user
 from ostiary.demo.server import DemoScopes
 from ostiary.errors import ConfigurationError
@@ -35,7 +36,9 @@ async def start(app: CombinedApp) -> AsyncIterator[httpx.AsyncClient]:
     await ready.wait()
     try:
         ctx = app.state.ctx
-        await ctx.storage.save_user(await new_user(ctx.tenant, USERNAME, PASSWORD, ctx.clock()))
+        await ctx.storage.save_user(
+            await new_user(ctx.tenant, USERNAME, PASSWORD, ctx.clock(), hashing=INSECURE_TEST)
+        )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
             yield http

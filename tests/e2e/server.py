@@ -69,6 +69,7 @@ def running_server(
         **os.environ,
         "OSTIARY_ISSUER": issuer,
         "OSTIARY_DEV__ENABLED": "true",
+        "OSTIARY_SECURITY__PASSWORD_HASH": "insecure-test",
         "OSTIARY_STORAGE__URL": f"sqlite:///{data_dir}/ostiary.db",
         "OSTIARY_DATA_DIR": str(data_dir),
         "OSTIARY_SERVER__PORT": str(port),

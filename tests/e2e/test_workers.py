@@ -52,6 +52,7 @@ def test_workers_on_memory_storage_are_refused(tmp_path: Path) -> None:
         env={
             **os.environ,
             "OSTIARY_DEV__ENABLED": "true",
+            "OSTIARY_SECURITY__PASSWORD_HASH": "insecure-test",
             "OSTIARY_STORAGE__URL": "memory://",
             "OSTIARY_DATA_DIR": str(tmp_path),
         },

@@ -114,6 +114,7 @@ def test_serve_refuses_to_start_when_kept_tokens_have_no_key(tmp_path: Path) -> 
         **os.environ,
         "COLUMNS": "300",
         "OSTIARY_DEV__ENABLED": "true",
+        "OSTIARY_SECURITY__PASSWORD_HASH": "insecure-test",
         "OSTIARY_STORAGE__URL": "memory://",
         "OSTIARY_DATA_DIR": str(tmp_path),
         "OSTIARY_FEDERATION__PROVIDERS": json.dumps(

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from ostiary.core.context import ServerContext
+from ostiary.core.passwords import INSECURE_TEST
 from ostiary.core.users import new_user
 from ostiary.server.app import create_authorization_server, startup
 from ostiary.settings import Settings
@@ -131,7 +132,9 @@ async def auth_server(
     ctx = build_context(settings, open_storage(settings), clock=clock)
     app = create_authorization_server(settings, context=ctx)
     await startup(ctx)
-    user = await new_user(settings.storage.tenant, USERNAME, PASSWORD, clock())
+    user = await new_user(
+        settings.storage.tenant, USERNAME, PASSWORD, clock(), hashing=INSECURE_TEST
+    )
     await ctx.storage.save_user(user)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:

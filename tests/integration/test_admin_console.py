@@ -17,6 +17,7 @@ import pytest
 
 from ostiary.core import totp
 from ostiary.core.models import Client, User
+from ostiary.core.passwords import INSECURE_TEST
 from ostiary.core.users import authenticate_user, new_user, with_totp_secret
 from tests.helpers.browserless import authorize
 from tests.integration.conftest import AS, ISSUER, USERNAME
@@ -72,7 +73,9 @@ class Console:
 
 async def _save_admin(server: AS, *, second_factor: bool = True, admin: bool = True) -> User:
     tenant = server.settings.storage.tenant
-    user = await new_user(tenant, ADMIN, ADMIN_PASSWORD, server.clock(), "Rosa Root")
+    user = await new_user(
+        tenant, ADMIN, ADMIN_PASSWORD, server.clock(), "Rosa Root", hashing=INSECURE_TEST
+    )
     user = replace(user, admin=admin)
     if second_factor:
         user = with_totp_secret(user, TOTP_SECRET, server.ctx.cipher)

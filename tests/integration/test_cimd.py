@@ -31,6 +31,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ostiary.core.context import MetadataResolver
 from ostiary.core.models import Client
+from ostiary.core.passwords import INSECURE_TEST
 from ostiary.core.users import new_user
 from ostiary.net.cimd import METADATA_UNAVAILABLE, ClientMetadataResolver
 from ostiary.net.fetch import FetchPolicy, SafeFetcher
@@ -234,7 +235,7 @@ async def cimd_server(settings: Settings, resolver: MetadataResolver) -> AsyncIt
     app = create_authorization_server(settings, context=ctx)
     await startup(ctx)
     await ctx.storage.save_user(
-        await new_user(settings.storage.tenant, USERNAME, PASSWORD, clock())
+        await new_user(settings.storage.tenant, USERNAME, PASSWORD, clock(), hashing=INSECURE_TEST)
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:

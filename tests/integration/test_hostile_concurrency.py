@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from ostiary.core.context import ServerContext
+from ostiary.core.passwords import INSECURE_TEST
 from ostiary.core.secrets import hash_secret
 from ostiary.core.users import new_user
 from ostiary.server.app import create_authorization_server, startup
@@ -67,7 +68,7 @@ async def _server(settings: Settings) -> tuple[AS, Any]:
     app = create_authorization_server(settings, context=ctx)
     await startup(ctx)
     await ctx.storage.save_user(
-        await new_user(settings.storage.tenant, USERNAME, PASSWORD, clock())
+        await new_user(settings.storage.tenant, USERNAME, PASSWORD, clock(), hashing=INSECURE_TEST)
     )
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER)
     return guard(AS(http, ctx, clock, settings)), ctx
@@ -221,6 +222,7 @@ def _env(settings: Settings) -> dict[str, str]:
         **os.environ,
         "OSTIARY_ISSUER": settings.issuer,
         "OSTIARY_DEV__ENABLED": "true",
+        "OSTIARY_SECURITY__PASSWORD_HASH": "insecure-test",
         "OSTIARY_DATA_DIR": str(settings.data_dir),
         "OSTIARY_STORAGE__URL": storage.url,
         "OSTIARY_STORAGE__TENANT": storage.tenant,

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ostiary.assembly.in_process import CombinedApp
 from ostiary.assembly.serving import ServeOptions, build_app
+from ostiary.core.passwords import INSECURE_TEST
 from ostiary.core.users import new_user
 from ostiary.settings import Settings
 from tests._services import unavailable
@@ -51,7 +52,9 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[Any, httpx.AsyncCli
         task.result()
     try:
         ctx = inner.state.ctx
-        await ctx.storage.save_user(await new_user(ctx.tenant, USERNAME, PASSWORD, ctx.clock()))
+        await ctx.storage.save_user(
+            await new_user(ctx.tenant, USERNAME, PASSWORD, ctx.clock(), hashing=INSECURE_TEST)
+        )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
             yield inner, http

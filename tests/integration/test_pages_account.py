@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from ostiary.core.models import User
+from ostiary.core.passwords import INSECURE_TEST
 from ostiary.core.users import new_user
 from ostiary.server.endpoints.account import connected_apps
 from tests.helpers.browserless import authorize, parse_form
@@ -143,7 +144,9 @@ async def test_disconnect_refuses_a_missing_or_forged_csrf_token(server: AS) -> 
 async def test_disconnect_touches_only_the_signed_in_users_grants(server: AS) -> None:
     client = await server.register()
     await server.tokens(client["client_id"])
-    other = await new_user(server.settings.storage.tenant, "bob", "bob's long password", 0)
+    other = await new_user(
+        server.settings.storage.tenant, "bob", "bob's long password", 0, hashing=INSECURE_TEST
+    )
     await server.ctx.storage.save_user(other)
     async with httpx.AsyncClient(transport=server.http._transport, base_url=ISSUER) as bob_http:
         location = await authorize(

@@ -32,6 +32,7 @@ def env(tmp_path: Path) -> dict[str, str]:
         "OSTIARY_STORAGE__URL": f"sqlite:///{tmp_path}/cli.db",
         "OSTIARY_DATA_DIR": str(tmp_path),
         "OSTIARY_DEV__ENABLED": "true",
+        "OSTIARY_SECURITY__PASSWORD_HASH": "insecure-test",
         "COLUMNS": "250",
     }
 

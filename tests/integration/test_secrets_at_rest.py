@@ -35,6 +35,7 @@ from ostiary.core.context import ServerContext
 from ostiary.core.grants.refresh_token import open_successor
 from ostiary.core.keys import open_private_jwk
 from ostiary.core.models import SigningKey, User
+from ostiary.core.passwords import INSECURE_TEST
 from ostiary.core.secrets import hash_secret
 from ostiary.core.tokens import AccessTokenClaims, decode_access_token, mint_access_token
 from ostiary.core.users import new_user, open_totp_secret, with_totp_secret
@@ -156,7 +157,9 @@ async def test_signing_key_row_is_sealed_and_tokens_outlive_a_restart(
 async def test_totp_secret_row_is_sealed(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(encryption_key=KEY_1)
     ctx = await started(settings)
-    user = await new_user(settings.storage.tenant, "ada", PASSWORD, ctx.clock())
+    user = await new_user(
+        settings.storage.tenant, "ada", PASSWORD, ctx.clock(), hashing=INSECURE_TEST
+    )
     secret = totp.new_secret()
     await ctx.storage.save_user(with_totp_secret(user, secret, ctx.cipher))
     [row] = await raw_column(settings, "users", "totp_secret")
@@ -180,7 +183,8 @@ async def test_legacy_plain_rows_still_load_sign_and_get_sealed(
     legacy_key = SigningKey(tenant, key.thumbprint(), "ES256", dict(key.as_dict(private=True)), 1)
     await seed.save_signing_key(legacy_key)
     user = replace(
-        await new_user(tenant, "ada", PASSWORD, 1), totp_secret="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+        await new_user(tenant, "ada", PASSWORD, 1, hashing=INSECURE_TEST),
+        totp_secret="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
     )
     await seed.save_user(user)
     await seed.close()
@@ -252,6 +256,7 @@ def test_the_cli_refuses_a_wrong_key_before_serving_or_rotating(
         "OSTIARY_STORAGE__ENCRYPTION_KEY": KEY_2,
         "OSTIARY_DATA_DIR": str(first.data_dir),
         "OSTIARY_DEV__ENABLED": "true",
+        "OSTIARY_SECURITY__PASSWORD_HASH": "insecure-test",
         "COLUMNS": "1000",
     }
     expected = f"error: {_wrong_key_message(kid, first.storage.tenant)}\n"
@@ -346,7 +351,9 @@ async def test_refresh_tokens_rest_as_hashes_but_the_previous_ones_successor_sea
     settings = make_settings(encryption_key=KEY_1)
     ctx = await started(settings)
     await ctx.storage.save_user(
-        await new_user(settings.storage.tenant, USERNAME, PASSWORD, ctx.clock())
+        await new_user(
+            settings.storage.tenant, USERNAME, PASSWORD, ctx.clock(), hashing=INSECURE_TEST
+        )
     )
     app = create_authorization_server(settings, context=ctx)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as http:

@@ -23,6 +23,7 @@ from ostiary.core.keys import (
     seal_signing_key,
 )
 from ostiary.core.models import Client, SigningKey
+from ostiary.core.passwords import RFC9106, PasswordHashing, password_hashing
 from ostiary.core.storage import RateLimiter, Storage
 from ostiary.settings import Settings
 from ostiary.ttl_cache import TtlCache
@@ -147,6 +148,8 @@ class ServerContext:
     request_counters: RateLimiter | None = None
     #: Client records this process read lately (``security.client_cache_seconds``).
     clients: TtlCache[str, Client] = field(default_factory=lambda: TtlCache(0))
+    #: argon2 parameters for new password hashes (``security.password_hash``).
+    passwords: PasswordHashing = RFC9106
 
     @property
     def tenant(self) -> str:
@@ -195,4 +198,5 @@ class ServerContext:
             issuer_keys=issuer_keys,
             request_counters=ProcessCounters() if in_process else None,
             clients=TtlCache(CLIENT_CACHE_ENTRIES if security.client_cache_seconds else 0),
+            passwords=password_hashing(security.password_hash),
         )

@@ -1,8 +1,9 @@
 """Local users with argon2id password hashes (RFC 9106; OWASP password storage).
 
-Login answers the same way, in about the same time, whether the username exists or not: an
-unknown user still costs one argon2 verification against a fixed dummy hash. Hashing runs in a
-worker thread because argon2 is deliberately CPU-heavy and would otherwise stall the event loop.
+The argon2 parameters come from the caller (:class:`~ostiary.core.passwords.PasswordHashing`,
+full strength unless a test suite injects cheap ones). Login answers the same way, in about the
+same time, whether the username exists or not: an unknown user still costs one argon2
+verification against a fixed dummy hash made with the same parameters.
 
 A TOTP secret cannot be hashed (checking a code needs the secret itself), so it is stored
 sealed with the storage encryption key (:mod:`ostiary.core.cipher`), the associated data naming
@@ -11,21 +12,16 @@ tenant, user and field: a sealed secret copied onto another user does not open.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import replace
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-
 from ostiary.core.cipher import DecryptionError, SecretCipher, is_sealed
 from ostiary.core.models import User
+from ostiary.core.passwords import RFC9106, PasswordHashing
 from ostiary.core.secrets import new_secret
 from ostiary.core.storage import RateLimiter, UserStore
 from ostiary.errors import ConfigurationError
 
-_HASHER = PasswordHasher()
-_DUMMY_HASH = _HASHER.hash("ostiary-dummy-password-for-timing")
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
@@ -43,19 +39,18 @@ def validate_password(password: str) -> None:
         )
 
 
-async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_HASHER.hash, password)
-
-
-def _verify(password_hash: str, password: str) -> bool:
-    try:
-        return _HASHER.verify(password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
+async def hash_password(password: str, hashing: PasswordHashing = RFC9106) -> str:
+    return await hashing.hash(password)
 
 
 async def new_user(
-    tenant_id: str, username: str, password: str, now: int, display_name: str | None = None
+    tenant_id: str,
+    username: str,
+    password: str,
+    now: int,
+    display_name: str | None = None,
+    *,
+    hashing: PasswordHashing = RFC9106,
 ) -> User:
     validate_username(username)
     validate_password(password)
@@ -63,24 +58,52 @@ async def new_user(
         tenant_id=tenant_id,
         user_id=new_secret(12),
         username=username,
-        password_hash=await hash_password(password),
+        password_hash=await hashing.hash(password),
         created_at=now,
         display_name=display_name,
     )
 
 
 async def authenticate_user(
-    store: UserStore, tenant_id: str, username: str, password: str
+    store: UserStore,
+    tenant_id: str,
+    username: str,
+    password: str,
+    hashing: PasswordHashing = RFC9106,
 ) -> User | None:
-    """The user when the password matches and the account is enabled; else None."""
+    """The user when the password matches and the account is enabled; else None.
+
+    A matching password whose stored hash is weaker than ``hashing`` (made by an older
+    release or with lower parameters) is hashed again and stored (OWASP: upgrade on login,
+    the only time the plain password is at hand).
+    """
     if len(password) > MAX_PASSWORD_LENGTH or len(username) > 256:
         return None
     user = await store.get_user_by_username(tenant_id, username)
-    stored = user.password_hash if user is not None else _DUMMY_HASH
-    ok = await asyncio.to_thread(_verify, stored, password)
-    if user is None or not ok or user.disabled:
+    if user is None:
+        await hashing.verify_nobody(password)
         return None
+    if not await hashing.verify(user.password_hash, password) or user.disabled:
+        return None
+    if hashing.needs_rehash(user.password_hash):
+        return await _rehashed(store, user, password, hashing)
     return user
+
+
+async def _rehashed(
+    store: UserStore, user: User, password: str, hashing: PasswordHashing
+) -> User | None:
+    upgraded = await hashing.hash(password)
+    # Re-read so a change made meanwhile (disabled, second factor) is not overwritten with the
+    # record read before; the upgrade is skipped when the password itself changed meanwhile.
+    current = await store.get_user(user.tenant_id, user.user_id)
+    if current is None:
+        return None  # deleted meanwhile
+    if current.password_hash != user.password_hash:
+        return current
+    current = replace(current, password_hash=upgraded)
+    await store.save_user(current)
+    return current
 
 
 # -- TOTP secret at rest ---------------------------------------------------------------------

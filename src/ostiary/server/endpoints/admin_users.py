@@ -17,7 +17,7 @@ from ostiary.core.context import ServerContext
 from ostiary.core.models import User
 from ostiary.core.users import new_user, validate_password, validate_username
 from ostiary.errors import InvalidRequestError
-from ostiary.server.endpoints.admin import Action, admin_page
+from ostiary.server.admin_pages import Action, admin_page
 from ostiary.server.responses import Endpoint
 
 #: Most users listed at once; a search narrows the rest.
@@ -77,7 +77,9 @@ def actions(ctx: ServerContext) -> dict[str, Action]:
         if await ctx.storage.get_user_by_username(ctx.tenant, username) is not None:
             raise InvalidRequestError("That username is taken.", status_code=409)
         name = form.get("display_name", "").strip()[:128] or None
-        user = await new_user(ctx.tenant, username, password, ctx.clock(), name)
+        user = await new_user(
+            ctx.tenant, username, password, ctx.clock(), name, hashing=ctx.passwords
+        )
         await ctx.storage.save_user(user)
         ctx.audit("admin.user_added", subject=user.user_id, by=admin.user_id)
         return _back({}, "user-added")

@@ -152,7 +152,7 @@ async def _check_login(
     if throttled is not None:
         ctx.audit("login.throttled", username=username[:64], address=address)
         return login_page(ctx, found, browser, username=username, status_code=429, error=throttled)
-    user = await authenticate_user(ctx.storage, ctx.tenant, username, password)
+    user = await authenticate_user(ctx.storage, ctx.tenant, username, password, ctx.passwords)
     if user is None:
         await throttle.failed(username, address, now)
         ctx.audit("login.failed", username=username[:64], address=address)
