@@ -8,6 +8,7 @@ their grant.
 from __future__ import annotations
 
 from ostiary.core.context import ServerContext
+from ostiary.core.keys import KeyRing
 from ostiary.core.models import AccessTokenRecord, Client, Grant, RefreshToken
 from ostiary.core.secrets import hash_secret, new_secret
 from ostiary.core.tokens import AccessTokenClaims, mint_access_token
@@ -33,10 +34,23 @@ async def mint_access_token_for(
 ) -> tuple[str, int, AccessTokenRecord]:
     """A signed JWT for ``grant`` and the record that books it, not yet stored.
 
-    For a caller that books it in its own transaction (the refresh grant books it with the
-    rotation); the token is good only once its record is stored.
+    The token is good only once its record is stored.
     """
     now = ctx.clock()
+    return mint_access_token_with(ctx, await ctx.keys.ring(now), grant, scopes, now, jkt=jkt)
+
+
+def mint_access_token_with(
+    ctx: ServerContext,
+    ring: KeyRing,
+    grant: Grant,
+    scopes: tuple[str, ...],
+    now: int,
+    *,
+    jkt: str | None = None,
+) -> tuple[str, int, AccessTokenRecord]:
+    """:func:`mint_access_token_for` with the key ring already loaded: no await, so a grant
+    operation can mint inside its storage transaction (``CodePlan``, ``RotationPlan``)."""
     ttl = min(ctx.settings.tokens.access_token_ttl, max(grant.expires_at - now, 1))
     claims = AccessTokenClaims(
         issuer=ctx.issuer,
@@ -49,7 +63,6 @@ async def mint_access_token_for(
         expires_at=now + ttl,
         jkt=jkt,
     )
-    ring = await ctx.keys.ring(now)
     token = mint_access_token(ring, claims)
     record = AccessTokenRecord(
         tenant_id=ctx.tenant,
@@ -72,13 +85,13 @@ def wants_refresh_token(ctx: ServerContext, client: Client, scopes: tuple[str, .
 
 
 def new_refresh_token(
-    ctx: ServerContext, grant: Grant, *, dpop_jkt: str | None = None
+    ctx: ServerContext, grant: Grant, *, dpop_jkt: str | None = None, now: int | None = None
 ) -> tuple[str, RefreshToken]:
     """A fresh refresh token for ``grant``: (raw value for the client, hashed record).
 
     ``dpop_jkt`` binds it to a DPoP key (RFC 9449 §5.0, public clients).
     """
-    now = ctx.clock()
+    now = ctx.clock() if now is None else now
     raw = new_secret()
     idle = now + ctx.settings.tokens.refresh_token_idle_ttl
     record = RefreshToken(

@@ -8,6 +8,7 @@ revoking a grant can cascade.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
@@ -221,6 +222,34 @@ class RotateResult:
     status: RotateStatus
     old: RefreshToken | None = None
     successor: RefreshToken | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    """What a code redemption or a refresh books, in the transaction that read its inputs.
+
+    The core plans it (:data:`CodePlan`, :data:`RotationPlan`) from the records that
+    transaction read; the storage writes it before committing, so a token is answered only
+    once its record is stored.
+    """
+
+    #: The access token to book (None only from a bare ``rotate_refresh_token``).
+    access_token: AccessTokenRecord | None
+    #: The new refresh token: for a code, the grant's first (or None); for a refresh, the
+    #: successor of the presented token (required).
+    refresh_token: RefreshToken | None = None
+    #: For a refresh: the raw successor sealed for the old token's row (kept for the grace
+    #: window so a retry gets the same successor).
+    sealed_successor: str | None = None
+
+
+#: Checks a code against its grant and mints the tokens to book; raises an OAuthError to
+#: refuse (the code stays consumed and its grant is revoked). Called by the storage inside
+#: its transaction, so it must not await: it validates and signs, nothing else.
+CodePlan = Callable[[AuthorizationCode, Grant | None], IssuedTokens]
+#: Checks a presented refresh token against its grant and mints the successor and the
+#: access token; raises an OAuthError to refuse (nothing then changes). Synchronous, as above.
+RotationPlan = Callable[[RefreshToken, Grant | None], IssuedTokens]
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from ostiary.core.models import (
     AuthorizationCode,
     BrowserSession,
     Client,
+    CodePlan,
     Consent,
     ConsumeResult,
     Grant,
@@ -35,6 +36,7 @@ from ostiary.core.models import (
     Note,
     RefreshToken,
     RotateResult,
+    RotationPlan,
     SigningKey,
     Stats,
     UpstreamToken,
@@ -108,6 +110,24 @@ class CodeStore(Protocol):
         they expire so a replay can still be recognised.
         """
 
+    async def redeem_authorization_code(
+        self, tenant_id: str, code_hash: str, now: int, plan: CodePlan
+    ) -> ConsumeResult:
+        """Consume the code and book what ``plan`` mints for it: one transaction.
+
+        The code and its grant are read, the code consumed (as
+        :meth:`consume_authorization_code`, with the same statuses), ``plan(code, grant)``
+        called, and its :class:`IssuedTokens` stored, before one commit. When ``plan``
+        raises an :class:`~ostiary.errors.OAuthError` the code stays consumed, the grant is
+        revoked in that same transaction, and the error propagates. On REPLAYED the grant is
+        revoked in that transaction too (OAuth 2.1 §4.1.2); ``plan`` is called only on OK.
+        """
+
+    async def book_redeemed_code(self, code: AuthorizationCode, now: int, plan: CodePlan) -> None:
+        """The second half of :meth:`redeem_authorization_code`, for a code consumed in
+        another store (the Redis tier): read the grant, call ``plan``, store what it
+        returns, in one transaction; on an OAuthError from ``plan``, revoke the grant."""
+
 
 class RefreshTokenStore(Protocol):
     async def save_refresh_token(self, token: RefreshToken) -> None:
@@ -146,6 +166,19 @@ class RefreshTokenStore(Protocol):
         store does NOT revoke: the caller does, so it can audit). EXPIRED when past its
         absolute or idle expiry, REVOKED when revoked, NOT_FOUND when unknown. ``new`` is
         stored only on OK.
+        """
+
+    async def refresh_grant(
+        self, tenant_id: str, token_hash: str, now: int, grace_seconds: int, plan: RotationPlan
+    ) -> RotateResult:
+        """One refresh, reads and writes in one transaction (RFC 9700 §4.14.2).
+
+        Reads the presented token and its grant (on PostgreSQL locking the grant row, as
+        :meth:`revoke_grant` does, first), calls ``plan(token, grant)`` (which checks the
+        client, key and scope and mints; an OAuthError from it changes nothing and
+        propagates), then rotates exactly as :meth:`rotate_refresh_token` does with the
+        planned successor, sealed successor and access token. ``plan`` is not called for an
+        unknown token (NOT_FOUND).
         """
 
     async def revoke_refresh_token(self, tenant_id: str, token_hash: str, now: int) -> bool: ...

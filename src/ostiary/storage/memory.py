@@ -23,22 +23,25 @@ from ostiary.core.models import (
     AuthorizationCode,
     BrowserSession,
     Client,
+    CodePlan,
     Consent,
     ConsumeResult,
     ConsumeStatus,
     Grant,
     Interaction,
+    IssuedTokens,
     LinkedIdentity,
     Note,
     RefreshToken,
     RotateResult,
     RotateStatus,
+    RotationPlan,
     SigningKey,
     Stats,
     UpstreamToken,
     User,
 )
-from ostiary.errors import StorageError
+from ostiary.errors import OAuthError, StorageError
 from ostiary.settings import MAX_REFRESH_GRACE_SECONDS
 from ostiary.storage.rules import PENDING_UPSTREAM_TTL, consume_status, rotation_status
 
@@ -175,14 +178,17 @@ class MemoryStorage:
 
     async def revoke_grant(self, tenant_id: str, grant_id: str, now: int) -> bool:
         async with self._lock:
-            # Cascade even when the grant is gone or already revoked: stray live tokens of a
-            # grant must never survive a revocation request.
-            self._cascade(tenant_id, grant_id, now)
-            grant = self._grants.get((tenant_id, grant_id))
-            if grant is None or grant.revoked_at is not None:
-                return False
-            self._grants[(tenant_id, grant_id)] = replace(grant, revoked_at=now)
-            return True
+            return self._revoke_grant(tenant_id, grant_id, now)
+
+    def _revoke_grant(self, tenant_id: str, grant_id: str, now: int) -> bool:
+        # Cascade even when the grant is gone or already revoked: stray live tokens of a
+        # grant must never survive a revocation request.
+        self._cascade(tenant_id, grant_id, now)
+        grant = self._grants.get((tenant_id, grant_id))
+        if grant is None or grant.revoked_at is not None:
+            return False
+        self._grants[(tenant_id, grant_id)] = replace(grant, revoked_at=now)
+        return True
 
     def _revoke_where(self, tenant_id: str, match: Callable[[Grant], bool]) -> None:
         """Revoke (with cascade) every live grant of the tenant that ``match`` selects.
@@ -226,14 +232,46 @@ class MemoryStorage:
         self, tenant_id: str, code_hash: str, now: int
     ) -> ConsumeResult:
         async with self._lock:
-            code = self._codes.get((tenant_id, code_hash))
-            if code is None:
-                return ConsumeResult(ConsumeStatus.NOT_FOUND)
-            status = consume_status(code, now)
-            if status is ConsumeStatus.OK:
-                code = replace(code, consumed_at=now)
-                self._codes[(tenant_id, code_hash)] = code
-            return ConsumeResult(status, code)
+            return self._consume(tenant_id, code_hash, now)
+
+    def _consume(self, tenant_id: str, code_hash: str, now: int) -> ConsumeResult:
+        code = self._codes.get((tenant_id, code_hash))
+        if code is None:
+            return ConsumeResult(ConsumeStatus.NOT_FOUND)
+        status = consume_status(code, now)
+        if status is ConsumeStatus.OK:
+            code = replace(code, consumed_at=now)
+            self._codes[(tenant_id, code_hash)] = code
+        return ConsumeResult(status, code)
+
+    async def redeem_authorization_code(
+        self, tenant_id: str, code_hash: str, now: int, plan: CodePlan
+    ) -> ConsumeResult:
+        async with self._lock:
+            result = self._consume(tenant_id, code_hash, now)
+            if result.status is ConsumeStatus.REPLAYED and result.record is not None:
+                self._revoke_grant(tenant_id, result.record.grant_id, now)
+            if result.status is ConsumeStatus.OK and result.record is not None:
+                self._book_code(result.record, now, plan)
+            return result
+
+    async def book_redeemed_code(self, code: AuthorizationCode, now: int, plan: CodePlan) -> None:
+        async with self._lock:
+            self._book_code(code, now, plan)
+
+    def _book_code(self, code: AuthorizationCode, now: int, plan: CodePlan) -> None:
+        """Run ``plan`` and store what it issues; a refusal revokes the grant (lock held)."""
+        try:
+            issued = plan(code, self._grants.get((code.tenant_id, code.grant_id)))
+        except OAuthError:
+            self._revoke_grant(code.tenant_id, code.grant_id, now)
+            raise
+        if issued.access_token is not None:
+            record = issued.access_token
+            self._access[(record.tenant_id, record.jti)] = self._under_grant(record)
+        if issued.refresh_token is not None:
+            token = issued.refresh_token
+            self._refresh[(token.tenant_id, token.token_hash)] = self._under_grant(token)
 
     # -- refresh tokens ----------------------------------------------------------------------
 
@@ -255,16 +293,27 @@ class MemoryStorage:
         sealed_successor: str | None = None,
         access_token: AccessTokenRecord | None = None,
     ) -> RotateResult:
+        issued = IssuedTokens(access_token, new, sealed_successor)
+        return await self.refresh_grant(
+            tenant_id, old_hash, now, grace_seconds, lambda _token, _grant: issued
+        )
+
+    async def refresh_grant(
+        self, tenant_id: str, token_hash: str, now: int, grace_seconds: int, plan: RotationPlan
+    ) -> RotateResult:
         async with self._lock:
-            old = self._refresh.get((tenant_id, old_hash))
+            old = self._refresh.get((tenant_id, token_hash))
             if old is None:
                 return RotateResult(RotateStatus.NOT_FOUND)
+            issued = plan(old, self._grants.get((tenant_id, old.grant_id)))
+            new = issued.refresh_token
+            assert new is not None, "a rotation plan issues the successor"
             successor = None
             if old.successor_hash is not None:
                 successor = self._refresh.get((tenant_id, old.successor_hash))
             status = rotation_status(old, now, grace_seconds, successor)
             if status in (RotateStatus.OK, RotateStatus.SUPERSEDED):
-                self._used(tenant_id, old.grant_id, now, access_token)
+                self._used(tenant_id, old.grant_id, now, issued.access_token)
             if status is RotateStatus.SUPERSEDED:
                 return RotateResult(status, old, successor)
             if status is not RotateStatus.OK:
@@ -273,11 +322,11 @@ class MemoryStorage:
                 old,
                 rotated_at=now,
                 successor_hash=new.token_hash,
-                sealed_successor=sealed_successor if grace_seconds > 0 else None,
+                sealed_successor=issued.sealed_successor if grace_seconds > 0 else None,
             )
-            self._refresh[(tenant_id, old_hash)] = old
-            self._forget_previous(tenant_id, old_hash)
-            self._previous[(new.tenant_id, new.token_hash)] = old_hash
+            self._refresh[(tenant_id, token_hash)] = old
+            self._forget_previous(tenant_id, token_hash)
+            self._previous[(new.tenant_id, new.token_hash)] = token_hash
             self._refresh[(new.tenant_id, new.token_hash)] = self._under_grant(new)
             return RotateResult(status, old)
 

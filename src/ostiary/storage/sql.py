@@ -39,22 +39,25 @@ from ostiary.core.models import (
     AuthorizationCode,
     BrowserSession,
     Client,
+    CodePlan,
     Consent,
     ConsumeResult,
     ConsumeStatus,
     Grant,
     Interaction,
+    IssuedTokens,
     LinkedIdentity,
     Note,
     RefreshToken,
     RotateResult,
     RotateStatus,
+    RotationPlan,
     SigningKey,
     Stats,
     UpstreamToken,
     User,
 )
-from ostiary.errors import ConfigurationError, StorageError
+from ostiary.errors import ConfigurationError, OAuthError, StorageError
 from ostiary.storage import schema as t
 from ostiary.storage import statements as q
 from ostiary.storage.engines import Engine, PostgresEngine, Runner, SqliteEngine
@@ -284,14 +287,8 @@ class SqlStorage:
         )
 
     async def revoke_grant(self, tenant_id: str, grant_id: str, now: int) -> bool:
-        params = {**_key(tenant_id=tenant_id, grant_id=grant_id), "now": now}
         async with self._tx() as conn:
-            revoked = await conn.execute(q.REVOKE_GRANT, params)
-            # Even when the grant was already revoked or is gone: no stray token survives.
-            for cascade in q.CASCADE:
-                await conn.execute(cascade, params)
-            await conn.execute(q.DELETE_UPSTREAM, params)
-        return revoked.rowcount == 1
+            return await _revoke_grant_in(conn, tenant_id, grant_id, now)
 
     # -- authorization codes -----------------------------------------------------------------
 
@@ -306,14 +303,54 @@ class SqlStorage:
         if won is not None:
             return ConsumeResult(ConsumeStatus.OK, _record(AuthorizationCode, won))
         # Lost (or nothing to win): the row can only have moved towards consumed or gone.
-        row = await self._one(q.GET[t.authorization_codes], key)
-        if row is None:
-            return ConsumeResult(ConsumeStatus.NOT_FOUND)
-        code = _record(AuthorizationCode, row)
-        status = consume_status(code, now)
-        if status is ConsumeStatus.OK:  # inserted after our UPDATE looked: unknown then
-            return ConsumeResult(ConsumeStatus.NOT_FOUND)
-        return ConsumeResult(status, code)
+        return _why_not_consumed(await self._one(q.GET[t.authorization_codes], key), now)
+
+    async def redeem_authorization_code(
+        self, tenant_id: str, code_hash: str, now: int, plan: CodePlan
+    ) -> ConsumeResult:
+        key = _key(tenant_id=tenant_id, code_hash=code_hash)
+        read = q.CODE_WITH_GRANT if self._sqlite else q.LOCKED_CODE_WITH_GRANT
+        async with self._tx() as conn:
+            # Code and grant in one read (PostgreSQL: the grant row locked first, the order
+            # revoke_grant takes), then the decisive conditional UPDATE.
+            row = (await conn.execute(read, key)).first()
+            grant = None if row is None else _joined_grant(row)
+            won = (await conn.execute(q.CONSUME_CODE, {**key, "now": now})).first()
+            if won is None:
+                lost = (await conn.execute(q.GET[t.authorization_codes], key)).first()
+                result = _why_not_consumed(lost, now)
+                if result.status is ConsumeStatus.REPLAYED and result.record is not None:
+                    await _revoke_grant_in(conn, tenant_id, result.record.grant_id, now)
+                return result
+            code = _record(AuthorizationCode, won)
+            refused = await self._book_code(conn, code, grant, now, plan)
+        if refused is not None:
+            raise refused  # after the commit: the code stays spent, the grant revoked
+        return ConsumeResult(ConsumeStatus.OK, code)
+
+    async def book_redeemed_code(self, code: AuthorizationCode, now: int, plan: CodePlan) -> None:
+        read = q.GET[t.grants] if self._sqlite else q.LOCKED_GRANT
+        async with self._tx() as conn:
+            row = (await conn.execute(read, _grant_key(code))).first()
+            grant = None if row is None else _record(Grant, row)
+            refused = await self._book_code(conn, code, grant, now, plan)
+        if refused is not None:
+            raise refused
+
+    async def _book_code(
+        self, conn: Runner, code: AuthorizationCode, grant: Grant | None, now: int, plan: CodePlan
+    ) -> OAuthError | None:
+        """Run ``plan`` and store what it issues; on a refusal revoke the grant instead and
+        hand the error back, to be raised once the transaction has committed."""
+        try:
+            issued = plan(code, grant)
+        except OAuthError as refused:
+            await _revoke_grant_in(conn, code.tenant_id, code.grant_id, now)
+            return refused
+        await conn.execute(self._up.save[t.access_tokens], _values(issued.access_token))
+        if issued.refresh_token is not None:
+            await conn.execute(self._up.save[t.refresh_tokens], _values(issued.refresh_token))
+        return None
 
     # -- refresh tokens ----------------------------------------------------------------------
 
@@ -336,53 +373,73 @@ class SqlStorage:
         sealed_successor: str | None = None,
         access_token: AccessTokenRecord | None = None,
     ) -> RotateResult:
-        key = _key(tenant_id=tenant_id, token_hash=old_hash)
-        touch = {**_key(tenant_id=tenant_id, grant_id=new.grant_id), "now": now}
+        issued = IssuedTokens(access_token, new, sealed_successor)
+        return await self.refresh_grant(
+            tenant_id, old_hash, now, grace_seconds, lambda _token, _grant: issued
+        )
 
-        async def used(conn: Runner) -> None:
-            """A refresh went through: touch the grant and book the access token, here."""
-            await conn.execute(q.TOUCH_GRANT, touch)
-            if access_token is not None:
-                await conn.execute(self._up.save[t.access_tokens], _values(access_token))
-
-        successor = {
-            "successor_hash": new.token_hash,
-            "sealed_successor": sealed_successor if grace_seconds > 0 else None,
-        }
+    async def refresh_grant(
+        self, tenant_id: str, token_hash: str, now: int, grace_seconds: int, plan: RotationPlan
+    ) -> RotateResult:
+        key = _key(tenant_id=tenant_id, token_hash=token_hash)
+        read = q.REFRESH_WITH_GRANT if self._sqlite else q.LOCKED_REFRESH_WITH_GRANT
         async with self._tx() as conn:
             # PostgreSQL: lock order grant → token, as in revoke_grant: a revocation running
             # now either finishes first (we then see the old token revoked) or waits for our
             # commit (its cascade then sees the new token). The grant lock is exclusive (FOR
-            # NO KEY UPDATE, what touching the grant takes), so concurrent rotations of one
+            # NO KEY UPDATE, what touching the grant takes), so concurrent refreshes of one
             # grant queue here. SQLite: BEGIN IMMEDIATE already holds the one write lock.
-            if not self._sqlite:
-                await conn.execute(q.LOCK_GRANT, _key(tenant_id=tenant_id, grant_id=new.grant_id))
+            row = (await conn.execute(read, key)).first()
+            if row is None:  # unknown, or its grant is gone
+                row = (await conn.execute(q.GET[t.refresh_tokens], key)).first()
+                if row is None:
+                    return RotateResult(RotateStatus.NOT_FOUND)
+                current, grant = _record(RefreshToken, row), None
+            else:
+                current, grant = _own(RefreshToken, row), _joined_grant(row)
+            issued = plan(current, grant)  # may refuse: the transaction then changes nothing
+            new = issued.refresh_token
+            assert new is not None, "a rotation plan issues the successor"
+            successor = {
+                "successor_hash": new.token_hash,
+                "sealed_successor": issued.sealed_successor if grace_seconds > 0 else None,
+            }
             won = (await conn.execute(q.ROTATE, {**key, "now": now, **successor})).first()
             if won is not None:
                 old = _record(RefreshToken, won)
                 await conn.execute(q.FORGET_PREVIOUS, {**key, "k_grant_id": old.grant_id})
                 await conn.execute(self._up.insert_refresh, _values(new))
-                await used(conn)
+                await self._used(conn, old, now, issued.access_token)
                 return RotateResult(RotateStatus.OK, old)
-            # Lost, or nothing to win. On PostgreSQL our UPDATE waited for a concurrent winner
-            # to commit, so these reads (a fresh snapshot each, READ COMMITTED) see its row
-            # and the successor it inserted.
+            # Lost (on PostgreSQL a concurrent refresh of this token committed between our
+            # read and our UPDATE, which re-checked its WHERE against that row). These reads
+            # (a fresh snapshot each, READ COMMITTED) see its row and the successor.
             row = (await conn.execute(q.GET[t.refresh_tokens], key)).first()
             if row is None:
                 return RotateResult(RotateStatus.NOT_FOUND)
             old = _record(RefreshToken, row)
-            current = None
+            following = None
             if old.successor_hash is not None:
                 next_key = _key(tenant_id=tenant_id, token_hash=old.successor_hash)
-                following = (await conn.execute(q.GET[t.refresh_tokens], next_key)).first()
-                current = None if following is None else _record(RefreshToken, following)
-            status = rotation_status(old, now, grace_seconds, current)
+                found = (await conn.execute(q.GET[t.refresh_tokens], next_key)).first()
+                following = None if found is None else _record(RefreshToken, found)
+            status = rotation_status(old, now, grace_seconds, following)
             if status is RotateStatus.SUPERSEDED:
-                await used(conn)
-                return RotateResult(status, old, current)
+                await self._used(conn, old, now, issued.access_token)
+                return RotateResult(status, old, following)
         if status is RotateStatus.OK:  # inserted after our UPDATE looked: unknown then
             return RotateResult(RotateStatus.NOT_FOUND)
         return RotateResult(status, old)
+
+    async def _used(
+        self, conn: Runner, token: RefreshToken, now: int, access_token: AccessTokenRecord | None
+    ) -> None:
+        """A refresh went through: touch the grant and book the access token, in its
+        transaction."""
+        touch = {**_key(tenant_id=token.tenant_id, grant_id=token.grant_id), "now": now}
+        await conn.execute(q.TOUCH_GRANT, touch)
+        if access_token is not None:
+            await conn.execute(self._up.save[t.access_tokens], _values(access_token))
 
     async def revoke_refresh_token(self, tenant_id: str, token_hash: str, now: int) -> bool:
         params = {**_key(tenant_id=tenant_id, token_hash=token_hash), "now": now}
@@ -577,6 +634,55 @@ class SqlStorage:
                     break
         await self._engine.bulk(lambda conn: conn.execute(q.FORGET_OLD_SUCCESSORS, {"now": now}))
         return removed
+
+
+def _own(model: Callable[..., M], row: Row[Any]) -> M:
+    """The record part of a ``*_WITH_GRANT`` row."""
+    mapping = row._mapping
+    return model(
+        **{
+            k: tuple(v) if k in _TUPLE_FIELDS else v
+            for k, v in mapping.items()
+            if not k.startswith(q.GRANT_PREFIX)
+        }
+    )
+
+
+def _joined_grant(row: Row[Any]) -> Grant:
+    """The grant part of a ``*_WITH_GRANT`` row."""
+    cut = len(q.GRANT_PREFIX)
+    values: dict[str, Any] = {}
+    for name, value in row._mapping.items():
+        if name.startswith(q.GRANT_PREFIX):
+            field = name[cut:]
+            values[field] = tuple(value) if field in _TUPLE_FIELDS else value
+    return Grant(**values)
+
+
+def _grant_key(code: AuthorizationCode) -> Params:
+    return _key(tenant_id=code.tenant_id, grant_id=code.grant_id)
+
+
+def _why_not_consumed(row: Row[Any] | None, now: int) -> ConsumeResult:
+    """The status of a code whose consuming UPDATE matched nothing (``row``: the code now)."""
+    if row is None:
+        return ConsumeResult(ConsumeStatus.NOT_FOUND)
+    code = _record(AuthorizationCode, row)
+    status = consume_status(code, now)
+    if status is ConsumeStatus.OK:  # inserted after our UPDATE looked: unknown then
+        return ConsumeResult(ConsumeStatus.NOT_FOUND)
+    return ConsumeResult(status, code)
+
+
+async def _revoke_grant_in(conn: Runner, tenant_id: str, grant_id: str, now: int) -> bool:
+    """Revoke the grant and cascade, in the caller's transaction; True if it was live."""
+    params = {**_key(tenant_id=tenant_id, grant_id=grant_id), "now": now}
+    revoked = await conn.execute(q.REVOKE_GRANT, params)
+    # Even when the grant was already revoked or is gone: no stray token survives.
+    for cascade in q.CASCADE:
+        await conn.execute(cascade, params)
+    await conn.execute(q.DELETE_UPSTREAM, params)
+    return bool(revoked.rowcount == 1)
 
 
 async def _revoke_grants(conn: Runner, tenant_id: str, which: ColumnElement[bool]) -> None:

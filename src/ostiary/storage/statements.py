@@ -137,6 +137,29 @@ LOCK_GRANT = (
 )
 
 
+#: Prefix of the grant's columns in the ``*_WITH_GRANT`` reads.
+GRANT_PREFIX = "g_"
+
+
+def _with_grant(table: Table) -> Select[Any]:
+    """A code or refresh token by its key, with its grant's columns labelled ``g_<column>``."""
+    same_grant = and_(
+        grants.c.tenant_id == table.c.tenant_id, grants.c.grant_id == table.c.grant_id
+    )
+    labelled = (column.label(f"{GRANT_PREFIX}{column.name}") for column in grants.c)
+    return select(table, *labelled).join(grants, same_grant).where(key_of(table))
+
+
+#: The first read of a grant operation (code redemption, refresh): the record and its grant in
+#: one statement. The ``LOCKED_`` forms (PostgreSQL) also lock the grant row as LOCK_GRANT does,
+#: before any token row: the order revoke_grant takes.
+CODE_WITH_GRANT = _with_grant(codes)
+REFRESH_WITH_GRANT = _with_grant(rts)
+LOCKED_CODE_WITH_GRANT = CODE_WITH_GRANT.with_for_update(of=grants, key_share=True)
+LOCKED_REFRESH_WITH_GRANT = REFRESH_WITH_GRANT.with_for_update(of=grants, key_share=True)
+LOCKED_GRANT = select(grants).where(key_of(grants)).with_for_update(key_share=True)
+
+
 #: Exactly one caller, in any process, finds the token unrotated; it records the successor.
 #: There is no grace arm: a replay inside the window is answered with that successor instead.
 ROTATE = (

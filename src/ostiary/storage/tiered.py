@@ -24,20 +24,24 @@ from ostiary.core.models import (
     AuthorizationCode,
     BrowserSession,
     Client,
+    CodePlan,
     Consent,
     ConsumeResult,
+    ConsumeStatus,
     Grant,
     Interaction,
     LinkedIdentity,
     Note,
     RefreshToken,
     RotateResult,
+    RotationPlan,
     SigningKey,
     Stats,
     UpstreamToken,
     User,
 )
 from ostiary.core.storage import Storage
+from ostiary.errors import OAuthError
 from ostiary.storage.redis import RedisEphemeralStore
 
 
@@ -108,6 +112,30 @@ class TieredStorage:
         self, tenant_id: str, code_hash: str, now: int
     ) -> ConsumeResult:
         return await self.ephemeral.consume_authorization_code(tenant_id, code_hash, now)
+
+    async def redeem_authorization_code(
+        self, tenant_id: str, code_hash: str, now: int, plan: CodePlan
+    ) -> ConsumeResult:
+        """Consume in Redis, then one durable transaction for the grant and the tokens."""
+        result = await self.ephemeral.consume_authorization_code(tenant_id, code_hash, now)
+        code = result.record
+        if result.status is ConsumeStatus.REPLAYED and code is not None:
+            await self.revoke_grant(tenant_id, code.grant_id, now)
+        if result.status is ConsumeStatus.OK and code is not None:
+            try:
+                await self.durable.book_redeemed_code(code, now, plan)
+            except OAuthError:
+                # The durable store revoked the grant; retire its other codes here too.
+                await self.ephemeral.retire_codes(tenant_id, "grant_id", code.grant_id, now)
+                raise
+        return result
+
+    async def book_redeemed_code(self, code: AuthorizationCode, now: int, plan: CodePlan) -> None:
+        try:
+            await self.durable.book_redeemed_code(code, now, plan)
+        except OAuthError:
+            await self.ephemeral.retire_codes(code.tenant_id, "grant_id", code.grant_id, now)
+            raise
 
     async def save_interaction(self, interaction: Interaction) -> None:
         await self.ephemeral.save_interaction(interaction)
@@ -203,6 +231,11 @@ class TieredStorage:
             sealed_successor=sealed_successor,
             access_token=access_token,
         )
+
+    async def refresh_grant(
+        self, tenant_id: str, token_hash: str, now: int, grace_seconds: int, plan: RotationPlan
+    ) -> RotateResult:
+        return await self.durable.refresh_grant(tenant_id, token_hash, now, grace_seconds, plan)
 
     async def revoke_refresh_token(self, tenant_id: str, token_hash: str, now: int) -> bool:
         return await self.durable.revoke_refresh_token(tenant_id, token_hash, now)

@@ -18,8 +18,8 @@ from typing import Final
 from ostiary.core.cipher import DecryptionError, SecretCipher
 from ostiary.core.context import ServerContext
 from ostiary.core.dpop_token import require_key
-from ostiary.core.issuance import mint_access_token_for, new_refresh_token
-from ostiary.core.models import AccessTokenRecord, Client, RefreshToken, RotateStatus
+from ostiary.core.issuance import mint_access_token_with, new_refresh_token
+from ostiary.core.models import Client, Grant, IssuedTokens, RefreshToken, RotateStatus
 from ostiary.core.requests import Params
 from ostiary.core.resource import validate_resource_for_grant
 from ostiary.core.scopes import narrow_scopes, parse_scope
@@ -41,81 +41,78 @@ async def handle(
     ctx: ServerContext, client: Client, params: Params, jkt: str | None = None
 ) -> TokenResponse:
     presented = hash_secret(params.require("refresh_token"))
-    current = await ctx.storage.get_refresh_token(ctx.tenant, presented)
-    if current is None:
-        raise InvalidGrantError(_FAILURES[RotateStatus.NOT_FOUND])
-    if not secrets_equal(current.client_id, client.client_id):
-        # RFC 6749 §6: the token is bound to the client it was issued to.
-        raise InvalidGrantError(
-            "refresh token was issued to another client",
-            detail=f"token of {current.client_id} presented by {client.client_id}",
-        )
-    # RFC 9449 §5.0: a public client's refresh token is bound to its DPoP key, so a stolen
-    # one is useless without the private key. Refused before rotation: nothing changes.
-    require_key(current.dpop_jkt, jkt, "refresh token")
-    scopes = narrow_scopes(parse_scope(params.get("scope")), current.scopes)
-    validate_resource_for_grant(params.all("resource"), current.resource)
-    grant = await ctx.storage.get_grant(ctx.tenant, current.grant_id)
-    if grant is None or grant.revoked_at is not None:
-        raise InvalidGrantError(_FAILURES[RotateStatus.REVOKED])
+    requested = parse_scope(params.get("scope"))
+    resources = params.all("resource")
+    now = ctx.clock()
+    grace = ctx.settings.tokens.refresh_grace_seconds
+    # Loaded before the transaction: the plan runs inside it and must not await.
+    ring = await ctx.keys.ring(now)
+    minted: list[tuple[str, int, tuple[str, ...], str]] = []
 
-    raw, successor = new_refresh_token(ctx, grant, dpop_jkt=current.dpop_jkt)
-    # Signed now, booked by the rotation itself: touching the grant, retiring the old token,
-    # storing its successor and booking the access token are one transaction.
-    access_token, expires_in, record = await mint_access_token_for(ctx, grant, scopes, jkt=jkt)
-    raw = await _rotate(ctx, client, presented, raw, successor, record)
+    def plan(current: RefreshToken, grant: Grant | None) -> IssuedTokens:
+        """Check the presented token against its client, key and grant; mint its successor
+        and the access token. Raising here changes nothing."""
+        if not secrets_equal(current.client_id, client.client_id):
+            # RFC 6749 §6: the token is bound to the client it was issued to.
+            raise InvalidGrantError(
+                "refresh token was issued to another client",
+                detail=f"token of {current.client_id} presented by {client.client_id}",
+            )
+        # RFC 9449 §5.0: a public client's refresh token is bound to its DPoP key, so a
+        # stolen one is useless without the private key.
+        require_key(current.dpop_jkt, jkt, "refresh token")
+        scopes = narrow_scopes(requested, current.scopes)
+        validate_resource_for_grant(resources, current.resource)
+        if grant is None or grant.revoked_at is not None:
+            raise InvalidGrantError(_FAILURES[RotateStatus.REVOKED])
+        raw, successor = new_refresh_token(ctx, grant, dpop_jkt=current.dpop_jkt, now=now)
+        access, expires_in, booked = mint_access_token_with(ctx, ring, grant, scopes, now, jkt=jkt)
+        sealed = seal_successor(ctx.cipher, presented, successor, raw) if grace > 0 else None
+        minted.append((access, expires_in, scopes, raw))
+        return IssuedTokens(booked, successor, sealed)
+
+    # One transaction: read the token and its grant, run the plan, rotate, touch the grant
+    # and book the access token.
+    result = await ctx.storage.refresh_grant(ctx.tenant, presented, now, grace, plan)
+    if result.status is RotateStatus.NOT_FOUND or not minted:
+        raise InvalidGrantError(_FAILURES[RotateStatus.NOT_FOUND])
+    access, expires_in, scopes, raw = minted[0]
+    assert result.old is not None  # set for every status but NOT_FOUND
+    old = result.old
+    raw = await _answer(ctx, client, result.status, old, raw, now)
     ctx.audit(
         "token.refreshed",
         client_id=client.client_id,
-        subject=grant.subject,
-        grant=grant.grant_id,
+        subject=old.subject,
+        grant=old.grant_id,
         dpop=jkt is not None,
     )
-    return TokenResponse(access_token, expires_in, scopes, raw, token_type=token_type(jkt))
+    return TokenResponse(access, expires_in, scopes, raw, token_type=token_type(jkt))
 
 
-async def _rotate(
-    ctx: ServerContext,
-    client: Client,
-    presented: str,
-    raw: str,
-    successor: RefreshToken,
-    access_token: AccessTokenRecord,
+async def _answer(
+    ctx: ServerContext, client: Client, status: RotateStatus, old: RefreshToken, raw: str, now: int
 ) -> str:
-    """Rotate ``presented`` to ``successor`` and book ``access_token`` with it; the raw
-    refresh token to answer with."""
-    now = ctx.clock()
-    grace = ctx.settings.tokens.refresh_grace_seconds
-    sealed = seal_successor(ctx.cipher, presented, successor, raw) if grace > 0 else None
-    result = await ctx.storage.rotate_refresh_token(
-        ctx.tenant,
-        presented,
-        successor,
-        now,
-        grace,
-        sealed_successor=sealed,
-        access_token=access_token,
-    )
-    if result.status is RotateStatus.OK:
+    """The raw refresh token to answer with after the rotation said ``status``."""
+    if status is RotateStatus.OK:
         return raw
-    if result.status is RotateStatus.SUPERSEDED:
-        assert result.old is not None  # set for every status but NOT_FOUND
-        ctx.audit("refresh_token.superseded", client_id=client.client_id, grant=successor.grant_id)
+    if status is RotateStatus.SUPERSEDED:
+        ctx.audit("refresh_token.superseded", client_id=client.client_id, grant=old.grant_id)
         try:
-            return open_successor(ctx.cipher, result.old)
+            return open_successor(ctx.cipher, old)
         except ConfigurationError as exc:
             # Never a new chain instead: that would fork the grant. The client may retry
             # once every node shares the storage key.
-            ctx.audit("refresh_token.successor_unavailable", grant=successor.grant_id)
+            ctx.audit("refresh_token.successor_unavailable", grant=old.grant_id)
             raise TemporarilyUnavailableError(
                 "the refresh token's successor cannot be read; try again later",
                 detail=str(exc),
             ) from None
-    if result.status is RotateStatus.REUSED:
-        await ctx.storage.revoke_grant(ctx.tenant, successor.grant_id, now)
-        ctx.audit("refresh_token.reused", client_id=client.client_id, grant=successor.grant_id)
+    if status is RotateStatus.REUSED:
+        await ctx.storage.revoke_grant(ctx.tenant, old.grant_id, now)
+        ctx.audit("refresh_token.reused", client_id=client.client_id, grant=old.grant_id)
         raise InvalidGrantError("refresh token was already used; the grant is revoked")
-    raise InvalidGrantError(_FAILURES[result.status])
+    raise InvalidGrantError(_FAILURES[status])
 
 
 def _successor_associated(tenant_id: str, old_hash: str, successor_hash: str) -> str:
