@@ -34,6 +34,7 @@ def noauth(port: int) -> Any:
 
 def ostiary_rs(port: int, issuer: str) -> Any:
     from ostiary.resource.mcp_sdk import protect_mcp_app
+    from ostiary.resource.policy import ProtectionPolicy
     from ostiary.resource.verifiers import JWTVerifier
 
     resource = f"http://127.0.0.1:{port}/mcp"
@@ -42,7 +43,9 @@ def ostiary_rs(port: int, issuer: str) -> Any:
         resource=resource,
         issuer=issuer,
         verifier=JWTVerifier(issuer, resource),
-        required_scopes=["mcp:read"],
+        policy=ProtectionPolicy(
+            required_scopes=["mcp:read"],
+        ),
         streamable_http_options=STATELESS,
     )
 

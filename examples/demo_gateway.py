@@ -16,18 +16,18 @@ import sys
 import uvicorn
 
 from ostiary.gateway.app import GatewayOptions, create_embedded_gateway
+from ostiary.resource.policy import ProtectionPolicy
 from ostiary.settings import load_settings
 
 settings = load_settings()
-options = GatewayOptions(
-    required_scopes=("mcp:read",),
-    subject_header="x-user",
-    public_tools=("echo",),
-)
+policy = ProtectionPolicy(required_scopes=["mcp:read"], public_tools=["echo"], mixed_auth=True)
+options = GatewayOptions(subject_header="x-user")
 if len(sys.argv) > 2 and sys.argv[1] == "--":
-    app = create_embedded_gateway(settings, command=sys.argv[2:], options=options)
+    app = create_embedded_gateway(settings, command=sys.argv[2:], policy=policy, options=options)
 elif len(sys.argv) == 2:
-    app = create_embedded_gateway(settings, upstream_url=sys.argv[1], options=options)
+    app = create_embedded_gateway(
+        settings, upstream_url=sys.argv[1], policy=policy, options=options
+    )
 else:
     sys.exit(__doc__)
 

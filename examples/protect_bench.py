@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ostiary.resource.mcp_sdk import protect_mcp_app
+from ostiary.resource.policy import ProtectionPolicy
 from ostiary.resource.verifiers import JWTVerifier
 
 ISSUER = "https://auth.example.com"
@@ -152,8 +153,10 @@ async def main(requests: int, rounds: int = 8) -> None:
                 resource=RESOURCE,
                 issuer=ISSUER,
                 verifier=verifier,
-                required_scopes=["mcp:read"],
-                tool_scopes={"echo": ["mcp:read"]},
+                policy=ProtectionPolicy(
+                    required_scopes=["mcp:read"],
+                    tool_scopes={"echo": ["mcp:read"]},
+                ),
                 streamable_http_options=OPTIONS,
             )
             variants[label] = (app, bearer)

@@ -13,7 +13,7 @@ from fastmcp import FastMCP
 
 from ostiary.resource.fastmcp_adapter import protect_fastmcp_app
 from ostiary.resource.middleware import current_principal
-from ostiary.resource.verifiers import JWTVerifier
+from ostiary.resource.policy import ProtectionPolicy
 
 ISSUER = os.environ.get("OSTIARY_ISSUER", "http://127.0.0.1:8000")
 PORT = int(os.environ.get("MCP_PORT", "8002"))
@@ -41,16 +41,19 @@ def publish(text: str) -> str:
     return f"published {len(text)} characters"
 
 
+# Tokens are the AS's JWTs (keys from the jwks_uri of its metadata), audience RESOURCE.
 app = protect_fastmcp_app(
     server,
     resource=RESOURCE,
     issuer=ISSUER,
-    verifier=JWTVerifier(ISSUER, RESOURCE),  # jwks_uri from the AS metadata
-    required_scopes=["mcp:read"],
-    tool_scopes={"publish": ["mcp:write"]},
-    scope_hierarchy={"mcp:write": ["mcp:read"]},
-    public_tools=["search"],
-    hide_unauthorized_tools=True,
+    policy=ProtectionPolicy(
+        required_scopes=["mcp:read"],
+        tool_scopes={"publish": ["mcp:write"]},
+        scope_hierarchy={"mcp:write": ["mcp:read"]},
+        public_tools=["search"],
+        mixed_auth=True,  # public_tools need it: tokenless clients may connect and search
+        hide_unauthorized_tools=True,
+    ),
 )
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from mcp.server.mcpserver import MCPServer
 
 from ostiary.resource.mcp_sdk import protect_mcp_app, require_scopes
 from ostiary.resource.middleware import require_principal
-from ostiary.resource.verifiers import JWTVerifier
+from ostiary.resource.policy import ProtectionPolicy
 
 ISSUER = os.environ.get("OSTIARY_ISSUER", "http://127.0.0.1:8000")
 PORT = int(os.environ.get("MCP_PORT", "8001"))
@@ -57,16 +57,18 @@ def clear_notes() -> str:
     return "cleared"
 
 
+# Tokens are the AS's JWTs (keys from the jwks_uri of its metadata), audience RESOURCE.
 app = protect_mcp_app(
     mcp,
     resource=RESOURCE,
     issuer=ISSUER,
-    verifier=JWTVerifier(ISSUER, RESOURCE),  # jwks_uri from the AS metadata
-    required_scopes=["mcp:read"],
-    tool_scopes={"add_note": ["mcp:write"]},
-    scope_hierarchy={"mcp:write": ["mcp:read"]},
-    hide_unauthorized_tools=True,
-    resource_name="ostiary protected demo",
+    policy=ProtectionPolicy(
+        required_scopes=["mcp:read"],
+        tool_scopes={"add_note": ["mcp:write"]},  # a name that is no tool stops the start
+        scope_hierarchy={"mcp:write": ["mcp:read"]},
+        hide_unauthorized_tools=True,
+        resource_name="ostiary protected demo",
+    ),
 )
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from ostiary.federation import UpstreamTokenError, federation_of, upstream_acces
 from ostiary.federation.cipher import TokenDecryptionError, token_context
 from ostiary.resource.mcp_sdk import protect_mcp_app
 from ostiary.resource.middleware import require_principal
+from ostiary.resource.policy import ProtectionPolicy
 from ostiary.resource.principal import Principal
 from ostiary.settings import Settings
 from tests.federation._flow import federated_login
@@ -85,7 +86,9 @@ async def test_a_tool_calls_the_provider_with_the_kept_upstream_token(fed: Fed) 
         resource=resource,
         issuer=ISSUER,
         verifier=local_jwt_verifier(fed.ctx, resource),
-        required_scopes=["mcp:read"],
+        policy=ProtectionPolicy(
+            required_scopes=["mcp:read"],
+        ),
     )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -19,9 +19,10 @@ from starlette.types import ASGIApp, Message
 
 from ostiary.errors import InvalidTokenError
 from ostiary.gateway import app as gateway_app
-from ostiary.gateway.app import GatewayOptions, create_gateway_app
+from ostiary.gateway.app import create_gateway_app
 from ostiary.gateway.proxy import HttpUpstreamProxy
 from ostiary.resource.mcp_sdk import protect_mcp_app
+from ostiary.resource.policy import ProtectionPolicy
 from ostiary.resource.verifiers import Principal
 
 BASE = "http://127.0.0.1:8765"
@@ -64,10 +65,12 @@ def protected_app(*, mixed_auth: bool) -> Any:
         resource=RESOURCE,
         issuer=ISSUER,
         verifier=StaticVerifier(),
-        required_scopes=["mcp:read"],
-        tool_scopes={"create_note": ["mcp:write"]} if mixed_auth else None,
-        public_tools=["echo"] if mixed_auth else (),
-        mixed_auth=mixed_auth,
+        policy=ProtectionPolicy(
+            required_scopes=["mcp:read"],
+            tool_scopes={"create_note": ["mcp:write"]} if mixed_auth else {},
+            public_tools=["echo"] if mixed_auth else (),
+            mixed_auth=mixed_auth,
+        ),
         streamable_http_options=SDK_OPTIONS,
     )
 
@@ -125,8 +128,11 @@ async def serving_gateway() -> AsyncIterator[httpx.AsyncClient]:
             issuer=ISSUER,
             verifier=StaticVerifier(),
             upstream_url="http://127.0.0.1:9000/mcp",
-            options=GatewayOptions(
-                tool_scopes={"create_note": ["mcp:write"]}, public_tools=["echo"], mixed_auth=True
+            policy=ProtectionPolicy(
+                required_scopes=["mcp:read"],
+                tool_scopes={"create_note": ["mcp:write"]},
+                public_tools=["echo"],
+                mixed_auth=True,
             ),
         )
 

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from ostiary.resource.cors import OriginGuardMiddleware, default_allowed_hosts, mcp_cors
 from ostiary.resource.mcp_sdk import protect_mcp_app
+from ostiary.resource.policy import ProtectionPolicy
 from ostiary.resource.verifiers import JWTVerifier
 
 KEY = SigningKey.generate("ES256", kid="cors-1")
@@ -131,7 +132,9 @@ def protected_app(auth_server: AuthorizationServerDouble, http: httpx.AsyncClien
         resource=RESOURCE,
         issuer=ISSUER,
         verifier=JWTVerifier(ISSUER, RESOURCE, JWKS_URI, http_client=http),
-        cors_origins=["https://inspector.example"],
+        policy=ProtectionPolicy(
+            cors_origins=["https://inspector.example"],
+        ),
     )
 
 

@@ -24,6 +24,7 @@ from ostiary.client.registration import ClientConfig
 from ostiary.core.dpop_nonce import NonceSource
 from ostiary.resource.dpop import DPoPOptions
 from ostiary.resource.mcp_sdk import protect_mcp_app
+from ostiary.resource.policy import ProtectionPolicy
 from ostiary.settings import Settings
 from tests.demo._support import PASSWORD, USERNAME, mcp_headers, rpc
 from tests.demo.test_combined_app import start
@@ -314,8 +315,10 @@ async def test_an_advertising_rs_with_nonces(app: CombinedApp, http: httpx.Async
         resource=MCP,
         issuer=ISSUER,
         verifier=local_jwt_verifier(ctx, MCP),
-        required_scopes=["mcp:read"],
-        dpop=DPoPOptions(MCP, nonces=nonces),
+        policy=ProtectionPolicy(
+            required_scopes=["mcp:read"],
+            dpop=DPoPOptions(MCP, nonces=nonces),
+        ),
         streamable_http_options={"stateless_http": True, "json_response": True},
     )
     key = ECKey.generate_key("P-256")

@@ -18,6 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from ostiary.resource.mcp_sdk import require_scopes
 from ostiary.resource.middleware import current_principal
+from ostiary.resource.policy import ProtectionPolicy
 from ostiary.resource.verifiers import JWTVerifier
 
 fastmcp = pytest.importorskip("fastmcp")
@@ -67,11 +68,13 @@ async def resource() -> AsyncIterator[str]:
             resource=url,
             issuer=ISSUER,
             verifier=JWTVerifier(ISSUER, url, JWKS_URI, http_client=jwks),
-            tool_scopes={"create_note": ["mcp:write"]},
-            required_scopes=["mcp:read"],
-            hide_unauthorized_tools=True,
-            public_tools=["public_search"],
-            mixed_auth=True,
+            policy=ProtectionPolicy(
+                tool_scopes={"create_note": ["mcp:write"]},
+                required_scopes=["mcp:read"],
+                hide_unauthorized_tools=True,
+                public_tools=["public_search"],
+                mixed_auth=True,
+            ),
         )
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
         task = asyncio.create_task(server.serve(sockets=[sock]))

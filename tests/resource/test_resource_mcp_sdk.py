@@ -30,6 +30,7 @@ from starlette.responses import PlainTextResponse
 from ostiary.errors import ConfigurationError
 from ostiary.resource.mcp_sdk import protect_mcp_app, require_scopes
 from ostiary.resource.middleware import current_principal
+from ostiary.resource.policy import ProtectionPolicy
 from ostiary.resource.verifiers import JWTVerifier
 
 KEY = SigningKey.generate("ES256", kid="sdk-1")
@@ -106,14 +107,16 @@ async def _serve(hide: bool, public: tuple[str, ...] = ()) -> AsyncIterator[Runn
             resource=resource,
             issuer=ISSUER,
             verifier=JWTVerifier(ISSUER, resource, JWKS_URI, http_client=jwks_http),
-            tool_scopes={"create_note": ["mcp:write"]},
-            required_scopes=["mcp:read"],
-            scope_hierarchy={"mcp:write": ["mcp:read"]},
-            hide_unauthorized_tools=hide,
-            resource_name="ostiary test server",
-            public_tools=public,
-            mixed_auth=bool(public),
-            resource_scopes={"user://notes/{note_id}": ["notes:read"]},
+            policy=ProtectionPolicy(
+                tool_scopes={"create_note": ["mcp:write"]},
+                required_scopes=["mcp:read"],
+                scope_hierarchy={"mcp:write": ["mcp:read"]},
+                hide_unauthorized_tools=hide,
+                resource_name="ostiary test server",
+                public_tools=public,
+                mixed_auth=bool(public),
+                resource_scopes={"user://notes/{note_id}": ["notes:read"]},
+            ),
         )
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
         task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -194,7 +197,9 @@ def test_public_tools_without_mixed_auth_are_a_configuration_error() -> None:
             resource=resource,
             issuer=ISSUER,
             verifier=JWTVerifier(ISSUER, resource, JWKS_URI),
-            public_tools=["public_search"],
+            policy=ProtectionPolicy(
+                public_tools=["public_search"],
+            ),
         )
     assert str(info.value) == (
         "public_tools are callable without a token only in mixed auth: pass "
@@ -497,7 +502,7 @@ async def test_event_streams_per_address_are_bounded(running: Running) -> None:
         (
             {"create_notes": ["mcp:write"]},
             {},
-            "tool_scopes names 'create_notes', which the server does not have (it has: "
+            "tool_scopes names 'create_notes', which the server does not have (its tools: "
             "create_note, public_search, purge, whoami)",
         ),
         ({}, {"summary": ["mcp:read"]}, "prompt_scopes names 'summary', which the server "),
@@ -514,8 +519,10 @@ async def test_a_scope_map_naming_nothing_stops_the_app_at_start(
         resource=resource,
         issuer=ISSUER,
         verifier=JWTVerifier(ISSUER, resource, JWKS_URI),
-        tool_scopes=tool_scopes,
-        prompt_scopes=prompt_scopes,
+        policy=ProtectionPolicy(
+            tool_scopes=tool_scopes,
+            prompt_scopes=prompt_scopes,
+        ),
     )
     with pytest.raises(ConfigurationError) as info:
         async with app.router.lifespan_context(app):

@@ -27,6 +27,7 @@ from mcp.server.mcpserver import MCPServer
 
 from ostiary.resource.mcp_sdk import protect_mcp_app
 from ostiary.resource.middleware import require_principal
+from ostiary.resource.policy import ProtectionPolicy
 from ostiary.resource.verifiers import JWTVerifier
 from ostiary.server.app import create_authorization_server
 from ostiary.settings import Settings
@@ -98,8 +99,10 @@ async def test_sdk_oauth_client_discovers_gets_token_and_steps_up(
             resource=resource,
             issuer=issuer,
             verifier=verifier,
-            required_scopes=["mcp:read"],
-            tool_scopes={"create_note": ["mcp:write"]},
+            policy=ProtectionPolicy(
+                required_scopes=["mcp:read"],
+                tool_scopes={"create_note": ["mcp:write"]},
+            ),
         )
         async with serving(app, rs_sock):
             storage = MemoryTokenStorage()
@@ -163,8 +166,10 @@ async def test_ts_sdk_oauth_client_discovers_gets_token_and_steps_up(
             resource=resource,
             issuer=issuer,
             verifier=JWTVerifier(issuer, resource),
-            required_scopes=["mcp:read"],
-            tool_scopes={"create_note": ["mcp:write"]},
+            policy=ProtectionPolicy(
+                required_scopes=["mcp:read"],
+                tool_scopes={"create_note": ["mcp:write"]},
+            ),
         )
         async with serving(app, rs_sock):
             process = await asyncio.create_subprocess_exec(

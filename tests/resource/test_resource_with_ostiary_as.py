@@ -23,6 +23,7 @@ from mcp.server.mcpserver import MCPServer
 from ostiary.errors import InvalidTokenError, TemporarilyUnavailableError
 from ostiary.resource.mcp_sdk import protect_mcp_app
 from ostiary.resource.middleware import require_principal
+from ostiary.resource.policy import ProtectionPolicy
 from ostiary.resource.verifiers import (
     IntrospectionVerifier,
     JWTVerifier,
@@ -152,7 +153,9 @@ async def test_sdk_client_calls_a_protected_tool_with_an_ostiary_token(issued: I
         resource=resource,
         issuer=ISSUER,
         verifier=await JWTVerifier.from_issuer(ISSUER, resource, http_client=issued.http),
-        required_scopes=["mcp:read"],
+        policy=ProtectionPolicy(
+            required_scopes=["mcp:read"],
+        ),
     )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -236,6 +236,7 @@ def gateway(
         create_embedded_gateway,
         create_remote_gateway,
     )
+    from ostiary.resource.policy import ProtectionPolicy
 
     if (upstream is None) == (not command):
         raise _fail("give exactly one upstream: --upstream URL, or -- <stdio command>")
@@ -247,12 +248,19 @@ def gateway(
         tools[name] = [s for s in scopes.split(",") if s]
     if public_tool and not mixed_auth:
         raise _fail("--public-tool needs --mixed-auth: tools answer without a token only there")
+    if hide_unauthorized_tools and upstream is not None:
+        raise _fail("--hide-unauthorized-tools needs a stdio upstream: HTTP answers pass through")
+    try:
+        policy = ProtectionPolicy(
+            required_scopes=tuple(scope) if scope is not None else ("mcp:read",),
+            tool_scopes=tools,
+            public_tools=tuple(public_tool or ()),
+            mixed_auth=mixed_auth,
+            hide_unauthorized_tools=hide_unauthorized_tools,
+        )
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from exc
     options = GatewayOptions(
-        required_scopes=tuple(scope) if scope is not None else ("mcp:read",),
-        tool_scopes=tools,
-        public_tools=tuple(public_tool or ()),
-        mixed_auth=mixed_auth,
-        hide_unauthorized_tools=hide_unauthorized_tools,
         subject_header=subject_header,
         client_id_header=client_id_header,
         scopes_header=scopes_header or None,
@@ -269,6 +277,7 @@ def gateway(
             resource=resource,
             upstream_url=upstream,
             command=command,
+            policy=policy,
             options=options,
         )
     else:
@@ -278,7 +287,7 @@ def gateway(
         _preflight(settings)
         resource = f"{settings.issuer}/mcp"
         application = create_embedded_gateway(
-            settings, upstream_url=upstream, command=command, options=options
+            settings, upstream_url=upstream, command=command, policy=policy, options=options
         )
     target = upstream or " ".join(command or [])
     console.print(f"ostiary gateway [bold]{resource}[/] -> {target}")

@@ -19,6 +19,7 @@ from ostiary.core.storage import Storage
 from ostiary.demo.server import PUBLIC_TOOLS, DemoScopes, build_demo_server
 from ostiary.resource.dpop import DPoPOptions
 from ostiary.resource.mcp_sdk import protect_mcp_app
+from ostiary.resource.policy import ProtectionPolicy
 from ostiary.resource.verifiers import TokenVerifier
 
 __all__ = ["STREAMABLE_HTTP_OPTIONS", "create_demo_app"]
@@ -34,7 +35,7 @@ def create_demo_app(
     *,
     resource: str,
     issuer: str,
-    verifier: TokenVerifier,
+    verifier: TokenVerifier | None = None,
     clock: Callable[[], int],
     scopes: DemoScopes | None = None,
     hide_unauthorized_tools: bool = False,
@@ -50,25 +51,31 @@ def create_demo_app(
         tenant: The storage tenant.
         resource: Canonical MCP endpoint URL (token audience, PRM ``resource``).
         issuer: The authorization server named in the PRM.
-        verifier: Verifies bearer tokens for ``resource``.
+        verifier: Verifies bearer tokens for ``resource``; default: ``issuer``'s JWTs (see
+            :func:`~ostiary.resource.mcp_sdk.protect_mcp_app`).
         clock: Seconds since the epoch.
         scopes: Read/write scope names (default ``mcp:read`` / ``mcp:write``).
         hide_unauthorized_tools: Drop from ``tools/list`` what the caller cannot call.
         mixed_auth: Tokenless clients may connect, list tools and call the public tools.
         cors_origins: Browser origins allowed to call the MCP endpoint.
         count_usage: Count each ``tools/call`` per subject.
-        dpop: DPoP-bound tokens (RFC 9449), as in ``protect_mcp_app``.
+        dpop: DPoP-bound tokens (RFC 9449), as in
+            :class:`~ostiary.resource.policy.ProtectionPolicy`.
 
     Example:
-        >>> # app = create_demo_app(storage, "default", resource="https://h/mcp",
-        >>> #                       issuer="https://h", verifier=verifier, clock=system_clock)
+        >>> from ostiary.storage.memory import MemoryStorage
+        >>> app = create_demo_app(
+        ...     MemoryStorage(),
+        ...     "default",
+        ...     resource="https://mcp.example.com/mcp",
+        ...     issuer="https://auth.example.com",
+        ...     clock=lambda: 0,
+        ... )
+        >>> app.routes[0].path
+        '/.well-known/oauth-protected-resource/mcp'
     """
     scopes = scopes or DemoScopes()
-    return protect_mcp_app(
-        build_demo_server(storage, tenant, clock=clock, scopes=scopes, count_usage=count_usage),
-        resource=resource,
-        issuer=issuer,
-        verifier=verifier,
+    policy = ProtectionPolicy(
         required_scopes=[scopes.read],
         tool_scopes=scopes.tool_scopes(),
         resource_scopes=scopes.resource_scopes(),
@@ -77,8 +84,14 @@ def create_demo_app(
         mixed_auth=mixed_auth,
         hide_unauthorized_tools=hide_unauthorized_tools,
         resource_name="ostiary demo MCP server",
-        include_root_metadata=True,
-        streamable_http_options=STREAMABLE_HTTP_OPTIONS,
         cors_origins=cors_origins,
         dpop=dpop,
+    )
+    return protect_mcp_app(
+        build_demo_server(storage, tenant, clock=clock, scopes=scopes, count_usage=count_usage),
+        resource=resource,
+        issuer=issuer,
+        verifier=verifier,
+        policy=policy,
+        streamable_http_options=STREAMABLE_HTTP_OPTIONS,
     )

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ostiary.errors import ConfigurationError
 from ostiary.gateway.proxy import HttpUpstreamProxy
 from ostiary.gateway.stdio import StdioUpstream
 from ostiary.resource.forwarding import (
@@ -27,7 +29,8 @@ from ostiary.resource.forwarding import (
     IdentityHeaders,
     IdentityHeadersMiddleware,
 )
-from ostiary.resource.mcp_sdk import protect_mcp_app
+from ostiary.resource.mcp_sdk import protect_asgi_app, protect_mcp_app
+from ostiary.resource.policy import ProtectionPolicy
 from ostiary.resource.verifiers import TokenVerifier
 
 if TYPE_CHECKING:
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from ostiary.settings import Settings
 
 __all__ = [
+    "DEFAULT_GATEWAY_POLICY",
     "GatewayOptions",
     "create_embedded_gateway",
     "create_gateway_app",
@@ -46,33 +50,42 @@ _MCP_METHODS = ["GET", "POST", "DELETE"]
 
 @dataclass(frozen=True)
 class GatewayOptions:
-    """What the gateway enforces and forwards.
+    """What the gateway forwards upstream. Access rules (scopes, public tools, CORS, DPoP)
+    are the :class:`~ostiary.resource.policy.ProtectionPolicy`, as for any protected app.
 
     Attributes:
-        required_scopes: Scopes every request needs (named in 401 challenges).
-        tool_scopes: Tool name → scopes it needs (403 ``insufficient_scope`` when missing).
-        public_tools: Tools callable without a token (needs ``mixed_auth``).
-        mixed_auth: Let tokenless clients connect and call ``public_tools``; default: every
-            tokenless request gets the 401 challenge.
-        hide_unauthorized_tools: Hide from ``tools/list`` what the caller cannot call
-            (stdio upstreams only: an HTTP upstream's answers are passed through untouched).
         subject_header: Header carrying the verified subject to an HTTP upstream.
         client_id_header: Header carrying the client id (None: not sent).
         scopes_header: Header carrying the granted scopes (None: not sent).
-        cors_origins: Browser origins allowed to call the endpoint.
         upstream_env: Extra environment for a stdio upstream.
     """
 
-    required_scopes: Sequence[str] = ("mcp:read",)
-    tool_scopes: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    public_tools: Sequence[str] = ()
-    mixed_auth: bool = False
-    hide_unauthorized_tools: bool = False
     subject_header: str = DEFAULT_SUBJECT_HEADER
     client_id_header: str | None = None
     scopes_header: str | None = "x-ostiary-scopes"
-    cors_origins: Sequence[str] = ()
     upstream_env: Mapping[str, str] | None = None
+
+
+#: The gateway's policy when none is given: every request needs ``mcp:read``.
+DEFAULT_GATEWAY_POLICY: Final = ProtectionPolicy(required_scopes=("mcp:read",))
+
+
+def _gateway_policy(policy: ProtectionPolicy | None, *, http_upstream: bool) -> ProtectionPolicy:
+    """``policy`` (or the default) named for the PRM, checked against the upstream kind.
+
+    Raises:
+        ConfigurationError: ``hide_unauthorized_tools`` with an HTTP upstream, whose answers
+            pass through untouched (nothing could be hidden).
+    """
+    policy = policy or DEFAULT_GATEWAY_POLICY
+    if http_upstream and policy.hide_unauthorized_tools:
+        raise ConfigurationError(
+            "hide_unauthorized_tools needs a stdio upstream: an HTTP upstream's tools/list "
+            "passes through the gateway untouched"
+        )
+    if policy.resource_name is None:
+        policy = replace(policy, resource_name="ostiary gateway")
+    return policy
 
 
 class _WithLifespan:
@@ -122,9 +135,10 @@ def create_gateway_app(
     *,
     resource: str,
     issuer: str,
-    verifier: TokenVerifier,
+    verifier: TokenVerifier | None = None,
     upstream_url: str | None = None,
     command: Sequence[str] | None = None,
+    policy: ProtectionPolicy | None = None,
     options: GatewayOptions | None = None,
 ) -> Any:
     """The protected gateway app for one upstream (``upstream_url`` xor ``command``).
@@ -132,43 +146,44 @@ def create_gateway_app(
     Args:
         resource: The gateway's canonical MCP URL (token audience); MCP is served at its path.
         issuer: The authorization server named in the PRM.
-        verifier: Verifies bearer tokens for ``resource``.
+        verifier: Verifies bearer tokens for ``resource``; default: ``issuer``'s JWTs,
+            checked against its JWKS. One given must agree with ``issuer`` and ``resource``.
         upstream_url: An HTTP MCP endpoint to reverse-proxy.
         command: A stdio MCP server to run and re-serve.
-        options: Scopes, public tools, identity headers, CORS.
+        policy: Scopes, public tools, CORS, DPoP; default :data:`DEFAULT_GATEWAY_POLICY`.
+        options: Identity headers and the stdio upstream's environment.
 
     Returns:
         An ASGI app (with ``routes``, ``router.lifespan_context`` and ``state``).
 
     Raises:
         ValueError: Neither or both upstreams given.
+        ConfigurationError: The policy or verifier does not fit (see
+            :func:`~ostiary.resource.mcp_sdk.protect_mcp_app`).
 
     Example:
-        >>> # app = create_gateway_app(resource="https://gw.example.com/mcp",
-        >>> #     issuer="https://auth.example.com", verifier=verifier,
-        >>> #     upstream_url="http://127.0.0.1:9000/mcp")
+        >>> app = create_gateway_app(
+        ...     resource="https://gw.example.com/mcp",
+        ...     issuer="https://auth.example.com",
+        ...     upstream_url="http://127.0.0.1:9000/mcp",
+        ...     policy=ProtectionPolicy(tool_scopes={"delete_file": ["files:write"]}),
+        ... )
+        >>> [route.path for route in app.routes][-1]
+        '/mcp'
     """
     if (upstream_url is None) == (command is None):
         raise ValueError("give exactly one upstream: an HTTP URL or a stdio command")
+    policy = _gateway_policy(policy, http_upstream=upstream_url is not None)
     options = options or GatewayOptions()
-    common: dict[str, Any] = {
-        "resource": resource,
-        "issuer": issuer,
-        "verifier": verifier,
-        "required_scopes": list(options.required_scopes),
-        "tool_scopes": {k: list(v) for k, v in options.tool_scopes.items()},
-        "public_tools": list(options.public_tools),
-        "mixed_auth": options.mixed_auth,
-        "cors_origins": list(options.cors_origins),
-        "resource_name": "ostiary gateway",
-    }
     if command is not None:
         upstream = StdioUpstream(command, env=options.upstream_env)
         protected = protect_mcp_app(
             upstream.server,
-            hide_unauthorized_tools=options.hide_unauthorized_tools,
+            resource=resource,
+            issuer=issuer,
+            verifier=verifier,
+            policy=policy,
             streamable_http_options={"stateless_http": True, "json_response": True},
-            **common,
         )
         return _WithLifespan(protected, upstream.running)
     assert upstream_url is not None
@@ -181,7 +196,9 @@ def create_gateway_app(
     forwarding: ASGIApp = IdentityHeadersMiddleware(proxy, identity)
     path = _path_of(resource)
     inner = Starlette(routes=[Route(path, endpoint=forwarding, methods=_MCP_METHODS)])
-    protected = protect_mcp_app(inner, **common)
+    protected = protect_asgi_app(
+        inner, resource=resource, issuer=issuer, verifier=verifier, policy=policy
+    )
 
     @contextlib.asynccontextmanager
     async def closing() -> AsyncIterator[None]:
@@ -194,8 +211,6 @@ def create_gateway_app(
 
 
 def _path_of(resource: str) -> str:
-    from urllib.parse import urlsplit
-
     return urlsplit(resource).path or "/"
 
 
@@ -204,11 +219,13 @@ def create_embedded_gateway(
     *,
     upstream_url: str | None = None,
     command: Sequence[str] | None = None,
+    policy: ProtectionPolicy | None = None,
     options: GatewayOptions | None = None,
 ) -> CombinedApp:
     """The gateway at ``{issuer}/mcp`` with the authorization server on the same port.
 
-    Tokens are verified against the embedded AS's key ring in-process.
+    Tokens are verified against the embedded AS's key ring in-process. A policy without
+    ``cors_origins`` takes the server's (``OSTIARY_SERVER__CORS_ORIGINS``).
     """
     from ostiary.assembly.in_process import (
         CombinedApp,
@@ -220,15 +237,16 @@ def create_embedded_gateway(
     authorization_server = create_authorization_server(settings)
     ctx = authorization_server.state.ctx
     resource = f"{settings.issuer}/mcp"
-    options = options or GatewayOptions()
-    if not options.cors_origins and settings.server.cors_origins:
-        options = replace(options, cors_origins=settings.server.cors_origins)
+    policy = policy or DEFAULT_GATEWAY_POLICY
+    if not policy.cors_origins and settings.server.cors_origins:
+        policy = replace(policy, cors_origins=settings.server.cors_origins)
     gateway = create_gateway_app(
         resource=resource,
         issuer=settings.issuer,
         verifier=RevocationCheckingVerifier(ctx, local_jwt_verifier(ctx, resource)),
         upstream_url=upstream_url,
         command=command,
+        policy=policy,
         options=options,
     )
     return CombinedApp(authorization_server, gateway)
@@ -240,17 +258,16 @@ def create_remote_gateway(
     resource: str,
     upstream_url: str | None = None,
     command: Sequence[str] | None = None,
+    policy: ProtectionPolicy | None = None,
     options: GatewayOptions | None = None,
 ) -> Any:
     """The gateway alone, trusting a remote AS (JWTs checked against its JWKS, discovered
     from its RFC 8414 metadata)."""
-    from ostiary.resource.verifiers import JWTVerifier
-
     return create_gateway_app(
         resource=resource,
         issuer=issuer,
-        verifier=JWTVerifier(issuer, resource),
         upstream_url=upstream_url,
         command=command,
+        policy=policy,
         options=options,
     )

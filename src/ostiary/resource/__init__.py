@@ -2,8 +2,9 @@
 
 Import from here: the verifiers (:class:`JWTVerifier`, :class:`IntrospectionVerifier`), the
 pure-ASGI :class:`BearerAuthMiddleware`, challenges, protected resource metadata, scope
-policies. The official-SDK adapter lives in ``ostiary.resource.mcp_sdk`` and is not
-imported here, so protecting a plain ASGI app does not load the MCP SDK server.
+policies, and the :class:`ProtectionPolicy` every adapter takes. The official-SDK adapter
+lives in ``ostiary.resource.mcp_sdk`` and is not imported here, so protecting a plain ASGI
+app does not load the MCP SDK server.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ostiary.resource.challenges import (
     parse_www_authenticate,
 )
 from ostiary.resource.cors import OriginGuardMiddleware, mcp_cors
+from ostiary.resource.dpop import DPoPOptions
 from ostiary.resource.forwarding import IdentityHeaders, IdentityHeadersMiddleware
 from ostiary.resource.metadata import (
     build_protected_resource_metadata,
@@ -23,6 +25,7 @@ from ostiary.resource.metadata import (
     protected_resource_metadata_url,
 )
 from ostiary.resource.middleware import BearerAuthMiddleware, current_principal, require_principal
+from ostiary.resource.policy import ProtectionPolicy
 from ostiary.resource.scopes import (
     McpPublicAccess,
     McpToolScopeGuard,
@@ -35,6 +38,7 @@ from ostiary.resource.verifiers import IntrospectionVerifier, JWTVerifier, Princ
 __all__ = [
     "BearerAuthMiddleware",
     "BearerChallenge",
+    "DPoPOptions",
     "IdentityHeaders",
     "IdentityHeadersMiddleware",
     "IntrospectionVerifier",
@@ -43,6 +47,7 @@ __all__ = [
     "McpToolScopeGuard",
     "OriginGuardMiddleware",
     "Principal",
+    "ProtectionPolicy",
     "ResourcePolicy",
     "ScopePolicy",
     "TokenVerifier",

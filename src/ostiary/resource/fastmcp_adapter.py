@@ -1,6 +1,7 @@
 """Protect a FastMCP 4 server with ostiary (MCP authorization; RFC 9728; RFC 6750).
 
-Same contract as :func:`ostiary.resource.mcp_sdk.protect_mcp_app`, for servers written with
+Same contract as :func:`ostiary.resource.mcp_sdk.protect_mcp_app` (the same
+:class:`~ostiary.resource.policy.ProtectionPolicy`), for servers written with
 FastMCP (an optional dependency: ``pip install fastmcp``). FastMCP's own auth providers stay
 unused (``auth=None`` on the server): ostiary's middleware does the bearer check, audience
 binding and per-tool 403s in front of FastMCP's HTTP app, and a FastMCP middleware adds
@@ -12,7 +13,9 @@ tool code (:func:`~ostiary.resource.mcp_sdk.require_scopes`) into error results 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,23 +24,23 @@ from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import Tool, ToolResult
 from mcp_types import CallToolRequestParams, ListToolsRequest, TextContent
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 
 from ostiary.errors import InsufficientScopeError
-from ostiary.resource.mcp_sdk import protect_mcp_app
+from ostiary.resource.mcp_sdk import protect_asgi_app, tool_authorization
 from ostiary.resource.metadata import protected_resource_metadata_url
 from ostiary.resource.middleware import current_principal
-from ostiary.resource.scopes import ScopePolicy, ToolPolicy
+from ostiary.resource.policy import ProtectionPolicy, ServerNames
 from ostiary.resource.tool_authorization import (
     SECURITY_SCHEMES_META_KEY,
     WWW_AUTHENTICATE_META_KEY,
     ToolAuthorization,
     _call_state,
     _CallState,
-    check_public_tools,
 )
 from ostiary.resource.verifiers import TokenVerifier
 
-__all__ = ["FastMCPToolAuthorization", "protect_fastmcp_app"]
+__all__ = ["FastMCPToolAuthorization", "fastmcp_names", "protect_fastmcp_app"]
 
 
 class FastMCPToolAuthorization(Middleware):
@@ -104,15 +107,10 @@ def protect_fastmcp_app(
     *,
     resource: str,
     issuer: str | Sequence[str],
-    verifier: TokenVerifier,
-    tool_scopes: Mapping[str, Sequence[str]] | None = None,
-    required_scopes: Sequence[str] = (),
-    scope_hierarchy: Mapping[str, Sequence[str]] | None = None,
-    hide_unauthorized_tools: bool = False,
-    public_tools: Sequence[str] = (),
-    mixed_auth: bool = False,
+    verifier: TokenVerifier | None = None,
+    policy: ProtectionPolicy | None = None,
     http_app_options: Mapping[str, Any] | None = None,
-    **options: Any,
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """Serve a FastMCP server over streamable HTTP as an OAuth-protected resource.
 
@@ -120,56 +118,59 @@ def protect_fastmcp_app(
         server: The FastMCP server (create it without ``auth=``).
         resource: Canonical MCP endpoint URL (token audience, PRM ``resource``).
         issuer: Authorization server issuer URL(s).
-        verifier: Token verifier bound to ``resource``.
-        tool_scopes: Tool name → scopes it needs.
-        required_scopes: Scopes every request needs.
-        scope_hierarchy: Broader scope → narrower scopes it implies.
-        hide_unauthorized_tools: Hide from ``tools/list`` what the caller cannot call.
-        public_tools: Tools callable without a token (needs ``mixed_auth``).
-        mixed_auth: Let tokenless clients connect, list tools and call ``public_tools``;
-            default: every tokenless request gets the 401 challenge (see
+        verifier: Token verifier; default: JWTs of ``issuer`` for ``resource`` (see
             :func:`~ostiary.resource.mcp_sdk.protect_mcp_app`).
-        http_app_options: Passed to ``FastMCP.http_app``.
-        **options: Passed to :func:`~ostiary.resource.mcp_sdk.protect_mcp_app` (CORS, PRM
-            names, exempt paths, ...).
+        policy: Scopes, mixed auth, DPoP, CORS, ... (a
+            :class:`~ostiary.resource.policy.ProtectionPolicy`).
+        http_app_options: Passed to ``FastMCP.http_app``; ``{"stateless_http": True}``
+            also makes the endpoint stateless.
+        extra_routes: Further unprotected routes (health checks, ...), matched first.
 
     Returns:
-        A Starlette app whose lifespan runs FastMCP's.
+        A Starlette app whose lifespan runs FastMCP's, after checking that every tool,
+        prompt and resource the policy names exists on ``server``.
+
+    Raises:
+        ConfigurationError: As :func:`~ostiary.resource.mcp_sdk.protect_mcp_app`.
 
     Example:
         >>> from fastmcp import FastMCP
-        >>> from ostiary.resource.verifiers import JWTVerifier
+        >>> from ostiary.resource.policy import ProtectionPolicy
         >>> app = protect_fastmcp_app(
         ...     FastMCP("demo"),
         ...     resource="https://mcp.example.com/mcp",
         ...     issuer="https://auth.example.com",
-        ...     verifier=JWTVerifier("https://auth.example.com", "https://mcp.example.com/mcp",
-        ...                          "https://auth.example.com/.well-known/jwks.json"),
+        ...     policy=ProtectionPolicy(required_scopes=["mcp:read"]),
         ... )
+        >>> app.routes[0].path
+        '/.well-known/oauth-protected-resource/mcp'
     """
-    check_public_tools(public_tools, mixed_auth=mixed_auth)
-    authorization = ToolAuthorization(
-        ToolPolicy(dict(tool_scopes or {})),
-        ScopePolicy(dict(scope_hierarchy or {})),
-        tuple(required_scopes),
-        protected_resource_metadata_url(resource),
-        hide_unauthorized_tools,
-        public_tools=frozenset(public_tools),
-    )
+    policy = policy or ProtectionPolicy()
+    authorization = tool_authorization(policy, protected_resource_metadata_url(resource))
     server.add_middleware(FastMCPToolAuthorization(authorization))
     # ostiary's OriginGuardMiddleware does the Host/Origin checks for the whole endpoint.
     http_options: dict[str, Any] = {"host_origin_protection": False, **(http_app_options or {})}
     inner = server.http_app(path=urlsplit(resource).path or "/", **http_options)
-    return protect_mcp_app(
+    if policy.stateless is None:
+        policy = replace(policy, stateless=bool(http_options.get("stateless_http", False)))
+    return protect_asgi_app(
         inner,
         resource=resource,
         issuer=issuer,
         verifier=verifier,
-        tool_scopes=tool_scopes,
-        required_scopes=required_scopes,
-        scope_hierarchy=scope_hierarchy,
-        public_tools=public_tools,
-        mixed_auth=mixed_auth,
-        stateless=bool(http_options.get("stateless_http", False)),
-        **options,
+        policy=policy,
+        extra_routes=extra_routes,
+        server_names=functools.partial(fastmcp_names, server),
+    )
+
+
+async def fastmcp_names(server: FastMCP) -> ServerNames:
+    """What a FastMCP server has: its tools, prompts, resources and resource templates
+    (listed without running middleware, so no request context is needed)."""
+    resources = {str(r.uri) for r in await server.list_resources(run_middleware=False)}
+    templates = await server.list_resource_templates(run_middleware=False)
+    return ServerNames(
+        tools=frozenset(t.name for t in await server.list_tools(run_middleware=False)),
+        prompts=frozenset(p.name for p in await server.list_prompts(run_middleware=False)),
+        resources=frozenset(resources | {t.uri_template for t in templates}),
     )

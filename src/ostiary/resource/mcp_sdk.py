@@ -12,9 +12,10 @@ and ``tools/list`` included, gets the 401 challenge (``resource_metadata`` and `
 Most MCP clients (Claude Code, Codex, ``mcp-remote``, CLIs built on the TypeScript SDK)
 decide at connect time whether a server needs OAuth; a server that lets them connect without
 a token is taken as one that needs none, and they never log in or keep their tokens.
-**Mixed auth** (``mixed_auth=True``) is the explicit mode for connectors that call some tools
-without a token (ChatGPT-style ``securitySchemes`` with ``noauth``): a tokenless client may
-initialize, list tools and call ``public_tools``; every other call gets a per-tool challenge.
+**Mixed auth** (``ProtectionPolicy(mixed_auth=True)``) is the explicit mode for connectors
+that call some tools without a token (ChatGPT-style ``securitySchemes`` with ``noauth``): a
+tokenless client may initialize, list tools and call ``public_tools``; every other call gets
+a per-tool challenge.
 
 A stateless endpoint (the SDK's ``stateless_http``, the 2026-07-28 wire) answers ``GET`` and
 ``DELETE`` with 405 and ``Allow: POST`` whatever the credentials (MCP streamable HTTP: a
@@ -40,7 +41,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -61,13 +63,19 @@ from ostiary.resource.cors import (
     default_allowed_origins,
     mcp_cors,
 )
-from ostiary.resource.dpop import DPoPOptions
 from ostiary.resource.metadata import (
     build_protected_resource_metadata,
     protected_resource_metadata_routes,
     protected_resource_metadata_url,
 )
 from ostiary.resource.middleware import BearerAuthMiddleware
+from ostiary.resource.policy import (
+    ProtectionPolicy,
+    ServerNames,
+    default_verifier,
+    validate_names,
+    validate_verifier,
+)
 from ostiary.resource.scopes import (
     McpPublicAccess,
     McpToolScopeGuard,
@@ -80,7 +88,6 @@ from ostiary.resource.tool_authorization import (
     SECURITY_SCHEMES_META_KEY,
     WWW_AUTHENTICATE_META_KEY,
     ToolAuthorization,
-    check_public_tools,
     require_scopes,
 )
 from ostiary.resource.verifiers import Principal, TokenVerifier
@@ -89,9 +96,12 @@ __all__ = [
     "SECURITY_SCHEMES_META_KEY",
     "WWW_AUTHENTICATE_META_KEY",
     "McpPrincipalUser",
+    "ProtectionPolicy",
     "ToolAuthorization",
+    "protect_asgi_app",
     "protect_mcp_app",
     "require_scopes",
+    "tool_authorization",
 ]
 
 
@@ -151,146 +161,181 @@ def protect_mcp_app(
     *,
     resource: str,
     issuer: str | Sequence[str],
-    verifier: TokenVerifier,
-    tool_scopes: Mapping[str, Sequence[str]] | None = None,
-    required_scopes: Sequence[str] = (),
-    scopes_supported: Sequence[str] | None = None,
-    scope_hierarchy: Mapping[str, Sequence[str]] | None = None,
-    hide_unauthorized_tools: bool = False,
-    resource_name: str | None = None,
-    resource_documentation: str | None = None,
-    include_root_metadata: bool = True,
-    exempt_paths: Sequence[str] = (),
+    verifier: TokenVerifier | None = None,
+    policy: ProtectionPolicy | None = None,
     streamable_http_options: Mapping[str, Any] | None = None,
     extra_routes: Sequence[BaseRoute] = (),
-    cors_origins: Sequence[str] = (),
-    allowed_hosts: Sequence[str] | None = None,
-    dns_rebinding_protection: bool = True,
-    public_tools: Sequence[str] = (),
-    resource_scopes: Mapping[str, Sequence[str]] | None = None,
-    prompt_scopes: Mapping[str, Sequence[str]] | None = None,
-    mixed_auth: bool = False,
-    stateless: bool | None = None,
-    dpop: DPoPOptions | bool = True,
-    max_streams_per_address: int = 8,
 ) -> Starlette:
     """Serve an MCP SDK server over streamable HTTP as an OAuth-protected resource.
 
+    ``resource`` and ``issuer`` are enough: tokens are then RFC 9068 JWTs checked against
+    the issuer's JWKS (found through its RFC 8414 metadata) with ``resource`` as audience.
+
     Args:
         mcp_server_or_app: An ``MCPServer``/``Server`` (its streamable-HTTP app is built at
-            the path of ``resource``), or any ASGI app serving MCP (then no tool metadata).
+            the path of ``resource``), or any ASGI app serving MCP (then no tool metadata,
+            and the scope maps' names are not checked).
         resource: Canonical MCP endpoint URL, e.g. ``https://mcp.example.com/mcp``; the token
             audience and the PRM ``resource``.
         issuer: Authorization server issuer URL(s) for the PRM.
-        verifier: Token verifier bound to ``resource``.
-        tool_scopes: Tool name → scopes it needs (403 ``insufficient_scope`` when missing).
-        required_scopes: Scopes every request needs; also named in 401 challenges.
-        scopes_supported: PRM ``scopes_supported``; default: required and tool scopes.
-        scope_hierarchy: ``{"mcp:write": ["mcp:read"]}``: broader scope implies narrower.
-        hide_unauthorized_tools: Hide from ``tools/list`` tools the caller cannot call.
-        resource_name: PRM ``resource_name``.
-        resource_documentation: PRM ``resource_documentation``.
-        include_root_metadata: Also serve PRM at ``/.well-known/oauth-protected-resource``.
-        exempt_paths: Paths served without a token.
-        streamable_http_options: Passed to the SDK's ``streamable_http_app``.
+        verifier: Token verifier; default: a :class:`~ostiary.resource.verifiers.JWTVerifier`
+            for ``issuer`` (there must be one) and ``resource``. One given must agree with
+            both where it states them (its ``issuer`` and ``audience``).
+        policy: Scopes, mixed auth, DPoP, CORS, stream bounds and PRM names (a
+            :class:`~ostiary.resource.policy.ProtectionPolicy`); default: every request needs
+            a valid token and nothing more.
+        streamable_http_options: Passed to the SDK's ``streamable_http_app`` (an SDK server
+            only); ``{"stateless_http": True}`` also makes the endpoint stateless.
         extra_routes: Further unprotected routes (health checks, ...), matched first.
-        cors_origins: Browser origins allowed to call the MCP endpoint (CORS + Origin check).
-        allowed_hosts: ``Host`` values accepted; default: the resource's host (and every
-            loopback name for a loopback resource).
-        dns_rebinding_protection: Check ``Host`` and ``Origin`` (403 on a foreign Origin).
-        public_tools: Tools callable without a token (advertised ``noauth``); needs
-            ``mixed_auth=True``.
-        resource_scopes: Resource URI or template (``user://notes/{id}``) → scopes needed
-            to read it (403 ``insufficient_scope`` when missing).
-        prompt_scopes: Prompt name → scopes needed to get it.
-        mixed_auth: Let a tokenless client initialize, list tools and call ``public_tools``
-            (anything else gets the challenge). Choose it only for clients that handle a
-            per-tool challenge after connecting without a token; the default challenges
-            every tokenless request, which is what clients deciding at connect time need.
-        stateless: The endpoint keeps no sessions, so ``GET``/``DELETE`` answer 405.
-            Default: ``stateless_http`` in ``streamable_http_options`` for an SDK server;
-            False for any other ASGI app.
-        dpop: DPoP-bound tokens (``Authorization: DPoP`` + proof, RFC 9449 §7). True (the
-            default) accepts them with an in-process replay cache and answers only DPoP
-            requests with a ``DPoP`` challenge; a :class:`DPoPOptions` sets the replay cache
-            (the storage, shared by every node), nonces and whether every 401 advertises
-            ``DPoP``; False refuses the scheme. A DPoP-bound token sent as ``Bearer`` is
-            refused either way.
-        max_streams_per_address: Event streams (``GET``) one client address may hold open
-            on a stateful endpoint; the next gets 429. 0: no bound.
 
     Returns:
-        A Starlette app whose lifespan runs the SDK's session manager.
+        A Starlette app whose lifespan runs the SDK's session manager, after checking that
+        every tool, prompt and resource the policy names exists on an ``MCPServer``.
 
     Raises:
-        ConfigurationError: The ``MCPServer`` has SDK auth configured, ``public_tools``
-            without ``mixed_auth``, or the metadata is invalid (no issuer, bad ``resource``).
+        ConfigurationError: The ``MCPServer`` has SDK auth configured; the verifier's issuer
+            or audience disagrees with ``issuer``/``resource``; no verifier and several
+            issuers; ``policy.dpop`` is for another resource; the metadata is invalid (no
+            issuer, bad ``resource``). At start-up (lifespan): a scope map names a tool,
+            prompt or resource the server does not have.
 
     Example:
         >>> from mcp.server.mcpserver import MCPServer
-        >>> from ostiary.resource.verifiers import JWTVerifier
+        >>> from ostiary.resource.policy import ProtectionPolicy
         >>> mcp = MCPServer("demo")
+        >>> @mcp.tool()
+        ... def create_note(text: str) -> str:
+        ...     return "saved"
         >>> app = protect_mcp_app(
         ...     mcp,
         ...     resource="https://mcp.example.com/mcp",
         ...     issuer="https://auth.example.com",
-        ...     verifier=JWTVerifier("https://auth.example.com", "https://mcp.example.com/mcp",
-        ...                          "https://auth.example.com/.well-known/jwks.json"),
-        ...     tool_scopes={"create_note": ["mcp:write"]},
+        ...     policy=ProtectionPolicy(
+        ...         required_scopes=["mcp:read"], tool_scopes={"create_note": ["mcp:write"]}
+        ...     ),
         ... )
+        >>> [route.path for route in app.routes]  # doctest: +NORMALIZE_WHITESPACE
+        ['/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-protected-resource',
+         '/mcp']
     """
     if isinstance(mcp_server_or_app, MCPServer) and mcp_server_or_app.settings.auth is not None:
         # Two bearer layers would disagree on challenges and audience rules.
         raise ConfigurationError("create the MCPServer without auth=; ostiary protects it")
-    check_public_tools(public_tools, mixed_auth=mixed_auth)
+    policy = policy or ProtectionPolicy()
+    options = dict(streamable_http_options or {})
+    sdk = _is_sdk_server(mcp_server_or_app)
+    if sdk:
+        metadata_url = protected_resource_metadata_url(resource)
+        mcp_server_or_app.middleware.append(tool_authorization(policy, metadata_url))
+    if policy.stateless is None:
+        policy = replace(policy, stateless=sdk and bool(options.get("stateless_http", False)))
+    inner = _inner_app(mcp_server_or_app, urlsplit(resource).path or "/", resource, options)
+    return protect_asgi_app(
+        inner,
+        resource=resource,
+        issuer=issuer,
+        verifier=verifier,
+        policy=policy,
+        extra_routes=extra_routes,
+        server_names=functools.partial(_sdk_names, mcp_server_or_app),
+    )
+
+
+def tool_authorization(policy: ProtectionPolicy, metadata_url: str) -> ToolAuthorization:
+    """The tool-level decisions (``securitySchemes``, hiding, in-result challenges) for
+    ``policy``; the SDK and FastMCP middlewares both run on it."""
+    return ToolAuthorization(
+        ToolPolicy(policy.tool_scopes),
+        ScopePolicy(policy.scope_hierarchy),
+        tuple(policy.required_scopes),
+        metadata_url,
+        policy.hide_unauthorized_tools,
+        public_tools=frozenset(policy.public_tools),
+    )
+
+
+async def _sdk_names(server: Any) -> ServerNames | None:
+    """What an ``MCPServer`` has (None for anything else: it cannot say)."""
+    if not isinstance(server, MCPServer):
+        return None
+    resources = {str(r.uri) for r in server._resource_manager.list_resources()}
+    templates = {t.uri_template for t in server._resource_manager.list_templates()}
+    return ServerNames(
+        tools=frozenset(t.name for t in server._tool_manager.list_tools()),
+        prompts=frozenset(p.name for p in server._prompt_manager.list_prompts()),
+        resources=frozenset(resources | templates),
+    )
+
+
+async def _no_names() -> ServerNames | None:
+    return None
+
+
+def protect_asgi_app(
+    inner: ASGIApp,
+    *,
+    resource: str,
+    issuer: str | Sequence[str],
+    verifier: TokenVerifier | None = None,
+    policy: ProtectionPolicy | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+    server_names: Callable[[], Awaitable[ServerNames | None]] = _no_names,
+) -> Starlette:
+    """Put the resource-server layer in front of an ASGI app that serves MCP at the path of
+    ``resource`` (what :func:`protect_mcp_app`, the FastMCP adapter and the gateway share).
+
+    Args:
+        inner: The MCP app (its routes are lifted into the returned app when they are plain
+            Starlette routes; anything else is mounted whole).
+        resource: See :func:`protect_mcp_app`.
+        issuer: See :func:`protect_mcp_app`.
+        verifier: See :func:`protect_mcp_app`.
+        policy: See :func:`protect_mcp_app`; ``stateless`` None means False here.
+        extra_routes: Further unprotected routes, matched first.
+        server_names: Says what the server has, awaited when the app starts; None (the
+            default): not checked.
+
+    Raises:
+        ConfigurationError: As :func:`protect_mcp_app`.
+    """
+    policy = policy or ProtectionPolicy()
     issuers = [issuer] if isinstance(issuer, str) else list(issuer)
-    tools = ToolPolicy(dict(tool_scopes or {}))
-    policy = ScopePolicy(dict(scope_hierarchy or {}))
-    required = tuple(required_scopes)
-    if scopes_supported is None:
-        declared = [*(tool_scopes or {}).values(), *(resource_scopes or {}).values()]
-        scopes_supported = [*required, *(s for v in declared for s in v)]
+    if verifier is None:
+        verifier = default_verifier(resource, issuers)
+    else:
+        validate_verifier(verifier, resource, issuers)
+    scope_policy = ScopePolicy(policy.scope_hierarchy)
+    required = tuple(policy.required_scopes)
     document = build_protected_resource_metadata(
         resource,
         issuers,
-        scopes_supported,
-        resource_name=resource_name,
-        resource_documentation=resource_documentation,
+        policy.declared_scopes(),
+        resource_name=policy.resource_name,
+        resource_documentation=policy.resource_documentation,
     )
-    dpop_options = DPoPOptions(resource, advertise=False) if dpop is True else dpop or None
+    dpop_options = policy.dpop_options(resource)
     if dpop_options is not None and dpop_options.advertise:
         # RFC 9728 §2: the proof algorithms this resource accepts.
         document["dpop_signing_alg_values_supported"] = list(dpop_options.algorithms)
     metadata_url = protected_resource_metadata_url(resource)
-    if _is_sdk_server(mcp_server_or_app):
-        mcp_server_or_app.middleware.append(
-            ToolAuthorization(
-                tools,
-                policy,
-                required,
-                metadata_url,
-                hide_unauthorized_tools,
-                public_tools=frozenset(public_tools) if mixed_auth else frozenset(),
-            )
-        )
-    if stateless is None:
-        stateless = _sdk_stateless(mcp_server_or_app, streamable_http_options or {})
-    inner = _inner_app(
-        mcp_server_or_app, urlsplit(resource).path or "/", resource, streamable_http_options or {}
-    )
-    resources = ResourcePolicy(dict(resource_scopes or {}))
-    prompts = ToolPolicy(dict(prompt_scopes or {}))
     # Always installed, scopes or not: every POST body is read once by the one bounded JSON
     # reader (ostiary.jsonbody) before the MCP server parses it, so a hostile body gets a
     # JSON-RPC parse error here instead of a RecursionError there.
     guards = [
         McpToolScopeGuard(
-            tools, policy, endpoint_scopes=required, prompts=prompts, resources=resources
+            ToolPolicy(policy.tool_scopes),
+            scope_policy,
+            endpoint_scopes=required,
+            prompts=ToolPolicy(policy.prompt_scopes),
+            resources=ResourcePolicy(policy.resource_scopes),
         )
     ]
-    anonymous = McpPublicAccess(public_tools) if mixed_auth else None
+    anonymous = McpPublicAccess(policy.public_tools) if policy.mixed_auth else None
+    cors_origins = policy.cors_origins
     origins = default_allowed_origins(resource, cors_origins)
-    hosts = default_allowed_hosts(resource) if allowed_hosts is None else allowed_hosts
+    hosts = (
+        default_allowed_hosts(resource) if policy.allowed_hosts is None else policy.allowed_hosts
+    )
 
     def protect(app: ASGIApp) -> ASGIApp:
         """Bearer check (+ CORS, + Host/Origin guard) in front of one MCP app."""
@@ -299,33 +344,38 @@ def protect_mcp_app(
             verifier=verifier,
             resource_metadata_url=metadata_url,
             required_scopes=required,
-            scope_policy=policy,
+            scope_policy=scope_policy,
             guards=guards,
-            exempt_paths=exempt_paths,
+            exempt_paths=policy.exempt_paths,
             user_factory=McpPrincipalUser,
             anonymous=anonymous,
             dpop=dpop_options,
         )
-        if stateless:
+        if policy.stateless:
             endpoint = StatelessMethods(endpoint)
         else:  # event streams stay open: bound them per address (429 past the bound)
             endpoint = PerAddressConcurrency(
-                endpoint, limit=max_streams_per_address, methods=("GET",)
+                endpoint, limit=policy.max_streams_per_address, methods=("GET",)
             )
         if cors_origins:
             endpoint = mcp_cors(endpoint, cors_origins)
-        if dns_rebinding_protection:
+        if policy.dns_rebinding_protection:
             endpoint = OriginGuardMiddleware(endpoint, allowed_hosts=hosts, allowed_origins=origins)
         return endpoint
 
     # Metadata first: a whole-app Mount("") would otherwise shadow the well-known routes.
     routes: list[BaseRoute] = [
-        *protected_resource_metadata_routes(document, include_root=include_root_metadata),
+        *protected_resource_metadata_routes(document, include_root=policy.include_root_metadata),
         *extra_routes,
         *_protected_routes(inner, protect),
     ]
-    named = _NamedScopes(mcp_server_or_app, dict(tool_scopes or {}), dict(prompt_scopes or {}))
-    return Starlette(routes=routes, lifespan=_lifespan_of(inner, named.check))
+
+    async def check() -> None:
+        names = await server_names()
+        if names is not None:
+            validate_names(policy, names)
+
+    return Starlette(routes=routes, lifespan=_lifespan_of(inner, check))
 
 
 def _protected_routes(inner: ASGIApp, protect: Callable[[ASGIApp], ASGIApp]) -> list[BaseRoute]:
@@ -344,57 +394,15 @@ def _protected_routes(inner: ASGIApp, protect: Callable[[ASGIApp], ASGIApp]) -> 
     return [Mount("", app=protect(inner))]
 
 
-def _sdk_stateless(server_or_app: Any, options: Mapping[str, Any]) -> bool:
-    """Whether the SDK app built for ``server_or_app`` keeps no sessions."""
-    return _is_sdk_server(server_or_app) and bool(options.get("stateless_http", False))
-
-
-class _NamedScopes:
-    """Scope maps must name tools and prompts the server has (checked when the app starts).
-
-    A misspelt key would otherwise leave the real tool with only the endpoint's scopes: a
-    tool meant for ``mcp:write`` callable with ``mcp:read``. Tools are usually registered
-    after :func:`protect_mcp_app` is called, so the check waits for the lifespan. Only an
-    ``MCPServer`` says what it has; other apps (a gateway's upstream) are not checked.
-    """
-
-    def __init__(
-        self,
-        server: Any,
-        tool_scopes: Mapping[str, Sequence[str]],
-        prompt_scopes: Mapping[str, Sequence[str]],
-    ) -> None:
-        self.server = server
-        self.tool_scopes = tool_scopes
-        self.prompt_scopes = prompt_scopes
-
-    def check(self) -> None:
-        """Raises: ConfigurationError: a scope map names a tool or prompt the server lacks."""
-        if not isinstance(self.server, MCPServer):
-            return
-        tools = {t.name for t in self.server._tool_manager.list_tools()}
-        prompts = {p.name for p in self.server._prompt_manager.list_prompts()}
-        for kind, names, known in (
-            ("tool_scopes", self.tool_scopes, tools),
-            ("prompt_scopes", self.prompt_scopes, prompts),
-        ):
-            unknown = sorted(set(names) - known)
-            if unknown:
-                raise ConfigurationError(
-                    f"{kind} names {', '.join(map(repr, unknown))}, which the server does not "
-                    f"have (it has: {', '.join(sorted(known)) or 'none'})"
-                )
-
-
 def _lifespan_of(
-    inner: ASGIApp, check: Callable[[], None] = lambda: None
+    inner: ASGIApp, check: Callable[[], Awaitable[None]]
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
     """Run the inner app's lifespan (the SDK's session manager) inside ours, after
     ``check`` (a configuration that fails it never serves)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        check()
+        await check()
         router = getattr(inner, "router", None)
         context = getattr(router, "lifespan_context", None)
         if context is None:

@@ -13,7 +13,6 @@ adapter), run as server middleware once the bearer check has passed:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -22,7 +21,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
 
-from ostiary.errors import ConfigurationError, InsufficientScopeError, OAuthError
+from ostiary.errors import InsufficientScopeError, OAuthError
 from ostiary.resource.challenges import challenge_for_error
 from ostiary.resource.middleware import current_principal
 from ostiary.resource.scopes import ScopePolicy, ToolPolicy
@@ -32,26 +31,12 @@ __all__ = [
     "SECURITY_SCHEMES_META_KEY",
     "WWW_AUTHENTICATE_META_KEY",
     "ToolAuthorization",
-    "check_public_tools",
     "require_scopes",
 ]
 
 #: Tool-result ``_meta`` key carrying challenges (OpenAI Apps SDK convention).
 WWW_AUTHENTICATE_META_KEY: Final = "mcp/www_authenticate"
 SECURITY_SCHEMES_META_KEY: Final = "securitySchemes"
-
-
-def check_public_tools(public_tools: Sequence[str], *, mixed_auth: bool) -> None:
-    """Public tools exist only in mixed auth: anything else is a configuration mistake.
-
-    Raises:
-        ConfigurationError: ``public_tools`` given without ``mixed_auth``.
-    """
-    if public_tools and not mixed_auth:
-        raise ConfigurationError(
-            "public_tools are callable without a token only in mixed auth: pass "
-            "mixed_auth=True (clients then connect without a token), or drop public_tools"
-        )
 
 
 @dataclass
@@ -76,9 +61,16 @@ def require_scopes(*scopes: str) -> Principal:
         ToolError: The caller lacks a scope (or no principal is present).
 
     Example:
-        >>> # @mcp.tool()
-        >>> # def delete_note(note_id: str) -> str:
-        >>> #     principal = require_scopes("notes:delete")
+        >>> from mcp.server.mcpserver import MCPServer
+        >>> mcp = MCPServer("notes")
+        >>> @mcp.tool()
+        ... def delete_note(note_id: str) -> str:
+        ...     principal = require_scopes("notes:delete")
+        ...     return f"{note_id} deleted for {principal.subject}"
+        >>> delete_note("n1")  # called outside a request: no principal, so no scope
+        Traceback (most recent call last):
+        ...
+        mcp.server.mcpserver.exceptions.ToolError: ...
     """
     state = _call_state.get()
     principal = current_principal()
