@@ -47,7 +47,9 @@ def create_combined_app(
             no token could ever carry it.
 
     Example:
-        >>> # uvicorn.run(create_combined_app(load_settings()), port=8000)
+        >>> import uvicorn
+        >>> from ostiary.settings import load_settings
+        >>> uvicorn.run(create_combined_app(load_settings()), port=8000)  # doctest: +SKIP
     """
     demo = settings.demo
     scopes = scopes or DemoScopes(read=demo.read_scope, write=demo.write_scope)

@@ -7,10 +7,11 @@ protocol; :meth:`OAuthClientAuth.for_httpx2` returns an adapter for it that shar
 flow (tokens, registration, lock), so one login serves both clients.
 
 Example:
+    >>> from ostiary.client.callback import PasteCallback
     >>> config = ClientConfig(client_name="demo")
-    >>> auth = OAuthClientAuth(config, callback=my_callback)  # doctest: +SKIP
-    >>> async with httpx.AsyncClient(auth=auth) as http:  # doctest: +SKIP
-    ...     await http.post("https://mcp.example.com/mcp", json=...)
+    >>> auth = OAuthClientAuth(config, callback=PasteCallback())
+    >>> http = httpx.AsyncClient(auth=auth)  # the first 401 starts discovery and login
+    >>> http.post("https://mcp.example.com/mcp", json={})  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -106,7 +107,10 @@ class OAuthClientAuthHttpx2(httpx2.Auth):
     """:class:`OAuthClientAuth` for ``httpx2`` clients (the ``mcp`` SDK's transport).
 
     Example:
-        >>> http = httpx2.AsyncClient(auth=OAuthClientAuth(...).for_httpx2())  # doctest: +SKIP
+        >>> from mcp.client.streamable_http import streamable_http_client
+        >>> auth = OAuthClientAuth(ClientConfig(client_name="demo"))
+        >>> http = httpx2.AsyncClient(auth=auth.for_httpx2())
+        >>> url = "https://mcp.example.com/mcp"
         >>> streamable_http_client(url, http_client=http)  # doctest: +SKIP
     """
 

@@ -269,7 +269,10 @@ def build_demo_server(
         count_usage: Count every ``tools/call`` with ``record_usage``.
 
     Example:
-        >>> # mcp = build_demo_server(storage, "default", clock=system_clock)
+        >>> from ostiary.storage.memory import MemoryStorage
+        >>> mcp = build_demo_server(MemoryStorage(), "default", clock=lambda: 0)
+        >>> sorted(tool.name for tool in mcp._tool_manager.list_tools())[:3]
+        ['create_secure_note', 'echo', 'get_api_usage']
     """
     scopes = scopes or DemoScopes()
     local = Caller(local_subject, None, (scopes.read, scopes.write)) if local_subject else None

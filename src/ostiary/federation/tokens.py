@@ -55,7 +55,10 @@ async def upstream_access_token(ctx: ServerContext, principal: Principal, provid
             tokens), or the refresh failed (the user must sign in again).
 
     Example:
-        >>> # token = await upstream_access_token(ctx, current_principal(), "github")
+        Inside a tool of a server combined with the authorization server (there is no
+        standalone example: it needs the server's context and a federated sign-in)::
+
+            token = await upstream_access_token(ctx, current_principal(), "github")
     """
     federation = federation_of(ctx)
     configured = federation.provider(provider)

@@ -202,8 +202,15 @@ class SafeFetcher:
             system resolver (``getaddrinfo``). Every answer is vetted before use.
 
     Example:
-        >>> fetcher = SafeFetcher(FetchPolicy())
-        >>> # fetched = await fetcher.get_json("https://app.example.com/client.json")
+        >>> import asyncio, httpx
+        >>> async def public_dns(host: str, port: int) -> list[str]:
+        ...     return ["93.184.216.34"]  # vetted like any answer: a private one is refused
+        >>> document = httpx.MockTransport(
+        ...     lambda request: httpx.Response(200, json={"client_name": "App"})
+        ... )
+        >>> fetcher = SafeFetcher(FetchPolicy(), transport=document, resolve_host=public_dns)
+        >>> asyncio.run(fetcher.get_json("https://app.example.com/client.json")).data
+        {'client_name': 'App'}
     """
 
     def __init__(

@@ -78,8 +78,9 @@ class JWTVerifier:
         ValueError: ``algorithms`` names a symmetric or ``none`` algorithm, or one unknown.
 
     Example:
-        >>> # jwks_uri is read from https://auth.example.com/.well-known/oauth-authorization-server
         >>> verifier = JWTVerifier("https://auth.example.com", "https://mcp.example.com/mcp")
+        >>> verifier.jwks_uri is None  # read from the issuer's RFC 8414 metadata on first use
+        True
     """
 
     def __init__(
@@ -131,8 +132,16 @@ class JWTVerifier:
         """Build a verifier from the issuer's RFC 8414 metadata (its ``jwks_uri``).
 
         Example:
-            >>> # verifier = await JWTVerifier.from_issuer(
-            >>> #     "https://auth.example.com", "https://mcp.example.com/mcp")
+            >>> import asyncio, httpx
+            >>> issuer = "https://auth.example.com"
+            >>> metadata = {"issuer": issuer, "jwks_uri": f"{issuer}/jwks"}  # ostiary's path
+            >>> answer = httpx.MockTransport(lambda request: httpx.Response(200, json=metadata))
+            >>> http = httpx.AsyncClient(transport=answer)
+            >>> verifier = asyncio.run(
+            ...     JWTVerifier.from_issuer(issuer, "https://mcp.example.com/mcp", http_client=http)
+            ... )
+            >>> verifier.jwks_uri
+            'https://auth.example.com/jwks'
         """
         metadata = await fetch_authorization_server_metadata(issuer, http_client=http_client)
         jwks_uri = metadata.get("jwks_uri")

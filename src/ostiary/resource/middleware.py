@@ -156,8 +156,7 @@ class BearerAuthMiddleware:
         >>> from ostiary.resource.verifiers import JWTVerifier
         >>> app = BearerAuthMiddleware(
         ...     Starlette(),
-        ...     verifier=JWTVerifier("https://as.example", "https://rs.example/mcp",
-        ...                          "https://as.example/.well-known/jwks.json"),
+        ...     verifier=JWTVerifier("https://as.example", "https://rs.example/mcp"),
         ...     resource_metadata_url="https://rs.example/.well-known/oauth-protected-resource/mcp",
         ...     required_scopes=["mcp:read"],
         ... )

@@ -106,8 +106,16 @@ async def fetch_authorization_server_metadata(
             metadata MUST NOT be used).
 
     Example:
-        >>> # meta = await fetch_authorization_server_metadata("https://auth.example.com")
-        >>> # meta["jwks_uri"]
+        >>> import asyncio, httpx
+        >>> def authorization_server(request: httpx.Request) -> httpx.Response:
+        ...     assert request.url.path == "/.well-known/oauth-authorization-server/tenant"
+        ...     issuer = "https://auth.example.com/tenant"
+        ...     return httpx.Response(200, json={"issuer": issuer, "jwks_uri": f"{issuer}/jwks"})
+        >>> http = httpx.AsyncClient(transport=httpx.MockTransport(authorization_server))
+        >>> issuer = "https://auth.example.com/tenant"
+        >>> meta = asyncio.run(fetch_authorization_server_metadata(issuer, http_client=http))
+        >>> meta["jwks_uri"]
+        'https://auth.example.com/tenant/jwks'
     """
     parts = urlsplit(issuer)
     path = parts.path.rstrip("/")
