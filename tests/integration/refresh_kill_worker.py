@@ -2,7 +2,7 @@
 
 Usage: ``python refresh_kill_worker.py CLIENT_ID REFRESH_TOKEN NOW`` with the settings in
 ``OSTIARY_*`` environment variables. Builds the real authorization server on that storage
-(its clock fixed at NOW), wraps ``rotate_refresh_token`` so that, once the rotation has
+(its clock fixed at NOW), wraps ``refresh_grant`` so that, once the rotation has
 returned (committed), the process prints ``<status> <successor hash>`` and kills itself with
 SIGKILL, then posts the refresh request to ``/token``. The response is never sent: the
 client's view is a lost response, the database's a committed rotation.
@@ -14,12 +14,11 @@ import asyncio
 import os
 import signal
 import sys
-from typing import Any
 
 import httpx
 
 from ostiary.core.context import ServerContext
-from ostiary.core.models import RefreshToken, RotateResult
+from ostiary.core.models import Grant, IssuedTokens, RefreshToken, RotateResult, RotationPlan
 from ostiary.server.app import create_authorization_server, startup
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
@@ -31,17 +30,25 @@ async def main(client_id: str, refresh_token: str, now: int) -> None:
     ctx = ServerContext.build(
         settings, open_storage(settings), cipher=storage_cipher(settings), clock=lambda: now
     )
-    rotate = ctx.storage.rotate_refresh_token
+    refresh = ctx.storage.refresh_grant
 
-    async def rotate_then_die(
-        tenant_id: str, old_hash: str, new: RefreshToken, *args: Any, **kwargs: Any
+    async def refresh_then_die(
+        tenant_id: str, token_hash: str, now: int, grace: int, plan: RotationPlan
     ) -> RotateResult:
-        result = await rotate(tenant_id, old_hash, new, *args, **kwargs)
-        print(result.status.value, new.token_hash, flush=True)
+        planned: list[IssuedTokens] = []
+
+        def noting(token: RefreshToken, grant: Grant | None) -> IssuedTokens:
+            planned.append(plan(token, grant))
+            return planned[-1]
+
+        result = await refresh(tenant_id, token_hash, now, grace, noting)
+        successor = planned[-1].refresh_token
+        assert successor is not None
+        print(result.status.value, successor.token_hash, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
         return result  # never reached
 
-    ctx.storage.rotate_refresh_token = rotate_then_die  # type: ignore[method-assign]
+    ctx.storage.refresh_grant = refresh_then_die  # type: ignore[method-assign]
     app = create_authorization_server(settings, context=ctx)
     await startup(ctx)
     form = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}

@@ -121,7 +121,7 @@ async def test_metrics_count_exactly_what_happened(
     assert found[("ostiary_http_request_duration_seconds_count", (("route", "/token"),))] == 2
     rotations = (
         "ostiary_storage_operation_duration_seconds_count",
-        (("operation", "rotate_refresh_token"),),
+        (("operation", "refresh_grant"),),
     )
     assert found[rotations] == 1
     assert not any(
