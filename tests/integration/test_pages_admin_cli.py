@@ -100,6 +100,35 @@ def test_user_lifecycle(env: dict[str, str]) -> None:
     assert (code, out) == (1, "error: no user 'ada'\n")
 
 
+def test_users_add_and_passwd_hash_with_the_configured_parameters(env: dict[str, str]) -> None:
+    """security.password_hash reaches the CLI: argon2's minimum here (dev mode), else RFC 9106."""
+
+    async def stored_hash(storage: Storage, tenant: str) -> str:
+        user = await storage.get_user_by_username(tenant, "ada")
+        assert user is not None
+        return user.password_hash
+
+    assert ostiary(env, "users", "add", "ada", "--password", "long enough pw")[0] == 0
+    first = _storage_call(env, stored_hash)
+    assert first.startswith("$argon2id$v=19$m=8,t=1,p=1$")
+    assert ostiary(env, "users", "passwd", "ada", "--password", "another long pw")[0] == 0
+    second = _storage_call(env, stored_hash)
+    assert second.startswith("$argon2id$v=19$m=8,t=1,p=1$")
+    assert second != first
+
+
+def test_the_cli_refuses_cheap_password_hashing_without_dev_mode(env: dict[str, str]) -> None:
+    production = {**env, "OSTIARY_DEV__ENABLED": "false", "OSTIARY_ISSUER": "https://as.example"}
+    code, out = ostiary(production, "users", "add", "ada", "--password", "long enough pw")
+    assert (code, out) == (
+        1,
+        "error: invalid settings:\n  settings: Value error, security.password_hash "
+        "'insecure-test' is for test suites and needs dev mode (dev.enabled); production "
+        "hashes with 'rfc9106'\n",
+    )
+    assert ostiary(env, "users", "list")[1].count(" ada ") == 0
+
+
 def test_revoke_grants_and_disable_revoke_every_grant(env: dict[str, str]) -> None:
     assert ostiary(env, "users", "add", "ada", "--password", "long enough pw")[0] == 0
 
