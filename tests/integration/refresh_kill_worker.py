@@ -26,14 +26,14 @@ from ostiary.storage_key import storage_cipher
 
 
 async def main(client_id: str, refresh_token: str, now: int) -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     ctx = ServerContext.build(
         settings, open_storage(settings), cipher=storage_cipher(settings), clock=lambda: now
     )
     refresh = ctx.storage.refresh_grant
 
     async def refresh_then_die(
-        tenant_id: str, token_hash: str, now: int, grace: int, plan: RotationPlan
+        tenant_id: str, token_hash: str, now: int, grace_seconds: int, plan: RotationPlan
     ) -> RotateResult:
         planned: list[IssuedTokens] = []
 
@@ -41,7 +41,7 @@ async def main(client_id: str, refresh_token: str, now: int) -> None:
             planned.append(plan(token, grant))
             return planned[-1]
 
-        result = await refresh(tenant_id, token_hash, now, grace, noting)
+        result = await refresh(tenant_id, token_hash, now, grace_seconds, noting)
         successor = planned[-1].refresh_token
         assert successor is not None
         print(result.status.value, successor.token_hash, flush=True)
