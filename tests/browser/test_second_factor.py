@@ -23,7 +23,7 @@ from ostiary.core import totp
 from ostiary.core.passwords import INSECURE_TEST
 from ostiary.core.users import new_user
 from ostiary.server.app import create_authorization_server
-from ostiary.server.endpoints.authorize import LOGIN_PROVIDERS, ProviderButton
+from ostiary.server.pages import LOGIN_PROVIDERS, ProviderButton
 from ostiary.settings import Settings
 from ostiary.storage import open_storage
 from tests.browser.conftest import (

@@ -11,7 +11,7 @@ import pytest
 
 from ostiary.core import totp
 from ostiary.core.users import ADDRESS_LIMIT_FACTOR
-from ostiary.server.endpoints.authorize import LOGIN_PROVIDERS, ProviderButton
+from ostiary.server.pages import LOGIN_PROVIDERS, ProviderButton
 from tests.helpers.browserless import authorize, parse_form
 from tests.integration.conftest import AS, ISSUER, PASSWORD, USERNAME, pkce_pair
 from tests.integration.test_hostile_helpers import guard

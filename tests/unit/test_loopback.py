@@ -22,7 +22,7 @@ from ostiary.core.urls import split_url
 from ostiary.errors import InvalidClientMetadataError, InvalidRedirectUriError, InvalidTargetError
 from ostiary.loopback import LOOPBACK_HOSTS
 from ostiary.resource.cors import default_allowed_hosts, default_allowed_origins
-from ostiary.server.endpoints.authorize import native_redirect_warning
+from ostiary.server.pages import native_redirect_warning
 from ostiary.settings import issuer_problem
 
 _CASES: list[dict[str, Any]] = json.loads(

@@ -24,6 +24,7 @@ from ostiary.core.storage import Storage
 from ostiary.server.activity import Activity, ActivityMiddleware
 from ostiary.server.endpoints import (
     account,
+    admin_routes,
     authorize,
     health,
     login,
@@ -32,7 +33,6 @@ from ostiary.server.endpoints import (
     register,
     token,
 )
-from ostiary.server.endpoints.admin import admin_routes
 from ostiary.server.metrics import Metrics, metrics_endpoint
 from ostiary.server.ui.render import STATIC, theme_endpoint
 from ostiary.settings import Settings

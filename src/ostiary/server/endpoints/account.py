@@ -14,26 +14,24 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from ostiary.core.clients import displayed_logo
 from ostiary.core.context import ServerContext
 from ostiary.core.models import Client, Grant, User
-from ostiary.errors import InvalidRequestError, OAuthError
+from ostiary.errors import InvalidRequestError
 from ostiary.server import sessions
 from ostiary.server.http import read_form
 from ostiary.server.interactions import (
     FORM_EXPIRED,
-    error_page,
     page_context,
+    see_other,
     signed_in_user,
     start_account_interaction,
 )
-from ostiary.server.responses import Endpoint, unexpected
+from ostiary.server.pages import MAX_CLIENT_ID, page_endpoint
+from ostiary.server.responses import Endpoint
 from ostiary.server.ui.render import render_page
-
-#: Longest client_id accepted in the revoke form (CIMD client ids are URLs).
-MAX_CLIENT_ID = 2048
 
 
 @dataclass
@@ -120,16 +118,12 @@ def _merge(app: ConnectedApp, grant: Grant, descriptions: dict[str, str]) -> Non
 
 
 def account_endpoint(ctx: ServerContext) -> Endpoint:
+    @page_endpoint(ctx, "account")
     async def account(request: Request) -> Response:
-        try:
-            signed_in = await signed_in_user(ctx, request)
-            if signed_in is None:
-                return await start_account_interaction(ctx, request)
-            return await _account_page(ctx, request, signed_in[1])
-        except OAuthError as exc:
-            return error_page(ctx, exc)
-        except Exception as exc:
-            return error_page(ctx, unexpected(exc, "account"), 500)
+        signed_in = await signed_in_user(ctx, request)
+        if signed_in is None:
+            return await start_account_interaction(ctx, request)
+        return await _account_page(ctx, request, signed_in[1])
 
     return account
 
@@ -162,30 +156,22 @@ async def _account_page(ctx: ServerContext, request: Request, user: User) -> Res
 
 
 def revoke_endpoint(ctx: ServerContext) -> Endpoint:
+    @page_endpoint(ctx, "account.revoke")
     async def revoke(request: Request) -> Response:
-        try:
-            form = await read_form(request, ctx.settings.server.max_body_bytes)
-            browser = sessions.browser_id(ctx, request)
-            if not sessions.page_csrf_ok(browser, "account", form.get("csrf_token")):
-                ctx.audit("csrf.rejected", page="account")
-                raise InvalidRequestError(FORM_EXPIRED)
-            signed_in = await signed_in_user(ctx, request)
-            if signed_in is None:
-                raise InvalidRequestError("Your session ended. Sign in again.")
-            client_id = form.get("client_id") or ""
-            if not client_id or len(client_id) > MAX_CLIENT_ID:
-                raise InvalidRequestError("Choose an app to disconnect.")
-            await disconnect(ctx, signed_in[1].user_id, client_id)
-            query = urlencode({"disconnected": client_id})
-            return RedirectResponse(
-                f"{ctx.issuer}/account?{query}",
-                status_code=303,
-                headers={"Cache-Control": "no-store"},
-            )
-        except OAuthError as exc:
-            return error_page(ctx, exc)
-        except Exception as exc:
-            return error_page(ctx, unexpected(exc, "account.revoke"), 500)
+        form = await read_form(request, ctx.settings.server.max_body_bytes)
+        browser = sessions.browser_id(ctx, request)
+        if not sessions.page_csrf_ok(browser, "account", form.get("csrf_token")):
+            ctx.audit("csrf.rejected", page="account")
+            raise InvalidRequestError(FORM_EXPIRED)
+        signed_in = await signed_in_user(ctx, request)
+        if signed_in is None:
+            raise InvalidRequestError("Your session ended. Sign in again.")
+        client_id = form.get("client_id") or ""
+        if not client_id or len(client_id) > MAX_CLIENT_ID:
+            raise InvalidRequestError("Choose an app to disconnect.")
+        await disconnect(ctx, signed_in[1].user_id, client_id)
+        query = urlencode({"disconnected": client_id})
+        return see_other(f"{ctx.issuer}/account?{query}")
 
     return revoke
 

@@ -8,7 +8,6 @@ cascades to its codes, refresh tokens and access-token records (RFC 7009 §2.1).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,18 +18,11 @@ from ostiary.core import admin as ops
 from ostiary.core.context import ServerContext
 from ostiary.core.models import Client, Grant, User
 from ostiary.errors import InvalidRequestError
-from ostiary.server.endpoints.account import MAX_CLIENT_ID
-from ostiary.server.endpoints.admin import Action, admin_page
+from ostiary.server.admin_pages import Action, admin_page, when
+from ostiary.server.pages import MAX_CLIENT_ID
 from ostiary.server.responses import Endpoint
 
 KINDS = {"dcr": "Registered", "static": "Pre-registered", "cimd": "Metadata document"}
-
-
-def when(ts: int | None) -> str:
-    """A time as the console shows it (UTC, to the minute)."""
-    if not ts:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _kind(client: Client) -> str:

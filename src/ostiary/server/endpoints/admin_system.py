@@ -15,9 +15,8 @@ from ostiary.core import admin as ops
 from ostiary.core.context import ServerContext
 from ostiary.core.models import User
 from ostiary.server.activity import RING_SIZE, Activity
-from ostiary.server.endpoints.account import MAX_CLIENT_ID
-from ostiary.server.endpoints.admin import Action, admin_page
-from ostiary.server.endpoints.admin_clients import when
+from ostiary.server.admin_pages import Action, admin_page, when
+from ostiary.server.pages import MAX_CLIENT_ID
 from ostiary.server.responses import Endpoint
 
 #: Fields shown in their own column on the audit page, not among the details.

@@ -10,7 +10,6 @@ once. The connected-apps page signs in through the same interaction, without a r
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -26,41 +25,26 @@ from ostiary.errors import (
     LoginRequiredError,
     OAuthError,
 )
-from ostiary.loopback import is_loopback_host
 from ostiary.server import sessions
-from ostiary.server.endpoints.login import LOGIN_PROVIDERS, ProviderButton, code_page, login_page
 from ostiary.server.http import query_params, read_form
 from ostiary.server.interactions import (
     FORM_EXPIRED,
     RETURN_PAGES,
-    error_page,
     finish,
     load_any_interaction,
-    page_context,
     park,
     see_other,
     signed_in_user,
-    start_account_interaction,
 )
-from ostiary.server.responses import Endpoint, unexpected
+from ostiary.server.pages import code_page, consent_context, login_page, page_endpoint
+from ostiary.server.responses import Endpoint
 from ostiary.server.ui.render import render_page
 
-#: The federation endpoints import the page helpers from here.
-__all__ = [
-    "LOGIN_PROVIDERS",
-    "ProviderButton",
-    "authorize_endpoint",
-    "consent_endpoint",
-    "error_page",
-    "interaction_endpoint",
-    "native_redirect_warning",
-    "page_context",
-    "signed_in_user",
-    "start_account_interaction",
-]
+__all__ = ["authorize_endpoint", "consent_endpoint", "interaction_endpoint"]
 
 
 def authorize_endpoint(ctx: ServerContext) -> Endpoint:
+    @page_endpoint(ctx, "authorize")
     async def authorize(request: Request) -> Response:
         try:
             if request.method == "POST":
@@ -69,19 +53,15 @@ def authorize_endpoint(ctx: ServerContext) -> Endpoint:
                 params = query_params(request)
             client, target = await authz.validate_client_and_redirect(ctx, params)
         except OAuthError as exc:
+            # Before the redirect URI is trusted: shown here, never redirected.
             ctx.audit("authorization.rejected", reason=exc.description)
-            return error_page(ctx, exc)
-        except Exception as exc:
-            return error_page(ctx, unexpected(exc, "authorize"), 500)
+            raise
         try:
             req = authz.validate_authorization_request(ctx, client, target, params)
         except OAuthError as exc:
             ctx.audit("authorization.error", client_id=client.client_id, error=exc.error)
             return see_other(authz.error_redirect(ctx, target, exc))
-        try:
-            return await _start_interaction(ctx, request, client, req)
-        except Exception as exc:
-            return error_page(ctx, unexpected(exc, "authorize"), 500)
+        return await _start_interaction(ctx, request, client, req)
 
     return authorize
 
@@ -128,26 +108,22 @@ async def _start_interaction(
 
 
 def interaction_endpoint(ctx: ServerContext) -> Endpoint:
+    @page_endpoint(ctx, "interaction")
     async def interaction(request: Request) -> Response:
-        try:
-            found, req, browser = await load_any_interaction(ctx, request)
-            signed_in = await _signed_in_for(ctx, request, found)
-            if signed_in is None:
-                if found.subject is not None:
-                    return code_page(ctx, found, browser)
-                return login_page(ctx, found, browser)
-            session, user = signed_in
-            if req is None:
-                return await finish(ctx, found, lambda: _return_url(ctx, found))
-            if await authz.has_consent(ctx, session.subject, req):
-                return await finish(
-                    ctx, found, lambda: authz.approve(ctx, session.subject, req, remembered=True)
-                )
-            return _consent_page(ctx, found, req, browser, user)
-        except OAuthError as exc:
-            return error_page(ctx, exc)
-        except Exception as exc:
-            return error_page(ctx, unexpected(exc, "interaction"), 500)
+        found, req, browser = await load_any_interaction(ctx, request)
+        signed_in = await _signed_in_for(ctx, request, found)
+        if signed_in is None:
+            if found.subject is not None:
+                return code_page(ctx, found, browser)
+            return login_page(ctx, found, browser)
+        session, user = signed_in
+        if req is None:
+            return await finish(ctx, found, lambda: _return_url(ctx, found))
+        if await authz.has_consent(ctx, session.subject, req):
+            return await finish(
+                ctx, found, lambda: authz.approve(ctx, session.subject, req, remembered=True)
+            )
+        return _consent_page(ctx, found, req, browser, user)
 
     return interaction
 
@@ -169,43 +145,6 @@ async def _return_url(ctx: ServerContext, found: Interaction) -> str:
     return f"{ctx.issuer}/{page if page in RETURN_PAGES else 'account'}"
 
 
-def native_redirect_warning(application_type: str, redirect_uri: str) -> str | None:
-    """RFC 8252 §7.3/§8.4: a native app's redirect should stay on this device."""
-    parts = urlsplit(redirect_uri)
-    if application_type != "native" or parts.scheme not in ("http", "https"):
-        return None
-    if parts.hostname and is_loopback_host(parts.hostname):
-        return None
-    return (
-        "This app says it runs on your device, but it will send your authorization to "
-        f"{parts.hostname}, a remote server. Approve only if you expected that."
-    )
-
-
-def consent_context(
-    ctx: ServerContext, found: Interaction, req: authz.AuthorizationRequest, browser: str
-) -> tuple[str, dict[str, Any]]:
-    """What ``consent.html`` shows of the client and request, whoever asks for the decision;
-    and the client's origin, where Deny sends the browser (a form-action target)."""
-    descriptions = ctx.settings.scopes.descriptions
-    redirect = urlsplit(req.redirect_uri)
-    origin = f"{redirect.scheme}://{redirect.netloc}" if redirect.netloc else f"{redirect.scheme}:"
-    return origin, {
-        "csrf_token": sessions.csrf_token(browser, found.interaction_id),
-        "client_name": found.params["client_name"],
-        "client_logo": found.params.get("client_logo"),
-        "client_host": found.params.get("client_host"),
-        "resource": req.resource or "",
-        "redirect_host": redirect.hostname or f"{redirect.scheme}:",
-        "redirect_local": bool(redirect.hostname and is_loopback_host(redirect.hostname)),
-        "warning": native_redirect_warning(
-            str(found.params.get("application_type")), req.redirect_uri
-        ),
-        "scopes": [{"name": s, "description": descriptions.get(s, s)} for s in req.scopes],
-        **page_context(ctx),
-    }
-
-
 def _consent_page(
     ctx: ServerContext,
     found: Interaction,
@@ -225,28 +164,24 @@ def _consent_page(
 
 
 def consent_endpoint(ctx: ServerContext) -> Endpoint:
+    @page_endpoint(ctx, "consent")
     async def consent(request: Request) -> Response:
-        try:
-            found, req, browser = await load_any_interaction(ctx, request)
-            form = await read_form(request, ctx.settings.server.max_body_bytes)
-            if not sessions.csrf_ok(browser, found.interaction_id, form.get("csrf_token")):
-                ctx.audit("csrf.rejected", page="consent")
-                raise InvalidRequestError(FORM_EXPIRED)
-            signed_in = await _signed_in_for(ctx, request, found)
-            if signed_in is None:
-                return login_page(ctx, found, browser)
-            if req is None:
-                raise InvalidRequestError("There is nothing to approve in this sign-in request.")
-            subject = signed_in[0].subject
-            decision = form.get("decision")
-            if decision == "approve":
-                return await finish(ctx, found, lambda: authz.approve(ctx, subject, req))
-            if decision == "deny":
-                return await finish(ctx, found, lambda: authz.deny(ctx, subject, req))
-            raise InvalidRequestError("Choose Approve or Deny.")
-        except OAuthError as exc:
-            return error_page(ctx, exc)
-        except Exception as exc:
-            return error_page(ctx, unexpected(exc, "consent"), 500)
+        found, req, browser = await load_any_interaction(ctx, request)
+        form = await read_form(request, ctx.settings.server.max_body_bytes)
+        if not sessions.csrf_ok(browser, found.interaction_id, form.get("csrf_token")):
+            ctx.audit("csrf.rejected", page="consent")
+            raise InvalidRequestError(FORM_EXPIRED)
+        signed_in = await _signed_in_for(ctx, request, found)
+        if signed_in is None:
+            return login_page(ctx, found, browser)
+        if req is None:
+            raise InvalidRequestError("There is nothing to approve in this sign-in request.")
+        subject = signed_in[0].subject
+        decision = form.get("decision")
+        if decision == "approve":
+            return await finish(ctx, found, lambda: authz.approve(ctx, subject, req))
+        if decision == "deny":
+            return await finish(ctx, found, lambda: authz.deny(ctx, subject, req))
+        raise InvalidRequestError("Choose Approve or Deny.")
 
     return consent

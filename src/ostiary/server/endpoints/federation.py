@@ -17,35 +17,28 @@ import functools
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from ostiary.core import authorization as authz
 from ostiary.core.context import ServerContext
 from ostiary.core.models import Interaction
-from ostiary.errors import InvalidRequestError, OAuthError
+from ostiary.errors import InvalidRequestError
 from ostiary.federation import login
 from ostiary.federation.providers import Provider
 from ostiary.federation.service import federation_of, login_providers
 from ostiary.server import sessions
-from ostiary.server.endpoints.authorize import consent_context, error_page
 from ostiary.server.http import query_params, rate_limit, read_form
-from ostiary.server.interactions import load_any_interaction
-from ostiary.server.responses import Endpoint, unexpected
+from ostiary.server.interactions import FORM_EXPIRED, load_any_interaction, see_other
+from ostiary.server.pages import LOGIN_PROVIDERS, consent_context, page_endpoint
+from ostiary.server.responses import Endpoint
 from ostiary.server.ui.render import render_page
 
 HINT_COOKIE = "ostiary_federated"
-
-#: ``ctx.extra`` key the login page reads its provider buttons from (see authorize.py).
-LOGIN_PROVIDERS = "login_providers"
 
 
 def offer_on_login_page(ctx: ServerContext) -> None:
     """Make the login page show a button per configured provider."""
     ctx.extra[LOGIN_PROVIDERS] = functools.partial(login_providers, ctx)
-
-
-def _redirect(url: str) -> Response:
-    return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
 
 
 def _provider(ctx: ServerContext, request: Request) -> Provider:
@@ -60,30 +53,26 @@ def _hint_cookie(ctx: ServerContext) -> str:
 
 
 def start_endpoint(ctx: ServerContext) -> Endpoint:
+    @page_endpoint(ctx, "federation.start")
     async def start(request: Request) -> Response:
-        try:
-            provider = _provider(ctx, request)
-            found, req, browser = await load_any_interaction(ctx, request)
-            session = await sessions.current_session(ctx, request)
-            subject = session.subject if session is not None else None
-            if subject is None:
-                raw = request.cookies.get(_hint_cookie(ctx))
-                subject = await login.remembered_subject(ctx, raw)
-            if req is None or (subject is not None and await authz.has_consent(ctx, subject, req)):
-                # No client (a sign-in to the connected-apps page), or a remembered consent.
-                url = await login.begin(
-                    ctx,
-                    provider,
-                    interaction_id=found.interaction_id,
-                    browser=browser,
-                    remembered_subject=subject,
-                )
-                return _redirect(url)
-            return await _consent_page(ctx, found, req, browser, provider)
-        except OAuthError as exc:
-            return error_page(ctx, exc)
-        except Exception as exc:
-            return error_page(ctx, unexpected(exc, "federation.start"), 500)
+        provider = _provider(ctx, request)
+        found, req, browser = await load_any_interaction(ctx, request)
+        session = await sessions.current_session(ctx, request)
+        subject = session.subject if session is not None else None
+        if subject is None:
+            raw = request.cookies.get(_hint_cookie(ctx))
+            subject = await login.remembered_subject(ctx, raw)
+        if req is None or (subject is not None and await authz.has_consent(ctx, subject, req)):
+            # No client (a sign-in to the connected-apps page), or a remembered consent.
+            url = await login.begin(
+                ctx,
+                provider,
+                interaction_id=found.interaction_id,
+                browser=browser,
+                remembered_subject=subject,
+            )
+            return see_other(url)
+        return await _consent_page(ctx, found, req, browser, provider)
 
     return start
 
@@ -108,59 +97,49 @@ async def _consent_page(
 
 
 def decision_endpoint(ctx: ServerContext) -> Endpoint:
+    @page_endpoint(ctx, "federation.consent")
     async def decide(request: Request) -> Response:
-        try:
-            await rate_limit(ctx, request, "login")
-            provider = _provider(ctx, request)
-            found, req, browser = await load_any_interaction(ctx, request)
-            form = await read_form(request, ctx.settings.server.max_body_bytes)
-            if not sessions.csrf_ok(browser, found.interaction_id, form.get("csrf_token")):
-                ctx.audit("csrf.rejected", page="federation.consent")
-                raise InvalidRequestError(
-                    "The form expired or did not come from this site. Reload it."
-                )
-            decision = form.get("decision")
-            if req is None:
-                raise InvalidRequestError("There is no app to approve here.")
-            if decision == "approve":
-                url = await login.begin(
-                    ctx,
-                    provider,
-                    interaction_id=found.interaction_id,
-                    browser=browser,
-                    remembered_subject=None,
-                )
-                return _redirect(url)
-            if decision == "deny":
-                if not await ctx.storage.delete_interaction(ctx.tenant, found.interaction_id):
-                    raise InvalidRequestError("This sign-in request was already completed.")
-                return _redirect(await authz.deny(ctx, None, req))
-            raise InvalidRequestError("Choose Approve or Deny.")
-        except OAuthError as exc:
-            return error_page(ctx, exc)
-        except Exception as exc:
-            return error_page(ctx, unexpected(exc, "federation.consent"), 500)
+        await rate_limit(ctx, request, "login")
+        provider = _provider(ctx, request)
+        found, req, browser = await load_any_interaction(ctx, request)
+        form = await read_form(request, ctx.settings.server.max_body_bytes)
+        if not sessions.csrf_ok(browser, found.interaction_id, form.get("csrf_token")):
+            ctx.audit("csrf.rejected", page="federation.consent")
+            raise InvalidRequestError(FORM_EXPIRED)
+        decision = form.get("decision")
+        if req is None:
+            raise InvalidRequestError("There is no app to approve here.")
+        if decision == "approve":
+            url = await login.begin(
+                ctx,
+                provider,
+                interaction_id=found.interaction_id,
+                browser=browser,
+                remembered_subject=None,
+            )
+            return see_other(url)
+        if decision == "deny":
+            if not await ctx.storage.delete_interaction(ctx.tenant, found.interaction_id):
+                raise InvalidRequestError("This sign-in request was already completed.")
+            return see_other(await authz.deny(ctx, None, req))
+        raise InvalidRequestError("Choose Approve or Deny.")
 
     return decide
 
 
 def callback_endpoint(ctx: ServerContext) -> Endpoint:
+    @page_endpoint(ctx, "federation.callback")
     async def callback(request: Request) -> Response:
-        try:
-            # Each callback costs a token request upstream: count it like a login attempt.
-            await rate_limit(ctx, request, "login")
-            provider = _provider(ctx, request)
-            done = await login.complete(
-                ctx,
-                provider,
-                browser=sessions.browser_id(ctx, request),
-                query=query_params(request).single,
-            )
-            return await _continue(ctx, provider, done)
-        except OAuthError as exc:
-            return error_page(ctx, exc)
-        except Exception as exc:
-            return error_page(ctx, unexpected(exc, "federation.callback"), 500)
+        # Each callback costs a token request upstream: count it like a login attempt.
+        await rate_limit(ctx, request, "login")
+        provider = _provider(ctx, request)
+        done = await login.complete(
+            ctx,
+            provider,
+            browser=sessions.browser_id(ctx, request),
+            query=query_params(request).single,
+        )
+        return await _continue(ctx, provider, done)
 
     return callback
 
@@ -178,21 +157,21 @@ async def _continue(ctx: ServerContext, provider: Provider, done: login.Complete
         # A sign-in to the connected-apps page: no client, no grant, nothing to keep.
         if not await ctx.storage.delete_interaction(ctx.tenant, interaction_id):
             raise InvalidRequestError("This sign-in request was already completed.")
-        response = _redirect(f"{ctx.issuer}/account")
+        response = see_other(f"{ctx.issuer}/account")
     elif remembered is not None and not (
         remembered == done.subject and await authz.has_consent(ctx, done.subject, req)
     ):
         ctx.audit("federation.consent_needed", provider=provider.name, subject=done.subject)
         # Back to this provider's consent page, now as the signed-in subject; approving it
         # runs the (usually silent) upstream login again, so upstream tokens are kept too.
-        response = _redirect(
+        response = see_other(
             f"{ctx.issuer}/interaction/{interaction_id}/federation/{provider.name}"
         )
     else:
         if not await ctx.storage.delete_interaction(ctx.tenant, interaction_id):
             raise InvalidRequestError("This sign-in request was already completed.")
         url = await login.approve_and_keep(ctx, federation_of(ctx), provider, done, req)
-        response = _redirect(url)
+        response = see_other(url)
     await sessions.start_session(ctx, done.subject, response)
     raw, max_age = await login.remember_browser(ctx, done.subject)
     response.set_cookie(

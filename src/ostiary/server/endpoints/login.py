@@ -4,14 +4,14 @@ The login form checks the throttle first (per account and per address, the same 
 accounts), then the password; a user with a TOTP secret gets a second step before the session
 starts, with each code accepted once. Sign-out asks first and needs the page's CSRF token, so a
 link on another site cannot end the session. Upstream identity providers plug buttons into the
-login page through ``ctx.extra[LOGIN_PROVIDERS]``.
+login page through ``ctx.extra[LOGIN_PROVIDERS]`` (:mod:`ostiary.server.pages`, which renders
+the login and code pages, since the authorization endpoint shows them too).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,7 +24,6 @@ from ostiary.core.users import LoginThrottle, authenticate_user, open_totp_secre
 from ostiary.errors import (
     ConfigurationError,
     InvalidRequestError,
-    OAuthError,
     TemporarilyUnavailableError,
 )
 from ostiary.server import sessions
@@ -32,81 +31,19 @@ from ostiary.server.http import client_address, rate_limit, read_form
 from ostiary.server.interactions import (
     FORM_EXPIRED,
     INTERACTION_ID,
-    error_page,
     load_any_interaction,
     page_context,
     see_other,
     signed_in_user,
 )
-from ostiary.server.responses import Endpoint, unexpected
+from ostiary.server.pages import code_page, login_page, page_endpoint
+from ostiary.server.responses import Endpoint
 from ostiary.server.ui.render import render_page
 
 log = logging.getLogger("ostiary.server")
 
 WRONG_LOGIN = "Wrong username or password."
 WRONG_CODE = "That code is not valid. Check the time on your device and try again."
-#: ``ctx.extra`` key of a ``Callable[[str], Sequence[ProviderButton]]`` taking the interaction
-#: id: upstream identity providers offered on the login page. Absent means none.
-LOGIN_PROVIDERS = "login_providers"
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderButton:
-    """One "Continue with …" button on the login page."""
-
-    name: str
-    label: str
-    start_url: str
-
-
-def _providers(ctx: ServerContext, interaction_id: str) -> Sequence[ProviderButton]:
-    offer = ctx.extra.get(LOGIN_PROVIDERS)
-    if not callable(offer):
-        return ()
-    found: Sequence[ProviderButton] = offer(interaction_id)
-    return found
-
-
-def login_page(
-    ctx: ServerContext,
-    found: Interaction,
-    browser: str,
-    *,
-    error: str | None = None,
-    username: str = "",
-    status_code: int = 200,
-) -> Response:
-    return render_page(
-        "login.html",
-        status_code=status_code,
-        action=f"{ctx.issuer}/interaction/{found.interaction_id}/login",
-        csrf_token=sessions.csrf_token(browser, found.interaction_id),
-        client_name=found.params["client_name"],
-        return_to=found.params.get("return_to"),
-        error=error,
-        username=username,
-        providers=_providers(ctx, found.interaction_id),
-        **page_context(ctx),
-    )
-
-
-def code_page(
-    ctx: ServerContext,
-    found: Interaction,
-    browser: str,
-    *,
-    error: str | None = None,
-    status_code: int = 200,
-) -> Response:
-    return render_page(
-        "login_code.html",
-        status_code=status_code,
-        action=f"{ctx.issuer}/interaction/{found.interaction_id}/code",
-        csrf_token=sessions.csrf_token(browser, found.interaction_id),
-        username=found.params.get("username", ""),
-        error=error,
-        **page_context(ctx),
-    )
 
 
 async def _checked_form(
@@ -123,14 +60,10 @@ async def _checked_form(
 
 
 def login_endpoint(ctx: ServerContext) -> Endpoint:
+    @page_endpoint(ctx, "login")
     async def login(request: Request) -> Response:
-        try:
-            found, _req, browser, form = await _checked_form(ctx, request, "login")
-            return await _check_login(ctx, request, found, browser, form)
-        except OAuthError as exc:
-            return error_page(ctx, exc)
-        except Exception as exc:
-            return error_page(ctx, unexpected(exc, "login"), 500)
+        found, _req, browser, form = await _checked_form(ctx, request, "login")
+        return await _check_login(ctx, request, found, browser, form)
 
     return login
 
@@ -172,16 +105,12 @@ async def _check_login(
 
 
 def code_endpoint(ctx: ServerContext) -> Endpoint:
+    @page_endpoint(ctx, "code")
     async def code(request: Request) -> Response:
-        try:
-            found, _req, browser, form = await _checked_form(ctx, request, "code")
-            if found.subject is None:
-                raise InvalidRequestError("Sign in with your password first.")
-            return await _check_code(ctx, request, found, browser, form.get("code", ""))
-        except OAuthError as exc:
-            return error_page(ctx, exc)
-        except Exception as exc:
-            return error_page(ctx, unexpected(exc, "code"), 500)
+        found, _req, browser, form = await _checked_form(ctx, request, "code")
+        if found.subject is None:
+            raise InvalidRequestError("Sign in with your password first.")
+        return await _check_code(ctx, request, found, browser, form.get("code", ""))
 
     return code
 
@@ -247,32 +176,28 @@ def _signed_out(ctx: ServerContext) -> Response:
 def logout_endpoint(ctx: ServerContext) -> Endpoint:
     """GET asks, POST (with the CSRF token) signs out: a link elsewhere cannot log you out."""
 
+    @page_endpoint(ctx, "logout")
     async def logout(request: Request) -> Response:
-        try:
-            if request.method == "POST":
-                return await _logout(ctx, request)
-            signed_in = await signed_in_user(ctx, request)
-            if signed_in is None:
-                response = _signed_out(ctx)
-                await sessions.end_session(ctx, request, response)
-                return response
-            back = request.query_params.get("interaction", "")
-            browser, is_new = sessions.browser_id_or_new(ctx, request)
-            response = render_page(
-                "logout.html",
-                action=f"{ctx.issuer}/logout",
-                csrf_token=sessions.page_csrf_token(browser, "logout"),
-                interaction=back if INTERACTION_ID.match(back) else "",
-                username=signed_in[1].display_name or signed_in[1].username,
-                **page_context(ctx),
-            )
-            if is_new:
-                sessions.set_browser_cookie(ctx, response, browser)
+        if request.method == "POST":
+            return await _logout(ctx, request)
+        signed_in = await signed_in_user(ctx, request)
+        if signed_in is None:
+            response = _signed_out(ctx)
+            await sessions.end_session(ctx, request, response)
             return response
-        except OAuthError as exc:
-            return error_page(ctx, exc)
-        except Exception as exc:
-            return error_page(ctx, unexpected(exc, "logout"), 500)
+        back = request.query_params.get("interaction", "")
+        browser, is_new = sessions.browser_id_or_new(ctx, request)
+        response = render_page(
+            "logout.html",
+            action=f"{ctx.issuer}/logout",
+            csrf_token=sessions.page_csrf_token(browser, "logout"),
+            interaction=back if INTERACTION_ID.match(back) else "",
+            username=signed_in[1].display_name or signed_in[1].username,
+            **page_context(ctx),
+        )
+        if is_new:
+            sessions.set_browser_cookie(ctx, response, browser)
+        return response
 
     return logout
 
