@@ -123,14 +123,8 @@ ENDPOINTS: Final = "ostiary.server.endpoints"
 #: ``server/admin_pages.py``, route lists in ``endpoints/__init__.py``). Keep it empty.
 ENDPOINT_EDGES_PENDING: Final[frozenset[tuple[str, str]]] = frozenset()
 
-#: Layer edges still to be removed: the embedded gateway is assembled in the gateway package
-#: until it moves to ``ostiary.assembly.gateway``. Remove them with that move.
-LAYER_EDGES_PENDING: Final = frozenset(
-    {
-        ("ostiary.gateway.app", "ostiary.assembly.in_process"),
-        ("ostiary.gateway.app", "ostiary.server.app"),
-    }
-)
+#: Layer edges still to be removed (none today). An entry must name an import that exists.
+LAYER_EDGES_PENDING: Final[frozenset[tuple[str, str]]] = frozenset()
 
 
 @dataclass(frozen=True)

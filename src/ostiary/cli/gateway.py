@@ -65,11 +65,8 @@ def gateway(
     """Put OAuth in front of an MCP server that has none (HTTP upstream or stdio command)."""
     import uvicorn
 
-    from ostiary.gateway.app import (
-        GatewayOptions,
-        create_embedded_gateway,
-        create_remote_gateway,
-    )
+    from ostiary.assembly.gateway import create_embedded_gateway
+    from ostiary.gateway.app import GatewayOptions, create_remote_gateway
     from ostiary.resource.policy import ProtectionPolicy
 
     if (upstream is None) == (not command):

@@ -5,8 +5,8 @@ configurable header, the client's token never does) or a stdio command (re-serve
 server; stdio takes no credentials). In front sits the whole resource-server layer of
 :func:`~ostiary.resource.mcp_sdk.protect_mcp_app`: RFC 9728 metadata, bearer checks with
 audience binding, per-tool scopes as 403 step-up challenges, public tools, CORS and the
-Host/Origin guard. The authorization server is embedded (same port, same storage, keys read
-in-process) or remote (``issuer``; JWTs verified against its JWKS).
+Host/Origin guard. The authorization server is remote (``issuer``; JWTs verified against
+its JWKS) or embedded, assembled beside the gateway by :mod:`ostiary.assembly.gateway`.
 """
 
 from __future__ import annotations
@@ -34,13 +34,11 @@ from ostiary.resource.policy import ProtectionPolicy
 from ostiary.resource.verifiers import TokenVerifier
 
 if TYPE_CHECKING:
-    from ostiary.assembly.in_process import CombinedApp
-    from ostiary.settings import Settings
+    pass
 
 __all__ = [
     "DEFAULT_GATEWAY_POLICY",
     "GatewayOptions",
-    "create_embedded_gateway",
     "create_gateway_app",
     "create_remote_gateway",
 ]
@@ -212,44 +210,6 @@ def create_gateway_app(
 
 def _path_of(resource: str) -> str:
     return urlsplit(resource).path or "/"
-
-
-def create_embedded_gateway(
-    settings: Settings,
-    *,
-    upstream_url: str | None = None,
-    command: Sequence[str] | None = None,
-    policy: ProtectionPolicy | None = None,
-    options: GatewayOptions | None = None,
-) -> CombinedApp:
-    """The gateway at ``{issuer}/mcp`` with the authorization server on the same port.
-
-    Tokens are verified against the embedded AS's key ring in-process. A policy without
-    ``cors_origins`` takes the server's (``OSTIARY_SERVER__CORS_ORIGINS``).
-    """
-    from ostiary.assembly.in_process import (
-        CombinedApp,
-        RevocationCheckingVerifier,
-        local_jwt_verifier,
-    )
-    from ostiary.server.app import create_authorization_server
-
-    authorization_server = create_authorization_server(settings)
-    ctx = authorization_server.state.ctx
-    resource = f"{settings.issuer}/mcp"
-    policy = policy or DEFAULT_GATEWAY_POLICY
-    if not policy.cors_origins and settings.server.cors_origins:
-        policy = replace(policy, cors_origins=settings.server.cors_origins)
-    gateway = create_gateway_app(
-        resource=resource,
-        issuer=settings.issuer,
-        verifier=RevocationCheckingVerifier(ctx, local_jwt_verifier(ctx, resource)),
-        upstream_url=upstream_url,
-        command=command,
-        policy=policy,
-        options=options,
-    )
-    return CombinedApp(authorization_server, gateway)
 
 
 def create_remote_gateway(
