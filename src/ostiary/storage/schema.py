@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 metadata = MetaData()
@@ -139,6 +140,15 @@ refresh_tokens = Table(
     Column("dpop_jkt", Text),  # 0006: RFC 9449 §5.0 key binding (public clients)
     PrimaryKeyConstraint("tenant_id", "token_hash", name="pk_refresh_tokens"),
     Index("ix_refresh_tokens_grant", "tenant_id", "grant_id"),
+    # 0008: the rows that still keep a sealed successor (at most one per grant), for the
+    # rotation that clears it (statements.FORGET_PREVIOUS).
+    Index(
+        "ix_refresh_tokens_sealed",
+        "tenant_id",
+        "successor_hash",
+        sqlite_where=text("sealed_successor IS NOT NULL"),
+        postgresql_where=text("sealed_successor IS NOT NULL"),
+    ),
 )
 
 access_tokens = Table(

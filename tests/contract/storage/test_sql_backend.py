@@ -18,6 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -33,6 +34,7 @@ from ostiary.core.models import (
 from ostiary.errors import ConfigurationError, StorageError
 from ostiary.settings import Settings
 from ostiary.storage import MemoryStorage, SqlStorage, open_storage
+from ostiary.storage import statements as q
 from ostiary.storage.schema import VERSION_TABLE, clients, metadata, refresh_tokens, users
 from ostiary.storage.sql import MIGRATIONS_DIR, async_url
 from tests._services import postgres_url
@@ -168,7 +170,23 @@ async def test_migrations_create_exactly_the_declared_schema(sql_backend_url: st
         await engine.dispose()
 
     assert drift == []
-    assert revision == "0007"
+    assert revision == "0008"
+
+
+async def test_a_rotation_finds_the_previous_sealed_successor_by_index(tmp_path: Path) -> None:
+    """A grant keeps every rotated token until it expires (reuse detection needs them); the
+    rotation that clears the previous token's sealed successor must not read them all."""
+    path = tmp_path / "plan.db"
+    store = await open_sql(f"sqlite:///{path}")
+    await store.close()
+    sql = str(q.FORGET_PREVIOUS.compile(dialect=sqlite_dialect.dialect()))
+    with sqlite3.connect(path) as conn:
+        plan = conn.execute(f"EXPLAIN QUERY PLAN {sql}", (None, "t", "g", "h")).fetchall()
+
+    assert [row[3] for row in plan] == [
+        "SEARCH refresh_tokens USING INDEX ix_refresh_tokens_sealed "
+        "(tenant_id=? AND successor_hash=?)"
+    ]
 
 
 def _migrate(conn: Connection, direction: str, revision: str) -> list[str]:
