@@ -254,10 +254,11 @@ async def approve_with_grant(
         created_at=now,
         expires_at=now + settings.tokens.refresh_token_ttl,
     )
-    await ctx.storage.save_grant(grant)
     code = new_secret()
-    await ctx.storage.save_authorization_code(
-        AuthorizationCode(
+    # The grant and its first code in one transaction.
+    await ctx.storage.open_grant(
+        grant,
+        code=AuthorizationCode(
             tenant_id=ctx.tenant,
             code_hash=hash_secret(code),
             grant_id=grant.grant_id,
@@ -269,7 +270,7 @@ async def approve_with_grant(
             resource=request.resource,
             expires_at=now + settings.tokens.authorization_code_ttl,
             dpop_jkt=request.dpop_jkt,
-        )
+        ),
     )
     ctx.audit("authorization.approved", client_id=request.client_id, subject=subject)
     url = build_redirect(ctx, request.redirect_uri, {"code": code, "state": request.state})

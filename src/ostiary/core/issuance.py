@@ -16,19 +16,6 @@ from ostiary.core.tokens import AccessTokenClaims, mint_access_token
 OFFLINE_ACCESS = "offline_access"
 
 
-async def issue_access_token(
-    ctx: ServerContext, grant: Grant, scopes: tuple[str, ...], *, jkt: str | None = None
-) -> tuple[str, int]:
-    """Mint and book a JWT for ``grant`` with ``scopes``; returns (token, expires_in).
-
-    With ``jkt`` (a DPoP proof key's thumbprint) the token carries ``cnf.jkt`` (RFC 9449
-    §6.1) and a resource server accepts it only with a proof of that key.
-    """
-    token, ttl, record = await mint_access_token_for(ctx, grant, scopes, jkt=jkt)
-    await ctx.storage.save_access_token(record)
-    return token, ttl
-
-
 async def mint_access_token_for(
     ctx: ServerContext, grant: Grant, scopes: tuple[str, ...], *, jkt: str | None = None
 ) -> tuple[str, int, AccessTokenRecord]:

@@ -76,6 +76,18 @@ class UserStore(Protocol):
 class GrantStore(Protocol):
     async def save_grant(self, grant: Grant) -> None: ...
 
+    async def open_grant(
+        self,
+        grant: Grant,
+        *,
+        code: AuthorizationCode | None = None,
+        access_token: AccessTokenRecord | None = None,
+    ) -> None:
+        """Store a new grant with what it was opened for, in one transaction: its first
+        authorization code (an approval), or the access token a direct grant issues
+        (client_credentials, jwt-bearer). A store that keeps codes elsewhere (the Redis
+        tier) saves the code there after the durable transaction."""
+
     async def get_grant(self, tenant_id: str, grant_id: str) -> Grant | None: ...
 
     async def list_grants(self, tenant_id: str, subject: str) -> list[Grant]:

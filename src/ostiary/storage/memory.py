@@ -151,6 +151,21 @@ class MemoryStorage:
         async with self._lock:
             self._grants[(grant.tenant_id, grant.grant_id)] = grant
 
+    async def open_grant(
+        self,
+        grant: Grant,
+        *,
+        code: AuthorizationCode | None = None,
+        access_token: AccessTokenRecord | None = None,
+    ) -> None:
+        async with self._lock:
+            self._grants[(grant.tenant_id, grant.grant_id)] = grant
+            if code is not None:
+                self._codes[(code.tenant_id, code.code_hash)] = code
+            if access_token is not None:
+                key = (access_token.tenant_id, access_token.jti)
+                self._access[key] = self._under_grant(access_token)
+
     async def get_grant(self, tenant_id: str, grant_id: str) -> Grant | None:
         return self._grants.get((tenant_id, grant_id))
 

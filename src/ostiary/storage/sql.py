@@ -268,6 +268,20 @@ class SqlStorage:
     async def save_grant(self, grant: Grant) -> None:
         await self._save(t.grants, _values(grant))
 
+    async def open_grant(
+        self,
+        grant: Grant,
+        *,
+        code: AuthorizationCode | None = None,
+        access_token: AccessTokenRecord | None = None,
+    ) -> None:
+        async with self._tx() as conn:
+            await conn.execute(self._up.save[t.grants], _values(grant))
+            if code is not None:
+                await conn.execute(self._up.save[t.authorization_codes], _values(code))
+            if access_token is not None:
+                await conn.execute(self._up.save[t.access_tokens], _values(access_token))
+
     async def get_grant(self, tenant_id: str, grant_id: str) -> Grant | None:
         return await self._get(t.grants, Grant, tenant_id=tenant_id, grant_id=grant_id)
 

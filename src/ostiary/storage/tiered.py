@@ -191,6 +191,19 @@ class TieredStorage:
     async def save_grant(self, grant: Grant) -> None:
         await self.durable.save_grant(grant)
 
+    async def open_grant(
+        self,
+        grant: Grant,
+        *,
+        code: AuthorizationCode | None = None,
+        access_token: AccessTokenRecord | None = None,
+    ) -> None:
+        """The grant (and access token) durably first, then the code in Redis: a code is
+        never redeemable before its grant exists."""
+        await self.durable.open_grant(grant, access_token=access_token)
+        if code is not None:
+            await self.ephemeral.save_authorization_code(code)
+
     async def get_grant(self, tenant_id: str, grant_id: str) -> Grant | None:
         return await self.durable.get_grant(tenant_id, grant_id)
 

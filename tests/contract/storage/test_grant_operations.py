@@ -231,3 +231,30 @@ async def test_a_refresh_token_whose_grant_is_gone_reaches_the_plan_with_no_gran
 
     assert plan.seen == [(orphan, None)]
     assert await storage.get_refresh_token(tenant, orphan.token_hash) == orphan
+
+
+async def test_open_grant_stores_the_grant_with_its_first_code(
+    storage: Storage, tenant: str
+) -> None:
+    opened, first = grant(tenant), code(tenant)
+
+    await storage.open_grant(opened, code=first)
+
+    assert await storage.get_grant(tenant, opened.grant_id) == opened
+    consumed = await storage.consume_authorization_code(tenant, first.code_hash, NOW)
+    assert consumed == ConsumeResult(ConsumeStatus.OK, replace(first, consumed_at=NOW))
+
+
+async def test_open_grant_stores_the_grant_with_its_access_token(
+    storage: Storage, tenant: str
+) -> None:
+    opened, booked = grant(tenant), access(tenant)
+
+    await storage.open_grant(opened, access_token=booked)
+
+    assert await storage.get_grant(tenant, opened.grant_id) == opened
+    assert await storage.get_access_token(tenant, booked.jti) == booked
+    assert await storage.revoke_grant(tenant, opened.grant_id, NOW) is True
+    revoked = await storage.get_access_token(tenant, booked.jti)
+    assert revoked is not None
+    assert revoked.revoked_at == NOW

@@ -10,7 +10,7 @@ from typing import Final
 
 from ostiary.core.clients import is_confidential, registered_scope_is_ceiling
 from ostiary.core.context import ServerContext
-from ostiary.core.issuance import issue_access_token
+from ostiary.core.issuance import mint_access_token_for
 from ostiary.core.models import Client, Grant
 from ostiary.core.requests import Params
 from ostiary.core.resource import validate_resources
@@ -48,8 +48,8 @@ async def handle(
         created_at=now,
         expires_at=now + settings.tokens.access_token_ttl,
     )
-    await ctx.storage.save_grant(grant)
-    access_token, expires_in = await issue_access_token(ctx, grant, scopes, jkt=jkt)
+    access_token, expires_in, record = await mint_access_token_for(ctx, grant, scopes, jkt=jkt)
+    await ctx.storage.open_grant(grant, access_token=record)  # one transaction
     ctx.audit(
         "token.issued",
         grant_type=GRANT_TYPE,

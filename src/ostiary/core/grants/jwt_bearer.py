@@ -18,7 +18,7 @@ from typing import Final
 from ostiary.core.clients import is_confidential
 from ostiary.core.context import ServerContext
 from ostiary.core.id_jag import IdJag, verify_id_jag
-from ostiary.core.issuance import OFFLINE_ACCESS, issue_access_token
+from ostiary.core.issuance import OFFLINE_ACCESS, mint_access_token_for
 from ostiary.core.metadata import JWT_BEARER_GRANT_TYPE
 from ostiary.core.models import Client, Grant, LinkedIdentity, User
 from ostiary.core.requests import Params
@@ -81,8 +81,8 @@ async def handle(
         created_at=now,
         expires_at=now + settings.tokens.access_token_ttl,
     )
-    await ctx.storage.save_grant(grant)
-    access_token, expires_in = await issue_access_token(ctx, grant, scopes, jkt=jkt)
+    access_token, expires_in, record = await mint_access_token_for(ctx, grant, scopes, jkt=jkt)
+    await ctx.storage.open_grant(grant, access_token=record)  # one transaction
     ctx.audit(
         "token.issued",
         grant_type=GRANT_TYPE,
