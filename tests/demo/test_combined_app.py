@@ -4,6 +4,7 @@ custom scope names and usage counting, with real tokens from the real pages."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,13 +12,17 @@ import httpx
 import pytest
 
 from ostiary.assembly.demo import create_combined_app
-from ostiary.assembly.in_process import CombinedApp
+from ostiary.assembly.in_process import CombinedApp, RevocationCheckingVerifier
 from ostiary.core.passwords import INSECURE_TEST
 from ostiary.core.users import new_user
 from ostiary.demo.server import DemoScopes
 from ostiary.errors import ConfigurationError
+from ostiary.resource.policy import validate_verifier
+from ostiary.resource.verifiers import JWTVerifier
 from ostiary.settings import Settings
+from ostiary.storage import MemoryStorage
 from tests.demo._support import PASSWORD, USERNAME, mcp_headers, obtain_token, rpc
+from tests.helpers.context import build_context
 
 ISSUER = "http://127.0.0.1:8000"
 PRM = f"{ISSUER}/.well-known/oauth-protected-resource/mcp"
@@ -269,3 +274,21 @@ def test_a_demo_scope_the_server_does_not_support_is_refused_at_start(
         "demo scope(s) notes:write not in scopes.supported (mcp:read, mcp:write, "
         "offline_access): add them there (OSTIARY_SCOPES__SUPPORTED)"
     )
+
+
+def test_the_in_process_verifier_states_its_issuer_and_audience_for_the_start_up_check() -> None:
+    """The demo's revocation-checking verifier wraps a JWT verifier; protect_mcp_app compares
+    what that verifier expects with the metadata it publishes, so a mismatch stops the app."""
+    settings = Settings(_env_file=None, issuer="https://as.example", storage={"url": "memory://"})
+    ctx = build_context(settings, MemoryStorage())
+    inner = JWTVerifier("https://as.example", "https://mcp.example/mcp")
+    verifier = RevocationCheckingVerifier(ctx, inner)
+
+    assert (verifier.issuer, verifier.audience) == ("https://as.example", "https://mcp.example/mcp")
+    validate_verifier(verifier, "https://mcp.example/mcp", ["https://as.example"])
+    with pytest.raises(
+        ConfigurationError, match=re.escape("audience 'https://mcp.example/mcp' is not")
+    ):
+        validate_verifier(verifier, "https://other.example/mcp", ["https://as.example"])
+    with pytest.raises(ConfigurationError, match=re.escape("issuer 'https://as.example' is not")):
+        validate_verifier(verifier, "https://mcp.example/mcp", ["https://elsewhere.example"])

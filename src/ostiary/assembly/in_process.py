@@ -80,6 +80,18 @@ class RevocationCheckingVerifier:
         self._ctx = ctx
         self._inner = inner
 
+    @property
+    def issuer(self) -> str | None:
+        """The wrapped verifier's issuer, so ``protect_mcp_app`` can check it."""
+        issuer = getattr(self._inner, "issuer", None)
+        return issuer if isinstance(issuer, str) else None
+
+    @property
+    def audience(self) -> str | None:
+        """The wrapped verifier's audience, so ``protect_mcp_app`` can check it."""
+        audience = getattr(self._inner, "audience", None)
+        return audience if isinstance(audience, str) else None
+
     async def verify(self, token: str) -> Principal:
         principal = await self._inner.verify(token)
         jti = principal.token_id
