@@ -22,6 +22,7 @@ from typing import Any
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from ostiary.core.cipher import DecryptionError, SecretCipher
+from ostiary.core.jws_signer import CompactSigner
 from ostiary.core.models import SigningKey
 from ostiary.errors import ConfigurationError
 
@@ -117,6 +118,10 @@ def retire(record: SigningKey, *, now: int, publish_for_seconds: int) -> Signing
     return replace(record, retired_at=now, expires_at=now + publish_for_seconds)
 
 
+#: The JWT ``typ`` of an access token (RFC 9068 §2.1), in the header the ring signs under.
+ACCESS_TOKEN_JWT_TYPE = "at+jwt"
+
+
 @dataclass(frozen=True, slots=True)
 class KeyRing:
     """The active signing key (imported once) and the published set, for one tenant."""
@@ -126,6 +131,8 @@ class KeyRing:
     published: tuple[SigningKey, ...]
     #: Imported public+private key objects by kid, for verifying our own tokens.
     by_kid: dict[str, tuple[str, JoseKey]]
+    #: Signs access tokens with the active key under ``alg``, ``kid`` and ``typ: at+jwt``.
+    access_token_signer: CompactSigner
 
     @classmethod
     def from_records(
@@ -142,11 +149,14 @@ class KeyRing:
             return None
         active = max(signing, key=lambda k: k.created_at)
         by_kid = {k.kid: (k.alg, import_private_key(k, cipher)) for k in live}
+        active_key = by_kid[active.kid][1]
+        header = {"alg": active.alg, "kid": active.kid, "typ": ACCESS_TOKEN_JWT_TYPE}
         return cls(
             active=active,
-            active_key=by_kid[active.kid][1],
+            active_key=active_key,
             published=tuple(live),
             by_kid=by_kid,
+            access_token_signer=CompactSigner(header, active_key.private_key),
         )
 
     def jwks(self) -> dict[str, Any]:

@@ -13,10 +13,8 @@ from typing import Any
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 
-from ostiary.core.keys import KeyRing
+from ostiary.core.keys import ACCESS_TOKEN_JWT_TYPE, KeyRing
 from ostiary.core.scopes import format_scope
-
-ACCESS_TOKEN_JWT_TYPE = "at+jwt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +49,7 @@ class AccessTokenClaims:
 
 def mint_access_token(ring: KeyRing, claims: AccessTokenClaims) -> str:
     """Sign ``claims`` with the active key: header ``typ: at+jwt`` (RFC 9068 §2.1)."""
-    header = {"alg": ring.active.alg, "kid": ring.active.kid, "typ": ACCESS_TOKEN_JWT_TYPE}
-    return jwt.encode(header, claims.to_dict(), ring.active_key, algorithms=[ring.active.alg])
+    return ring.access_token_signer.sign(claims.to_dict())
 
 
 @dataclass(frozen=True, slots=True)
