@@ -63,4 +63,6 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || apt-get install -y wrk >/dev/null 2>&1 || \
 		{ apt-get update >/dev/null 2>&1 && apt-get install -y wrk >/dev/null; } || \
 		{ echo "bench: needs wrk (apt-get install -y wrk)" >&2; exit 1; }
+	@test -x $(VENV)/bin/py-spy || $(PY) -m pip install --quiet py-spy || \
+		echo "bench: py-spy not installed; the profile is skipped" >&2
 	$(PY) -m bench $(BENCH_ARGS)

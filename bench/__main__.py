@@ -30,8 +30,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bench import profile
 from bench.flows import OAuthTarget, Pkce
-from bench.report import Results, print_report
+from bench.report import Results, print_profiles, print_report
 from ostiary.client.dpop import DPoPSigner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +54,7 @@ SERVE_KINDS = ("ostiary", "ostiary-w2", "ostiary-pg")
 AS_KINDS = ("ostiary", "ostiary-w2", "ostiary-pg", "ostiary-mem", "fastmcp", "sdk-ref")
 BENCH_PG_DB = "ostiary_bench"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-SCENARIOS = ("dcr", "flow", "refresh", "tools_call", "memory")
+SCENARIOS = ("dcr", "flow", "refresh", "tools_call", "memory", "profile")
 
 
 def free_port() -> int:
@@ -350,6 +351,26 @@ class Bench:
         )
         self.results.add("refresh", "floor", measured(self.procs["floor"], run))
 
+    def profile(self) -> None:
+        """Refresh against the SQLite and memory servers once more, sampled by py-spy."""
+        for name in ("ostiary", "ostiary-mem"):
+            target = self.targets[name]
+            tokens = asyncio.run(issue(target, self.clients[name], 4))
+            args = [
+                urlsplit(target.base).path + "/token",
+                target.refresh_body(self.clients[name]),
+                *(t["refresh_token"] for t in tokens),
+            ]
+            run = partial(
+                wrk, "refresh.lua", target.base, args, duration=self.duration, threads=4, conns=4
+            )
+            proc = self.procs[name]
+            samples, result = profile.record(
+                proc.process.pid, self.duration, partial(measured, proc, run)
+            )
+            cpu = float(result["cpu_us_per_op"])
+            self.results.profiles[name] = (cpu, profile.breakdown(profile.parts(samples), cpu))
+
     def tools_call(self) -> None:
         for name in ("ostiary-rs", "ostiary", "ostiary-mem", "fastmcp", "sdk-ref", "noauth"):
             url = f"{self.base[name]}/mcp"
@@ -442,10 +463,16 @@ def main() -> None:
                     getattr(bench, scenario)()
         if "memory" in scenarios:
             bench.memory(options.tokens)
+        if "profile" in scenarios:
+            if profile.py_spy() is None:
+                print("bench: no profile (py-spy not installed)", flush=True)
+            else:
+                bench.profile()
     bench.results.signing_us = signing_cost_us()
     print_report(
         bench.results, repeat=options.repeat, duration=bench.duration, tokens=options.tokens
     )
+    print_profiles(bench.results)
 
 
 if __name__ == "__main__":

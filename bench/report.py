@@ -23,6 +23,8 @@ class Results:
     cells: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     memory: dict[str, tuple[float, float | None]] = field(default_factory=dict)
     signing_us: float | None = None
+    #: Per server: (CPU us per refresh while sampled, [(part, share, us per op)]).
+    profiles: dict[str, tuple[float, list[tuple[str, float, float]]]] = field(default_factory=dict)
 
     def add(self, scenario: str, server: str, result: dict[str, Any]) -> None:
         self.cells.setdefault(scenario, {}).setdefault(server, []).append(result)
@@ -43,7 +45,7 @@ def _print_ceiling(floor: float, fastest: float, signing_us: float | None) -> No
         print(
             f"per request at the fastest peer's rate: {1e6 / fastest:.0f} us, of which the "
             f"server alone takes {1e6 / floor:.0f} us, leaving {budget:.0f} us; one ES256 "
-            f"access token signature (joserfc) takes {signing_us:.0f} us"
+            f"access token signature (ostiary's signer) takes {signing_us:.0f} us"
         )
 
 
@@ -131,3 +133,14 @@ def print_report(results: Results, *, repeat: int, duration: int, tokens: int) -
         for name, (rss, disk) in results.memory.items():
             extra = f"; SQLite file +{disk:.0f} B/token" if disk is not None else ""
             print(f"{name:<12}RSS {rss:+.0f} B/token{extra}")
+
+
+def print_profiles(results: Results) -> None:
+    """Where a refresh's CPU goes, per profiled server (bench/profile.py)."""
+    if not results.profiles:
+        return
+    print("\n== where a refresh's server CPU goes (py-spy samples under wrk, by part)")
+    for name, (cpu, rows) in results.profiles.items():
+        print(f"{name}: {cpu:.0f} us of CPU per refresh while sampled")
+        for part, share, us in rows:
+            print(f"  {part:<16}{share:>6.0%}{us:>8.0f} us")
