@@ -48,6 +48,6 @@ def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
         if isinstance(overrides.get("security"), dict):
             overrides["security"] = {**FAST_PASSWORD_HASH, **overrides["security"]}
         base.update(overrides)
-        return Settings(_env_file=None, **base)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **base)
 
     return build

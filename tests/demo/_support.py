@@ -99,7 +99,7 @@ def sdk_provider(
     """The official SDK's OAuth client, registering by DCR with a loopback redirect URI."""
     metadata = OAuthClientMetadata(
         client_name="mcp-sdk-e2e",
-        redirect_uris=[REDIRECT_URI],  # type: ignore[list-item]
+        redirect_uris=[REDIRECT_URI],
         grant_types=["authorization_code", "refresh_token"],
         response_types=["code"],
         token_endpoint_auth_method="none",
@@ -230,7 +230,7 @@ def storage_settings(issuer: str, storage_url: str) -> Any:
 
     # The servers these tests start keep their SQLite file and storage.key in one data_dir.
     data_dir = Path(storage_url.removeprefix("sqlite:///")).parent
-    return Settings(  # type: ignore[call-arg]
+    return Settings(
         _env_file=None,
         issuer=issuer,
         dev={"enabled": True},

@@ -28,7 +28,8 @@ def load_generator() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def generated() -> dict[str, str]:
-    return load_generator().render()
+    rendered: dict[str, str] = load_generator().render()
+    return rendered
 
 
 @pytest.mark.parametrize("name", ["settings.md", "cli.md", "errors.md", "audit-events.md"])

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from tests.e2e.server import STATS_TOKEN, RunningServer, running_server
+from tests.e2e.server import STATS_TOKEN, RunningServer, free_port, running_server
 from tests.helpers.browserless import authorize
 from tests.integration.conftest import pkce_pair
 from tests.integration.test_cimd import Reply, https_server, make_pki
@@ -269,9 +269,9 @@ async def test_two_processes_never_spend_a_code_or_refresh_token_twice(tmp_path:
         # consent, so every authorization here shows the consent page.
         "OSTIARY_SECURITY__REMEMBER_CONSENT": "false",
     }
-    with running_server(tmp_path / "a", **shared) as first:
+    with running_server(tmp_path / "a", free_port(), **shared) as first:
         first.add_user(USERNAME, PASSWORD)
-        with running_server(tmp_path / "b", **shared) as second:
+        with running_server(tmp_path / "b", free_port(), **shared) as second:
             async with httpx.AsyncClient(timeout=30) as http:
                 registered = await http.post(
                     f"{first.issuer}/register",

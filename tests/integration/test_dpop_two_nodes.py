@@ -8,7 +8,7 @@ import base64
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -18,14 +18,15 @@ from ostiary.assembly.demo import create_combined_app
 from ostiary.assembly.in_process import CombinedApp
 from ostiary.settings import Settings
 from tests._services import postgres_url, redis_url
+from tests.demo._support import rpc
 from tests.demo.test_combined_app import start
 from tests.integration.dpop_support import proof
-from tests.resource.test_resource_dpop import ISSUER, MCP, dpop_headers, dpop_token, rpc
+from tests.resource.test_resource_dpop import ISSUER, MCP, dpop_headers, dpop_token
 
 pytestmark = pytest.mark.postgres
 
 
-async def _node(app: CombinedApp, *, with_user: bool) -> AsyncIterator[httpx.AsyncClient]:
+async def _node(app: CombinedApp, *, with_user: bool) -> AsyncGenerator[httpx.AsyncClient, None]:
     """One node: its own lifespan, its own process-local caches, the shared storage."""
     if with_user:
         async for client in start(app):

@@ -205,6 +205,8 @@ async def test_refusals_carry_the_rfc_error_and_exact_description(
     events: list[tuple[str, dict[str, Any]]] = []
     app.state.ctx.audit.subscribe(lambda event, fields: events.append((event, fields)))
     now = int(time.time())
+    kid = idp.key.kid
+    assert kid is not None
 
     def jag(**kw: Any) -> str:
         return idp.id_jag(
@@ -222,7 +224,7 @@ async def test_refusals_carry_the_rfc_error_and_exact_description(
             "the ID-JAG issuer is not a trusted identity provider",
         ),
         "bad signature": (
-            jag(key=ECKey.generate_key("P-256", {"kid": idp.key.kid})),
+            jag(key=ECKey.generate_key("P-256", {"kid": kid})),
             "the ID-JAG signature is invalid",
         ),
         "client_id mismatch": (
@@ -235,7 +237,7 @@ async def test_refusals_carry_the_rfc_error_and_exact_description(
             "the assertion is not an ID-JAG (typ must be oauth-id-jag+jwt)",
         ),
         "symmetric alg": (
-            jag(header={"alg": "HS256"}, key=OctKey.generate_key(256, {"kid": idp.key.kid})),
+            jag(header={"alg": "HS256"}, key=OctKey.generate_key(256, {"kid": kid})),
             "the ID-JAG signing algorithm is not accepted",
         ),
         "too long lived": (jag(lifetime=3600), "the ID-JAG lifetime is too long"),

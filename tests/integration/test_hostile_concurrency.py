@@ -311,7 +311,7 @@ async def test_two_servers_racing_one_refresh_token_hand_out_one_successor(
     }
     with (
         running_server(tmp_path / "a", port, **env) as first,
-        running_server(tmp_path / "b", **env) as second,
+        running_server(tmp_path / "b", free_port(), **env) as second,
     ):
         first.add_user(USERNAME, PASSWORD)
         async with (

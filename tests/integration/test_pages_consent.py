@@ -41,12 +41,20 @@ async def _consent(server: AS, client_id: str, **extra: str) -> str:
     return page.text
 
 
-async def _as_operator_registered(server: AS, client_id: str, **changes: str) -> None:
+async def _as_operator_registered(
+    server: AS, client_id: str, *, logo_uri: str | None = None, client_uri: str | None = None
+) -> None:
     """Turn a registered client into one an operator added (``ostiary clients add``)."""
     tenant = server.settings.storage.tenant
     stored = await server.ctx.storage.get_client(tenant, client_id)
     assert stored is not None
-    await server.ctx.storage.save_client(replace(stored, source="static", **changes))
+    operator = replace(
+        stored,
+        source="static",
+        logo_uri=logo_uri or stored.logo_uri,
+        client_uri=client_uri or stored.client_uri,
+    )
+    await server.ctx.storage.save_client(operator)
 
 
 def _main(page: str) -> str:

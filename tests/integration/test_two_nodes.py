@@ -68,7 +68,7 @@ async def test_two_nodes_share_everything_and_survive_a_kill(
     env["OSTIARY_SECURITY__RATE_LIMIT_PER_MINUTE"] = "1000000"  # one address makes the load
     with (
         running_server(tmp_path / "a", port, **env) as node_a,
-        running_server(tmp_path / "b", **env) as node_b,
+        running_server(tmp_path / "b", free_port(), **env) as node_b,
     ):
         node_a.add_user(USERNAME, PASSWORD)
         async with (

@@ -159,7 +159,7 @@ def test_basic_credentials_round_trip(client_id: str, secret: str) -> None:
 def test_redirect_validation_raises_only_invalid_redirect_uri(uri: str) -> None:
     for app_type in ("native", "web"):
         try:
-            validate_registered_redirect_uri(uri, app_type)  # type: ignore[arg-type]
+            validate_registered_redirect_uri(uri, app_type)
         except InvalidRedirectUriError:
             continue
         scheme = uri.split(":", 1)[0].lower()

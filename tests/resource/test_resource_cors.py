@@ -6,7 +6,6 @@ from typing import Any
 
 import httpx
 import pytest
-from _rs_support import ISSUER, JWKS_URI, AuthorizationServerDouble, SigningKey, mint
 from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,6 +16,7 @@ from ostiary.resource.cors import OriginGuardMiddleware, default_allowed_hosts, 
 from ostiary.resource.mcp_sdk import protect_mcp_app
 from ostiary.resource.policy import ProtectionPolicy
 from ostiary.resource.verifiers import JWTVerifier
+from tests.resource._rs_support import ISSUER, JWKS_URI, AuthorizationServerDouble, SigningKey, mint
 
 KEY = SigningKey.generate("ES256", kid="cors-1")
 
@@ -99,8 +99,10 @@ async def test_lifespan_passes_the_guard() -> None:
         seen.append(scope["type"])
 
     await OriginGuardMiddleware(app, allowed_hosts=[], allowed_origins=[])(
-        {"type": "lifespan"}, None, None
-    )  # type: ignore[arg-type]
+        {"type": "lifespan"},
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+    )
     assert seen == ["lifespan"]
 
 

@@ -12,7 +12,6 @@ import httpx
 import httpx2
 import pytest
 import uvicorn
-from _rs_support import ISSUER, JWKS_URI, AuthorizationServerDouble, SigningKey, mint
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
@@ -20,17 +19,19 @@ from ostiary.resource.mcp_sdk import require_scopes
 from ostiary.resource.middleware import current_principal
 from ostiary.resource.policy import ProtectionPolicy
 from ostiary.resource.verifiers import JWTVerifier
+from tests.resource._rs_support import ISSUER, JWKS_URI, AuthorizationServerDouble, SigningKey, mint
 
-fastmcp = pytest.importorskip("fastmcp")
-from fastmcp.server.dependencies import get_access_token  # noqa: E402
+pytest.importorskip("fastmcp")
+from fastmcp import FastMCP
+from fastmcp.server.dependencies import get_access_token
 
-from ostiary.resource.fastmcp_adapter import protect_fastmcp_app  # noqa: E402
+from ostiary.resource.fastmcp_adapter import protect_fastmcp_app
 
 KEY = SigningKey.generate("ES256", kid="fm-1")
 
 
-def build_server() -> Any:
-    server = fastmcp.FastMCP("ostiary-fastmcp")
+def build_server() -> FastMCP:
+    server = FastMCP("ostiary-fastmcp")
 
     @server.tool
     def whoami() -> str:

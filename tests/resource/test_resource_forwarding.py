@@ -6,12 +6,19 @@ from typing import Any
 
 import httpx
 import pytest
-from _rs_support import ISSUER, JWKS_URI, RESOURCE, AuthorizationServerDouble, SigningKey, mint
 
 from ostiary.resource.forwarding import IdentityHeaders, IdentityHeadersMiddleware
 from ostiary.resource.middleware import BearerAuthMiddleware
 from ostiary.resource.scopes import McpPublicAccess
 from ostiary.resource.verifiers import JWTVerifier, Principal
+from tests.resource._rs_support import (
+    ISSUER,
+    JWKS_URI,
+    RESOURCE,
+    AuthorizationServerDouble,
+    SigningKey,
+    mint,
+)
 
 KEY = SigningKey.generate("ES256", kid="fw-1")
 

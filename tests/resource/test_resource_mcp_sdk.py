@@ -19,7 +19,6 @@ import httpx
 import httpx2
 import pytest
 import uvicorn
-from _rs_support import ISSUER, JWKS_URI, AuthorizationServerDouble, SigningKey, mint
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -32,6 +31,7 @@ from ostiary.resource.mcp_sdk import protect_mcp_app, require_scopes
 from ostiary.resource.middleware import current_principal
 from ostiary.resource.policy import ProtectionPolicy
 from ostiary.resource.verifiers import JWTVerifier
+from tests.resource._rs_support import ISSUER, JWKS_URI, AuthorizationServerDouble, SigningKey, mint
 
 KEY = SigningKey.generate("ES256", kid="sdk-1")
 INIT = {
@@ -389,7 +389,7 @@ def test_sdk_server_with_its_own_auth_is_refused() -> None:
 
     server = MCPServer(
         "double",
-        token_verifier=Verifier(),  # type: ignore[arg-type]
+        token_verifier=Verifier(),
         auth=AuthSettings(
             issuer_url=ISSUER,
             resource_server_url="https://mcp.example.com/mcp",

@@ -9,18 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from _rs_support import (
-    INTROSPECT_URI,
-    ISSUER,
-    JWKS_URI,
-    RESOURCE,
-    RS_CLIENT_ID,
-    RS_CLIENT_SECRET,
-    AuthorizationServerDouble,
-    SigningKey,
-    claims,
-    mint,
-)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -36,6 +24,18 @@ from ostiary.resource.scopes import (
     ToolPolicy,
 )
 from ostiary.resource.verifiers import IntrospectionVerifier, JWTVerifier
+from tests.resource._rs_support import (
+    INTROSPECT_URI,
+    ISSUER,
+    JWKS_URI,
+    RESOURCE,
+    RS_CLIENT_ID,
+    RS_CLIENT_SECRET,
+    AuthorizationServerDouble,
+    SigningKey,
+    claims,
+    mint,
+)
 
 PRM = protected_resource_metadata_url(RESOURCE)
 KEY = SigningKey.generate("ES256", kid="k1")

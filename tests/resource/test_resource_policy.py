@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from _rs_support import ISSUER, JWKS_URI, AuthorizationServerDouble, SigningKey, mint
 from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,6 +25,7 @@ from ostiary.resource.dpop import DPoPOptions
 from ostiary.resource.mcp_sdk import protect_mcp_app
 from ostiary.resource.policy import ProtectionPolicy, ServerNames, validate_names
 from ostiary.resource.verifiers import IntrospectionVerifier, JWTVerifier
+from tests.resource._rs_support import ISSUER, JWKS_URI, AuthorizationServerDouble, SigningKey, mint
 
 RESOURCE = "https://mcp.example.com/mcp"
 KEY = SigningKey.generate("ES256", kid="policy-1")

@@ -24,6 +24,7 @@ from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuth
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
+from mcp.types import ContentBlock, TextContent
 
 from ostiary.resource.mcp_sdk import protect_mcp_app
 from ostiary.resource.middleware import require_principal
@@ -33,6 +34,11 @@ from ostiary.server.app import create_authorization_server
 from ostiary.settings import Settings
 from tests._services import TOOLS, unavailable
 from tests.demo._support import MemoryTokenStorage
+
+
+def _text(content: ContentBlock) -> str:
+    assert isinstance(content, TextContent), content
+    return content.text
 
 
 def _socket() -> tuple[socket.socket, int]:
@@ -121,8 +127,10 @@ async def test_sdk_oauth_client_discovers_gets_token_and_steps_up(
                 await session.initialize()
                 first = await session.call_tool("whoami", {})
                 second = await session.call_tool("create_note", {"text": "hi"})
-    assert first.content[0].text == client["client_id"]
-    assert second.content[0].text == f"{client['client_id']} saved hi with mcp:read mcp:write"
+    assert [_text(c) for c in first.content] == [client["client_id"]]
+    assert [_text(c) for c in second.content] == [
+        f"{client['client_id']} saved hi with mcp:read mcp:write"
+    ]
     # First token from the 401's scope, then the union after the 403 (SEP-2350).
     assert storage.scopes_seen == ["mcp:read", "mcp:read mcp:write"]
 

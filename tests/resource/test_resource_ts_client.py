@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _rs_support import mint
-from test_resource_mcp_sdk import KEY, Running, _serve
 
 from tests._services import TOOLS, unavailable
+from tests.resource._rs_support import mint
+from tests.resource.test_resource_mcp_sdk import KEY, Running, _serve
 
 SCRIPT = Path(__file__).with_name("ts_client.mjs")
 

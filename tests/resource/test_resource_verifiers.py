@@ -6,21 +6,9 @@ import asyncio
 import time
 import warnings
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
-from _rs_support import (
-    INTROSPECT_URI,
-    ISSUER,
-    JWKS_URI,
-    RESOURCE,
-    RS_CLIENT_ID,
-    RS_CLIENT_SECRET,
-    AuthorizationServerDouble,
-    SigningKey,
-    claims,
-    mint,
-    unsigned,
-)
 from joserfc.errors import SecurityWarning
 
 from ostiary.client import discovery as client_discovery
@@ -38,6 +26,19 @@ from ostiary.resource.verifiers import (
     Principal,
     TokenVerifier,
     canonical_resource,
+)
+from tests.resource._rs_support import (
+    INTROSPECT_URI,
+    ISSUER,
+    JWKS_URI,
+    RESOURCE,
+    RS_CLIENT_ID,
+    RS_CLIENT_SECRET,
+    AuthorizationServerDouble,
+    SigningKey,
+    claims,
+    mint,
+    unsigned,
 )
 
 
@@ -174,7 +175,7 @@ async def test_not_yet_valid_token_is_refused(verifier: JWTVerifier, es256: Sign
     ],
 )
 async def test_claim_violations_are_refused(
-    verifier: JWTVerifier, es256: SigningKey, overrides: dict[str, object]
+    verifier: JWTVerifier, es256: SigningKey, overrides: dict[str, Any]
 ) -> None:
     with pytest.raises(InvalidTokenError):
         await verifier.verify(mint(es256, **overrides))

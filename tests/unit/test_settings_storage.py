@@ -10,12 +10,12 @@ from ostiary.settings import Settings
 
 
 def test_default_database_is_in_data_dir(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, dev={"enabled": True}, data_dir=tmp_path)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, dev={"enabled": True}, data_dir=tmp_path)
     assert settings.storage.url == f"sqlite:///{tmp_path}/ostiary.db"
 
 
 def test_explicit_storage_url_wins_over_data_dir(tmp_path: Path) -> None:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         dev={"enabled": True},
         data_dir=tmp_path,
@@ -29,5 +29,5 @@ def test_storage_url_from_the_environment_wins(
 ) -> None:
     monkeypatch.setenv("OSTIARY_STORAGE__URL", "memory://")
     monkeypatch.setenv("OSTIARY_DATA_DIR", str(tmp_path))
-    settings = Settings(_env_file=None, dev={"enabled": True})  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, dev={"enabled": True})
     assert settings.storage.url == "memory://"

@@ -138,7 +138,7 @@ def test_setting_must_be_32_bytes_of_base64(value: str, tmp_path: Path) -> None:
 
 def test_setting_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OSTIARY_STORAGE__ENCRYPTION_KEY", KEY)
-    settings = Settings(_env_file=None, dev={"enabled": True}, data_dir=tmp_path)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, dev={"enabled": True}, data_dir=tmp_path)
     assert settings.storage.encryption_key is not None
     assert settings.storage.encryption_key.get_secret_value() == KEY
     assert KEY not in repr(settings)
