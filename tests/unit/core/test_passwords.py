@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from base64 import b64encode
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher, Type
+from argon2 import PasswordHasher
 from pydantic import ValidationError
 
 from ostiary.core.context import ServerContext
@@ -107,23 +108,35 @@ def test_a_value_that_is_no_argon2_hash_never_matches(stored: str) -> None:
     assert INSECURE_TEST.verify_sync(stored, PASSWORD) is False
 
 
+def _encoded(kind: str, m: int, t: int, p: int, salt_len: int = 16, hash_len: int = 32) -> str:
+    """An argon2 hash string with these parameters (PHC format); the parameters are all
+    ``needs_rehash`` reads, so no memory-hard hash is computed."""
+    salt, tag = (b64encode(bytes(n)).decode().rstrip("=") for n in (salt_len, hash_len))
+    return f"${kind}$v=19$m={m},t={t},p={p}${salt}${tag}"
+
+
 @pytest.mark.parametrize(
-    ("hasher", "expected"),
+    ("encoded", "expected"),
     [
-        (PasswordHasher(time_cost=1, memory_cost=8, parallelism=1), True),  # the test profile
-        (PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1), True),  # OWASP minimum
-        (PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4, type=Type.I), True),
-        (PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4, salt_len=8), True),
-        (PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4, hash_len=16), True),
-        (PasswordHasher(time_cost=3, memory_cost=65536, parallelism=1), False),  # lanes: no cost
-        (PasswordHasher(time_cost=4, memory_cost=131072, parallelism=4), False),  # stronger
+        (_encoded("argon2id", 8, 1, 1), True),  # the test profile
+        (_encoded("argon2id", 19456, 2, 1), True),  # OWASP's minimum
+        (_encoded("argon2i", 65536, 3, 4), True),
+        (_encoded("argon2id", 65536, 3, 4, salt_len=8), True),
+        (_encoded("argon2id", 65536, 3, 4, hash_len=16), True),
+        (_encoded("argon2id", 65536, 3, 4), False),
+        (_encoded("argon2id", 65536, 3, 1), False),  # fewer lanes cost an attacker nothing
+        (_encoded("argon2id", 131072, 4, 4), False),  # stronger: kept
     ],
 )
-def test_needs_rehash_only_when_weaker_than_the_configuration(
-    hasher: PasswordHasher, expected: bool
-) -> None:
-    weaker = PasswordHashing(time_cost=3, memory_cost=65536, parallelism=4)
-    assert weaker.needs_rehash(hasher.hash(PASSWORD)) is expected
+def test_needs_rehash_only_when_weaker_than_the_configuration(encoded: str, expected: bool) -> None:
+    assert RFC9106.needs_rehash(encoded) is expected
+
+
+def test_the_encoded_helper_matches_what_argon2_writes() -> None:
+    made = INSECURE_TEST.hash_sync(PASSWORD)
+    assert made.rsplit("$", 2)[0] == _encoded("argon2id", 8, 1, 1).rsplit("$", 2)[0]
+    assert [len(part) for part in made.split("$")[-2:]] == [22, 43]
+    assert [len(part) for part in _encoded("argon2id", 8, 1, 1).split("$")[-2:]] == [22, 43]
 
 
 def test_needs_rehash_for_an_older_argon2_version() -> None:
