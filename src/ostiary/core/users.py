@@ -39,10 +39,6 @@ def validate_password(password: str) -> None:
         )
 
 
-async def hash_password(password: str, hashing: PasswordHashing = RFC9106) -> str:
-    return await hashing.hash(password)
-
-
 async def new_user(
     tenant_id: str,
     username: str,

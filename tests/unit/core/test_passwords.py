@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from ostiary.core.context import ServerContext
 from ostiary.core.models import User
 from ostiary.core.passwords import INSECURE_TEST, RFC9106, PasswordHashing, password_hashing
-from ostiary.core.users import authenticate_user, hash_password, new_user
+from ostiary.core.users import authenticate_user, new_user
 from ostiary.errors import ConfigurationError
 from ostiary.settings import Settings, load_settings
 from ostiary.storage.memory import MemoryStorage
@@ -54,7 +54,7 @@ async def test_a_production_context_hashes_at_full_strength(tmp_path: Path) -> N
     assert ctx.passwords is RFC9106
     user = await new_user(TENANT, "ada", PASSWORD, 1, hashing=ctx.passwords)
     assert user.password_hash.startswith(STRONG_PREFIX)
-    assert await hash_password(PASSWORD) != user.password_hash  # a fresh salt each time
+    assert await ctx.passwords.hash(PASSWORD) != user.password_hash  # a fresh salt each time
 
 
 def test_production_refuses_the_insecure_test_profile() -> None:
