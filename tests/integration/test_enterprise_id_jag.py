@@ -25,6 +25,7 @@ from tests.demo.test_combined_app import start
 from tests.integration._enterprise_idp import EnterpriseIdp, running_idp
 from tests.integration.dpop_support import jwt_claims
 
+REFETCH_SECONDS = 2
 ISSUER = "http://127.0.0.1:8000"
 MCP = f"{ISSUER}/mcp"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -54,7 +55,9 @@ def enterprise_settings(
     return settings_factory(
         issuer=ISSUER,
         security={"allow_private_fetch": True},
-        enterprise={"trusted_issuers": [trusted], "jwks_refetch_seconds": 1},
+        # The server's clock counts whole seconds: with 2, a request less than a second after
+        # the fetch is always inside the window, and one 2 s later always outside it.
+        enterprise={"trusted_issuers": [trusted], "jwks_refetch_seconds": REFETCH_SECONDS},
         **({"storage": storage} if storage else {}),
     )
 
@@ -308,7 +311,7 @@ async def test_a_rotated_key_is_fetched_on_its_unknown_kid(
         "no key of the identity provider matches the ID-JAG kid"
     )
     assert idp.jwks_fetches == 1
-    time.sleep(1.1)
+    time.sleep(REFETCH_SECONDS + 0.1)
     response = await exchange(http, client, fresh())
     assert response.status_code == 200, response.text
     assert idp.jwks_fetches == 2
