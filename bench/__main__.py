@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import timeit
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -332,18 +332,22 @@ class Bench:
             )
             self.results.add("flow", name, measured(self.procs[name], run))
 
+    def refresh_run(self, name: str) -> Callable[[], dict[str, Any]]:
+        """One wrk refresh run against ``name``, each connection with a fresh token."""
+        target = self.targets[name]
+        tokens = asyncio.run(issue(target, self.clients[name], 4))
+        args = [
+            urlsplit(target.base).path + "/token",
+            target.refresh_body(self.clients[name]),
+            *(t["refresh_token"] for t in tokens),
+        ]
+        return partial(
+            wrk, "refresh.lua", target.base, args, duration=self.duration, threads=4, conns=4
+        )
+
     def refresh(self) -> None:
-        for name, target in self.targets.items():
-            tokens = asyncio.run(issue(target, self.clients[name], 4))
-            args = [
-                urlsplit(target.base).path + "/token",
-                target.refresh_body(self.clients[name]),
-                *(t["refresh_token"] for t in tokens),
-            ]
-            run = partial(
-                wrk, "refresh.lua", target.base, args, duration=self.duration, threads=4, conns=4
-            )
-            self.results.add("refresh", name, measured(self.procs[name], run))
+        for name in self.targets:
+            self.results.add("refresh", name, measured(self.procs[name], self.refresh_run(name)))
         # The ceiling: the same wrk script against a bare ASGI app with a constant answer.
         args = ["/token", "grant_type=refresh_token&client_id=x", "r", "r", "r", "r"]
         run = partial(
@@ -354,16 +358,7 @@ class Bench:
     def profile(self) -> None:
         """Refresh against the SQLite and memory servers once more, sampled by py-spy."""
         for name in ("ostiary", "ostiary-mem"):
-            target = self.targets[name]
-            tokens = asyncio.run(issue(target, self.clients[name], 4))
-            args = [
-                urlsplit(target.base).path + "/token",
-                target.refresh_body(self.clients[name]),
-                *(t["refresh_token"] for t in tokens),
-            ]
-            run = partial(
-                wrk, "refresh.lua", target.base, args, duration=self.duration, threads=4, conns=4
-            )
+            run = self.refresh_run(name)
             proc = self.procs[name]
             samples, result = profile.record(
                 proc.process.pid, self.duration, partial(measured, proc, run)

@@ -25,9 +25,9 @@ AREAS: Final[dict[str, float]] = {
     "src/ostiary/resource/": 95.0,
     "src/ostiary/errors.py": 95.0,
 }
-#: The whole package: no drop below the figure measured when this gate was added (82.20 % over
-#: tests/unit, integration, resource, contract and property; the full suite covers more).
-OVERALL_FLOOR: Final = 82.0
+#: The whole package: no drop below the figure of the full `make test` when this gate was
+#: added (92.84 %; core/ 97.51 %, resource/ 96.13 %, errors.py 100 %).
+OVERALL_FLOOR: Final = 92.0
 
 
 @dataclass
@@ -61,6 +61,19 @@ def _normalized(path: str) -> str:
     return "src/" + path[index:] if index >= 0 else path
 
 
+def copies(report: dict[str, Any]) -> dict[str, list[str]]:
+    """Modules measured from more than one copy of the package (name -> report paths).
+
+    A test that runs ostiary from another checkout (the quickstart's fresh clone) while
+    coverage follows subprocesses would add that copy's files under the same names and
+    halve every figure; such a run is a misconfiguration, not a measurement.
+    """
+    seen: dict[str, list[str]] = {}
+    for path in report["files"]:
+        seen.setdefault(_normalized(path), []).append(path)
+    return {name: paths for name, paths in seen.items() if len(paths) > 1}
+
+
 def tallies(report: dict[str, Any]) -> tuple[dict[str, Tally], Tally]:
     areas = {area: Tally() for area in AREAS}
     overall = Tally()
@@ -75,6 +88,13 @@ def tallies(report: dict[str, Any]) -> tuple[dict[str, Tally], Tally]:
 
 def check(report: dict[str, Any]) -> list[str]:
     """Lines to print; a line starting with ``FAIL`` means the gate failed."""
+    twice = copies(report)
+    if twice:
+        name, paths = sorted(twice.items())[0]
+        return [
+            f"FAIL {len(twice)} modules measured from more than one copy of the package, "
+            f"e.g. {name}: {', '.join(sorted(paths))}"
+        ]
     areas, overall = tallies(report)
     rows = [(area, tally, AREAS[area]) for area, tally in areas.items()]
     rows.append(("overall", overall, OVERALL_FLOOR))
