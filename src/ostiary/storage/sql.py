@@ -168,6 +168,8 @@ class SqlStorage:
         else:
             self._engine = PostgresEngine(self.url, pool_size=pool_size)
             self._up = q.upserts(postgresql.insert)
+        #: PostgreSQL: a won rotation's four writes in one statement (None on SQLite).
+        self._rotation_writes = None if self._sqlite else q.rotation_writes(postgresql.insert)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -421,9 +423,7 @@ class SqlStorage:
             won = (await conn.execute(q.ROTATE, {**key, "now": now, **successor})).first()
             if won is not None:
                 old = _record(RefreshToken, won)
-                await conn.execute(q.FORGET_PREVIOUS, {**key, "k_grant_id": old.grant_id})
-                await conn.execute(self._up.insert_refresh, _values(new))
-                await self._used(conn, old, now, issued.access_token)
+                await self._rotated(conn, key, old, new, now, issued.access_token)
                 return RotateResult(RotateStatus.OK, old)
             # Lost (on PostgreSQL a concurrent refresh of this token committed between our
             # read and our UPDATE, which re-checked its WHERE against that row). These reads
@@ -444,6 +444,27 @@ class SqlStorage:
         if status is RotateStatus.OK:  # inserted after our UPDATE looked: unknown then
             return RotateResult(RotateStatus.NOT_FOUND)
         return RotateResult(status, old)
+
+    async def _rotated(
+        self,
+        conn: Runner,
+        key: Params,
+        old: RefreshToken,
+        new: RefreshToken,
+        now: int,
+        access_token: AccessTokenRecord | None,
+    ) -> None:
+        """After a won rotation: forget the previous token's sealed successor, store the new
+        token, touch the grant, book the access token (PostgreSQL: in one statement)."""
+        forget = {**key, "k_grant_id": old.grant_id}
+        if self._rotation_writes is not None and access_token is not None:
+            successor = _prefixed(q.SUCCESSOR_PREFIX, new)
+            booked = _prefixed(q.ACCESS_PREFIX, access_token)
+            await conn.execute(self._rotation_writes, {**forget, "now": now, **successor, **booked})
+            return
+        await conn.execute(q.FORGET_PREVIOUS, forget)
+        await conn.execute(self._up.insert_refresh, _values(new))
+        await self._used(conn, old, now, access_token)
 
     async def _used(
         self, conn: Runner, token: RefreshToken, now: int, access_token: AccessTokenRecord | None
@@ -671,6 +692,11 @@ def _joined_grant(row: Row[Any]) -> Grant:
             field = name[cut:]
             values[field] = tuple(value) if field in _TUPLE_FIELDS else value
     return Grant(**values)
+
+
+def _prefixed(prefix: str, record: object) -> Params:
+    """A record's values under prefixed bind names (``statements.rotation_writes``)."""
+    return {f"{prefix}{name}": value for name, value in _values(record).items()}
 
 
 def _grant_key(code: AuthorizationCode) -> Params:

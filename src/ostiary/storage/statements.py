@@ -30,6 +30,7 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    null,
     or_,
     select,
     update,
@@ -189,7 +190,7 @@ FORGET_PREVIOUS = (
         rts.c.successor_hash == k("token_hash"),
         rts.c.sealed_successor.is_not(None),
     )
-    .values(sealed_successor=None)
+    .values(sealed_successor=null())  # NULL in the SQL: no bind, so it also works as a CTE
 )
 
 #: Run by purge_expired: no grace window reaches back further than the largest allowed one.
@@ -280,20 +281,23 @@ def _batched(statement: Delete) -> Delete:
     return delete(table).where(rowid.in_(chosen.scalar_subquery()))
 
 
-def _revoked_with_grant() -> ColumnElement[Any]:
+def _revoked_with_grant(prefix: str = "") -> ColumnElement[Any]:
     """``revoked_at``: as given, else the grant's revocation time (share-locking the grant).
 
     A token saved after a concurrent ``revoke_grant`` thus ends up revoked whichever
-    commits first.
+    commits first. ``prefix`` is the one of the INSERT's bind names.
     """
     g = grants.c
     grant_revoked = (
         select(g.revoked_at)
-        .where(g.tenant_id == bindparam("tenant_id"), g.grant_id == bindparam("grant_id"))
+        .where(
+            g.tenant_id == bindparam(f"{prefix}tenant_id"),
+            g.grant_id == bindparam(f"{prefix}grant_id"),
+        )
         .with_for_update(read=True)
         .scalar_subquery()
     )
-    return func.coalesce(bindparam("revoked_at", type_=BigInteger), grant_revoked)
+    return func.coalesce(bindparam(f"{prefix}revoked_at", type_=BigInteger), grant_revoked)
 
 
 def _grant_not_revoked() -> ColumnElement[bool]:
@@ -321,6 +325,34 @@ class Upserts:
     remember_jti: Executable
     hit: Executable
     record_usage: Executable
+
+
+#: Bind-name prefixes of :func:`rotation_writes`: the successor's columns, the access token's.
+SUCCESSOR_PREFIX, ACCESS_PREFIX = "r_", "a_"
+
+
+def rotation_writes(insert: Callable[[Table], Any]) -> Executable:
+    """PostgreSQL: what a won rotation writes, as one statement (one round trip).
+
+    FORGET_PREVIOUS, the successor's INSERT and TOUCH_GRANT as data-modifying CTEs (which
+    SQLite does not have), then the access token's INSERT. Each INSERT's binds carry a prefix
+    (:data:`SUCCESSOR_PREFIX`, :data:`ACCESS_PREFIX`) so that no bind is named like a column:
+    compiled for a set of parameter names, an UPDATE would SET every column named by one.
+    """
+
+    def prefixed(table: Table, prefix: str) -> Any:
+        values: dict[str, Any] = {
+            c.name: bindparam(f"{prefix}{c.name}", type_=c.type) for c in table.c
+        }
+        values["revoked_at"] = _revoked_with_grant(prefix)
+        return insert(table).values(values)
+
+    ctes = (
+        FORGET_PREVIOUS.cte("forget_previous"),
+        prefixed(rts, SUCCESSOR_PREFIX).cte("successor"),
+        TOUCH_GRANT.cte("touch_grant"),
+    )
+    return prefixed(ats, ACCESS_PREFIX).add_cte(*ctes)  # type: ignore[no-any-return]
 
 
 def upserts(insert: Callable[[Table], Any]) -> Upserts:

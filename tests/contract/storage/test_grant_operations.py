@@ -258,3 +258,40 @@ async def test_open_grant_stores_the_grant_with_its_access_token(
     revoked = await storage.get_access_token(tenant, booked.jti)
     assert revoked is not None
     assert revoked.revoked_at == NOW
+
+
+async def test_a_second_refresh_forgets_the_first_tokens_sealed_successor(
+    storage: Storage, tenant: str
+) -> None:
+    """Each won rotation writes four things (on PostgreSQL in one statement): the previous
+    token forgets its sealed successor, the successor is stored, the grant is touched, the
+    access token is booked."""
+    await storage.save_grant(grant(tenant))
+    first = refresh(tenant, token_hash="1" * 64)
+    await storage.save_refresh_token(first)
+    second = refresh(tenant, token_hash="2" * 64, issued_at=NOW + 1)
+    third = refresh(tenant, token_hash="3" * 64, issued_at=NOW + 2)
+    one, two = access(tenant, jti="one"), access(tenant, jti="two", expires_at=NOW + 902)
+
+    await storage.refresh_grant(
+        tenant, first.token_hash, NOW + 1, GRACE, Recorder(IssuedTokens(one, second, "s1"))
+    )
+    result = await storage.refresh_grant(
+        tenant, second.token_hash, NOW + 2, GRACE, Recorder(IssuedTokens(two, third, "s2"))
+    )
+
+    assert result.status is RotateStatus.OK
+    oldest = await storage.get_refresh_token(tenant, first.token_hash)
+    assert oldest == replace(
+        first, rotated_at=NOW + 1, successor_hash=second.token_hash, sealed_successor=None
+    )
+    previous = await storage.get_refresh_token(tenant, second.token_hash)
+    assert previous == replace(
+        second, rotated_at=NOW + 2, successor_hash=third.token_hash, sealed_successor="s2"
+    )
+    assert await storage.get_refresh_token(tenant, third.token_hash) == third
+    assert await storage.get_access_token(tenant, "one") == one
+    assert await storage.get_access_token(tenant, "two") == two
+    touched = await storage.get_grant(tenant, "grant-1")
+    assert touched is not None
+    assert touched.last_used_at == NOW + 2

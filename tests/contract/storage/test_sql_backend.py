@@ -181,7 +181,7 @@ async def test_a_rotation_finds_the_previous_sealed_successor_by_index(tmp_path:
     await store.close()
     sql = str(q.FORGET_PREVIOUS.compile(dialect=sqlite_dialect.dialect()))
     with sqlite3.connect(path) as conn:
-        plan = conn.execute(f"EXPLAIN QUERY PLAN {sql}", (None, "t", "g", "h")).fetchall()
+        plan = conn.execute(f"EXPLAIN QUERY PLAN {sql}", ("t", "g", "h")).fetchall()
 
     assert [row[3] for row in plan] == [
         "SEARCH refresh_tokens USING INDEX ix_refresh_tokens_sealed "
