@@ -145,6 +145,7 @@ refresh_tokens = Table(
     Index(
         "ix_refresh_tokens_sealed",
         "tenant_id",
+        "grant_id",
         "successor_hash",
         sqlite_where=text("sealed_successor IS NOT NULL"),
         postgresql_where=text("sealed_successor IS NOT NULL"),

@@ -18,7 +18,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -170,23 +169,34 @@ async def test_migrations_create_exactly_the_declared_schema(sql_backend_url: st
         await engine.dispose()
 
     assert drift == []
-    assert revision == "0008"
+    assert revision == "0009"
 
 
-async def test_a_rotation_finds_the_previous_sealed_successor_by_index(tmp_path: Path) -> None:
+async def test_a_rotation_finds_the_previous_sealed_successor_by_index(
+    sql_backend_url: str,
+) -> None:
     """A grant keeps every rotated token until it expires (reuse detection needs them); the
-    rotation that clears the previous token's sealed successor must not read them all."""
-    path = tmp_path / "plan.db"
-    store = await open_sql(f"sqlite:///{path}")
+    rotation that clears the previous token's sealed successor must not read them all. On
+    PostgreSQL, with the statistics of an almost empty table, the planner must still prefer
+    the partial index to the grant index."""
+    store = await open_sql(sql_backend_url)
     await store.close()
-    sql = str(q.FORGET_PREVIOUS.compile(dialect=sqlite_dialect.dialect()))
-    with sqlite3.connect(path) as conn:
-        plan = conn.execute(f"EXPLAIN QUERY PLAN {sql}", ("t", "g", "h")).fetchall()
+    values = {"k_tenant_id": "t", "k_grant_id": "g", "k_token_hash": "h"}
+    engine = create_async_engine(store.url)
+    try:
+        async with engine.connect() as conn:
+            forget = q.FORGET_PREVIOUS.compile(dialect=conn.dialect)
+            assert forget.positiontup is not None
+            explain = "EXPLAIN QUERY PLAN" if conn.dialect.name == "sqlite" else "EXPLAIN"
+            rows = await conn.exec_driver_sql(
+                f"{explain} {forget}", tuple(values[name] for name in forget.positiontup)
+            )
+            plan = " ".join(str(row[-1]) for row in rows)
+    finally:
+        await engine.dispose()
 
-    assert [row[3] for row in plan] == [
-        "SEARCH refresh_tokens USING INDEX ix_refresh_tokens_sealed "
-        "(tenant_id=? AND successor_hash=?)"
-    ]
+    assert "ix_refresh_tokens_sealed" in plan
+    assert "ix_refresh_tokens_grant" not in plan
 
 
 def _migrate(conn: Connection, direction: str, revision: str) -> list[str]:
