@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -118,9 +118,13 @@ def _key(**key: object) -> Params:
     return {f"k_{name}": value for name, value in key.items()}
 
 
+def _model(model: Callable[..., M], columns: Iterable[tuple[Any, Any]]) -> M:
+    """A record from (column, value) pairs; JSON lists become the records' tuples."""
+    return model(**{k: tuple(v) if k in _TUPLE_FIELDS else v for k, v in columns})
+
+
 def _record(model: Callable[..., M], row: Row[Any]) -> M:
-    mapping = row._mapping
-    return model(**{k: tuple(v) if k in _TUPLE_FIELDS else v for k, v in mapping.items()})
+    return _model(model, row._mapping.items())
 
 
 def _first(result: Any) -> Row[Any] | None:
@@ -673,25 +677,14 @@ class SqlStorage:
 
 def _own(model: Callable[..., M], row: Row[Any]) -> M:
     """The record part of a ``*_WITH_GRANT`` row."""
-    mapping = row._mapping
-    return model(
-        **{
-            k: tuple(v) if k in _TUPLE_FIELDS else v
-            for k, v in mapping.items()
-            if not k.startswith(q.GRANT_PREFIX)
-        }
-    )
+    items = row._mapping.items()
+    return _model(model, ((k, v) for k, v in items if not k.startswith(q.GRANT_PREFIX)))
 
 
 def _joined_grant(row: Row[Any]) -> Grant:
     """The grant part of a ``*_WITH_GRANT`` row."""
-    cut = len(q.GRANT_PREFIX)
-    values: dict[str, Any] = {}
-    for name, value in row._mapping.items():
-        if name.startswith(q.GRANT_PREFIX):
-            field = name[cut:]
-            values[field] = tuple(value) if field in _TUPLE_FIELDS else value
-    return Grant(**values)
+    cut, items = len(q.GRANT_PREFIX), row._mapping.items()
+    return _model(Grant, ((k[cut:], v) for k, v in items if k.startswith(q.GRANT_PREFIX)))
 
 
 def _prefixed(prefix: str, record: object) -> Params:

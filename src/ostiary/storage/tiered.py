@@ -122,18 +122,14 @@ class TieredStorage:
         if result.status is ConsumeStatus.REPLAYED and code is not None:
             await self.revoke_grant(tenant_id, code.grant_id, now)
         if result.status is ConsumeStatus.OK and code is not None:
-            try:
-                await self.durable.book_redeemed_code(code, now, plan)
-            except OAuthError:
-                # The durable store revoked the grant; retire its other codes here too.
-                await self.ephemeral.retire_codes(tenant_id, "grant_id", code.grant_id, now)
-                raise
+            await self.book_redeemed_code(code, now, plan)
         return result
 
     async def book_redeemed_code(self, code: AuthorizationCode, now: int, plan: CodePlan) -> None:
         try:
             await self.durable.book_redeemed_code(code, now, plan)
         except OAuthError:
+            # The durable store revoked the grant; retire its other codes here too.
             await self.ephemeral.retire_codes(code.tenant_id, "grant_id", code.grant_id, now)
             raise
 
